@@ -1,0 +1,93 @@
+#pragma once
+// One config struct flowing through the service. Keys keep Tango's names
+// (config.py) in the TOML file and as environment overrides, so operators can
+// carry their settings over. See docs/configuration in the README.
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tango {
+
+struct LocalVmmsConfig {
+  // Image name -> root directory mounted read-only as the sandbox's "/".
+  // Empty: one image, "autograding_image", rooted at the host's "/".
+  std::map<std::string, std::filesystem::path> images;
+  // Each running sandbox gets its own host uid/gid: UID_BASE + slot.
+  std::uint32_t uidBase = 200000;
+  std::uint32_t slots = 1000;
+};
+
+struct Config {
+  // Service
+  std::string host = "0.0.0.0";  // listen address (not in Tango, which binds all)
+  int port = 3000;                    // PORT
+  std::vector<std::string> keys{"test"};  // KEYS / RESTFUL_KEY
+  std::filesystem::path dataDir = "data";  // state, VM dirs; courselabs default below
+  std::filesystem::path courselabs;   // COURSELABS (default <dataDir>/courselabs)
+  std::string outputFolder = "output";  // OUTPUT_FOLDER
+  std::string prefix = "local";        // PREFIX
+  std::string vmmsName = "local";      // VMMS_NAME
+  std::filesystem::path autodriver;    // path of our static autodriver binary
+  std::string logLevel = "info";       // LOG_LEVEL
+  std::optional<std::filesystem::path> logFile;  // LOG_FILE
+
+  // Jobs and pools
+  bool reuseVms = false;  // REUSE_VMS (a VM never runs two jobs: see README)
+  int poolSize = 2;       // POOL_SIZE: default number of VMs per image
+  int maxConcurrentJobs = 0;  // 0 = number of VMs in pools
+  int jobRetries = 2;     // JOB_RETRIES
+  std::int64_t maxOutputFileSize = 1000 * 1024;       // MAX_OUTPUT_FILE_SIZE (bytes)
+  std::int64_t maxInputFileSize = 250LL * 1024 * 1024;  // MAX_INPUT_FILE_SIZE (bytes)
+  std::int64_t vmUlimitFileSize = 100LL * 1024 * 1024;  // VM_ULIMIT_FILE_SIZE (bytes)
+  int vmUlimitUserProc = 100;  // VM_ULIMIT_USER_PROC
+  int maxJobTimeout = 3600;    // largest timeout a job may ask for (seconds)
+
+  // Per-step timeouts (seconds)
+  int initializeVmTimeout = 180;  // INITIALIZEVM_TIMEOUT
+  int waitVmTimeout = 60;         // WAITVM_TIMEOUT
+  int copyInTimeout = 30;         // COPYIN_TIMEOUT
+  int runJobTimeout = 60;         // RUNJOB_TIMEOUT (default job timeout)
+  int copyOutTimeout = 30;        // COPYOUT_TIMEOUT
+
+  // Docker (issue: localDocker)
+  std::optional<int> dockerCoresLimit;   // DOCKER_CORES_LIMIT
+  std::optional<int> dockerMemoryLimit;  // DOCKER_MEMORY_LIMIT (MB)
+
+  // Redis (several nodes)
+  bool useRedis = false;  // USE_REDIS
+  std::string redisHostname = "localhost";  // REDIS_HOSTNAME
+  int redisPort = 6379;                     // REDIS_PORT
+
+  // Callbacks
+  int callbackRetries = 5;
+  double callbackBackoffSecs = 1.0;  // doubles after each failure
+  int callbackTimeoutSecs = 10;
+
+  // REST layer limits
+  std::size_t maxHeaderBytes = 16 * 1024;
+  std::size_t maxJsonBodyBytes = 1024 * 1024;
+  int deadJobsListed = 1000;  // /jobs/<key>/1/ lists the most recent N finished jobs
+
+  LocalVmmsConfig local;
+
+  std::filesystem::path courselabsDir() const {
+    return courselabs.empty() ? dataDir / "courselabs" : courselabs;
+  }
+  std::filesystem::path stateFile() const { return dataDir / "tango.sqlite"; }
+  std::filesystem::path vmsDir() const { return dataDir / "vms"; }
+};
+
+// Reads an optional TOML file, then environment overrides (Tango's names, plus
+// RESTFUL_KEY). Throws ConfigError naming the key on any invalid value.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+Config loadConfig(const std::optional<std::filesystem::path>& file,
+                  const std::map<std::string, std::string>& env);
+std::map<std::string, std::string> currentEnvironment();
+
+}  // namespace tango

@@ -1,0 +1,53 @@
+#pragma once
+// What the REST layer asks of the core for the job, pool and info routes.
+// Implemented by TangoServer (core/TangoServer.*); the REST layer never sees
+// the queue, the workers or a VMMS directly.
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tango {
+
+struct AddJobResult {
+  bool ok = false;
+  std::int64_t jobId = 0;
+  std::string error;  // Tango sends the job's trace as statusMsg on failure
+};
+
+struct PoolsResult {
+  bool found = false;
+  boost::json::object pools;  // image -> {"total": [ids], "free": [ids]}
+};
+
+struct SimpleResult {
+  bool ok = false;
+  std::string error;
+};
+
+class JobService {
+ public:
+  virtual ~JobService() = default;
+  // `courselabDir` is already validated and exists; `body` is the parsed JSON.
+  virtual AddJobResult addJob(const std::string& key, const std::string& courselab,
+                              const std::filesystem::path& courselabDir,
+                              const boost::json::value& body) = 0;
+  // Live (queued or running) or dead (finished) jobs in Tango's JSON shape.
+  virtual boost::json::array jobs(bool dead) = 0;
+  // Output so far of a running job; nullopt when the job is unknown or not running.
+  virtual std::optional<std::string> partialOutput(std::int64_t jobId) = 0;
+  virtual boost::json::object info() = 0;
+  // All pools (image empty) or one image's pool.
+  virtual PoolsResult pools(const std::optional<std::string>& image) = 0;
+  // Set the pool size of `image` to `num`; `body` holds optional vmms/cores/memory.
+  virtual SimpleResult prealloc(const std::string& image, int num,
+                                const boost::json::object& body) = 0;
+  virtual SimpleResult build(const std::string& imageName,
+                             const std::filesystem::path& tarball) = 0;
+};
+
+}  // namespace tango

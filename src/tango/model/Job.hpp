@@ -1,0 +1,91 @@
+#pragma once
+// The job model, named after Tango's (tangoObjects.py): TangoJob, TangoMachine,
+// InputFile. Field names follow Tango's JSON so the REST layer maps them 1:1.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tango {
+
+struct InputFile {
+  std::string localFile;  // absolute host path, inside the job's courselab dir
+  std::string destFile;   // a single safe name inside the VM's job directory
+};
+
+// A VM as Tango describes it. `name` is the pool (image) name; the instance
+// name of a concrete VM is <PREFIX>-<id>-<name> (see instanceName()).
+struct TangoMachine {
+  std::string name;
+  std::string image;
+  std::string vmms;
+  std::optional<int> cores;
+  std::optional<int> memory;  // MB
+  std::optional<int> disk;
+  std::optional<bool> network;
+  std::int64_t id = 0;  // 0 = not assigned to a concrete VM yet
+  std::optional<std::string> resume;
+};
+
+std::string instanceName(const std::string& prefix, const TangoMachine& vm);
+
+enum class JobState { Queued, Running, Finished };
+const char* toString(JobState s);
+
+// How a finished job ended, for operators (Tango only has the trace).
+enum class JobOutcome { None, Success, Timeout, Failed };
+const char* toString(JobOutcome o);
+
+// What the autodriver reports about the job's processes (side channel).
+struct ResourceUsage {
+  std::int64_t wallMs = 0;
+  std::int64_t userMs = 0;
+  std::int64_t sysMs = 0;
+  std::int64_t maxRssKb = 0;
+  int exitStatus = 0;
+  int signal = 0;
+  bool timedOut = false;
+  std::int64_t outputBytes = 0;
+};
+
+// Per-step wall-clock timestamps (seconds since the epoch, 0 = not reached).
+struct StepTimes {
+  double queued = 0, assigned = 0, initializeVM = 0, waitVM = 0, copyIn = 0, runJob = 0,
+         copyOut = 0, finished = 0;
+};
+
+struct TangoJob {
+  std::int64_t id = 0;
+  std::string name;
+  std::string key;        // API key that submitted it (not shown in /jobs)
+  std::string courselab;  // client's courselab name
+  std::vector<InputFile> input;
+  std::string outputFile;  // absolute host path of the final output file
+  std::optional<std::string> notifyURL;
+  int timeout = 0;                         // seconds
+  std::int64_t maxOutputFileSize = 0;      // bytes
+  bool disableNetwork = false;
+  int retries = 0;
+  bool assigned = false;
+  std::vector<std::string> trace;  // "<ctime>|<message>"
+  TangoMachine vm;
+  std::optional<std::string> accessKeyId;  // EC2 credentials of the requester
+  std::optional<std::string> accessKey;
+
+  // Beyond Tango: state, current step, per-step times, usage, outcome.
+  JobState state = JobState::Queued;
+  std::string step;  // current or last VMMS step
+  StepTimes times;
+  std::optional<ResourceUsage> usage;
+  JobOutcome outcome = JobOutcome::None;
+  bool callbackPending = false;  // a callback still has to be delivered
+
+  // Appends "<ctime now>|<message>" to the trace.
+  void appendTrace(const std::string& message);
+};
+
+// "Fri Nov 27 23:55:58 2026" for the given time (local time, like Python's ctime).
+std::string ctimeString(double epochSeconds);
+double nowSeconds();
+
+}  // namespace tango
