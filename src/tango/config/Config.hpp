@@ -23,28 +23,28 @@ struct LocalVmmsConfig {
 
 struct Config {
   // Service
-  std::string host = "0.0.0.0";  // listen address (not in Tango, which binds all)
-  int port = 3000;                    // PORT
-  std::vector<std::string> keys{"test"};  // KEYS / RESTFUL_KEY
-  std::filesystem::path dataDir = "data";  // state, VM dirs; courselabs default below
-  std::filesystem::path courselabs;   // COURSELABS (default <dataDir>/courselabs)
-  std::string outputFolder = "output";  // OUTPUT_FOLDER
-  std::string prefix = "local";        // PREFIX
-  std::string vmmsName = "local";      // VMMS_NAME
-  std::filesystem::path autodriver;    // path of our static autodriver binary
-  std::string logLevel = "info";       // LOG_LEVEL
+  std::string host = "0.0.0.0";                  // listen address (not in Tango, which binds all)
+  int port = 3000;                               // PORT
+  std::vector<std::string> keys{"test"};         // KEYS / RESTFUL_KEY
+  std::filesystem::path dataDir = "data";        // state, VM dirs; courselabs default below
+  std::filesystem::path courselabs;              // COURSELABS (default <dataDir>/courselabs)
+  std::string outputFolder = "output";           // OUTPUT_FOLDER
+  std::string prefix = "local";                  // PREFIX
+  std::string vmmsName = "local";                // VMMS_NAME
+  std::filesystem::path autodriver;              // path of our static autodriver binary
+  std::string logLevel = "info";                 // LOG_LEVEL
   std::optional<std::filesystem::path> logFile;  // LOG_FILE
 
   // Jobs and pools
-  bool reuseVms = false;  // REUSE_VMS (a VM never runs two jobs: see README)
-  int poolSize = 2;       // POOL_SIZE: default number of VMs per image
-  int maxConcurrentJobs = 0;  // 0 = number of VMs in pools
-  int jobRetries = 2;     // JOB_RETRIES
-  std::int64_t maxOutputFileSize = 1000 * 1024;       // MAX_OUTPUT_FILE_SIZE (bytes)
+  bool reuseVms = false;                         // REUSE_VMS (a VM never runs two jobs: see README)
+  int poolSize = 2;                              // POOL_SIZE: default number of VMs per image
+  int maxConcurrentJobs = 0;                     // 0 = number of VMs in pools
+  int jobRetries = 2;                            // JOB_RETRIES
+  std::int64_t maxOutputFileSize = 1000 * 1024;  // MAX_OUTPUT_FILE_SIZE (bytes)
   std::int64_t maxInputFileSize = 250LL * 1024 * 1024;  // MAX_INPUT_FILE_SIZE (bytes)
   std::int64_t vmUlimitFileSize = 100LL * 1024 * 1024;  // VM_ULIMIT_FILE_SIZE (bytes)
-  int vmUlimitUserProc = 100;  // VM_ULIMIT_USER_PROC
-  int maxJobTimeout = 3600;    // largest timeout a job may ask for (seconds)
+  int vmUlimitUserProc = 100;                           // VM_ULIMIT_USER_PROC
+  int maxJobTimeout = 3600;  // largest timeout a job may ask for (seconds)
 
   // Per-step timeouts (seconds)
   int initializeVmTimeout = 180;  // INITIALIZEVM_TIMEOUT
@@ -58,7 +58,7 @@ struct Config {
   std::optional<int> dockerMemoryLimit;  // DOCKER_MEMORY_LIMIT (MB)
 
   // Redis (several nodes)
-  bool useRedis = false;  // USE_REDIS
+  bool useRedis = false;                    // USE_REDIS
   std::string redisHostname = "localhost";  // REDIS_HOSTNAME
   int redisPort = 6379;                     // REDIS_PORT
 
@@ -73,6 +73,12 @@ struct Config {
   int deadJobsListed = 1000;  // /jobs/<key>/1/ lists the most recent N finished jobs
 
   LocalVmmsConfig local;
+
+  // EC2 block (EC2_REGION, EC2_USER_NAME, DEFAULT_AMI, DEFAULT_INST_TYPE,
+  // DEFAULT_SECURITY_GROUP, SECURITY_KEY_PATH, SECURITY_KEY_NAME,
+  // DYNAMIC_SECURITY_KEY_PATH): accepted and kept verbatim so Tango config
+  // files load; no VMMS uses them yet.
+  std::map<std::string, std::string> ec2;
 
   std::filesystem::path courselabsDir() const {
     return courselabs.empty() ? dataDir / "courselabs" : courselabs;

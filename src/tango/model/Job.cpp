@@ -22,8 +22,9 @@ const char* toString(JobOutcome o) {
   switch (o) {
     case JobOutcome::None: return "none";
     case JobOutcome::Success: return "success";
+    case JobOutcome::MakeFailed: return "make_failed";
     case JobOutcome::Timeout: return "timeout";
-    case JobOutcome::Failed: return "failed";
+    case JobOutcome::InternalError: return "internal_error";
   }
   return "unknown";
 }

@@ -33,7 +33,7 @@ enum class JobState { Queued, Running, Finished };
 const char* toString(JobState s);
 
 // How a finished job ended, for operators (Tango only has the trace).
-enum class JobOutcome { None, Success, Timeout, Failed };
+enum class JobOutcome { None, Success, MakeFailed, Timeout, InternalError };
 const char* toString(JobOutcome o);
 
 // What the autodriver reports about the job's processes (side channel).

@@ -1,0 +1,144 @@
+#include "tango/core/JobRequest.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <boost/json/object.hpp>
+
+#include "tango/callback/CallbackSender.hpp"
+#include "tango/util/SafeName.hpp"
+
+namespace tango {
+namespace json = boost::json;
+
+namespace {
+
+struct Invalid {
+  std::string msg;
+};
+
+const json::value* field(const json::object& o, const char* name) { return o.if_contains(name); }
+
+std::string requireString(const json::object& o, const char* name) {
+  auto* v = field(o, name);
+  if (!v) throw Invalid{std::string("missing required field '") + name + "'"};
+  if (!v->is_string()) throw Invalid{std::string("field '") + name + "' must be a string"};
+  return std::string(v->get_string());
+}
+
+// Integers only (Autolab sends numbers; some clients send numeric strings).
+std::optional<std::int64_t> optionalInt(const json::object& o, const char* name) {
+  auto* v = field(o, name);
+  if (!v || v->is_null()) return std::nullopt;
+  if (v->is_int64()) return v->get_int64();
+  if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
+    return static_cast<std::int64_t>(v->get_uint64());
+  if (v->is_string()) {
+    const auto& s = v->get_string();
+    if (!s.empty() && s.size() <= 18 && std::all_of(s.begin(), s.end(), ::isdigit))
+      return std::stoll(std::string(s));
+  }
+  throw Invalid{std::string("field '") + name + "' must be a non-negative integer"};
+}
+
+bool printable(const std::string& s) {
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
+  if (!body.is_object()) throw Invalid{"job must be a JSON object"};
+  const auto& o = body.get_object();
+  TangoJob job;
+  job.key = ctx.key;
+  job.courselab = ctx.courselab;
+
+  job.name = requireString(o, "jobName");
+  if (job.name.empty() || job.name.size() > 1024 || !printable(job.name))
+    throw Invalid{"jobName must be 1 to 1024 printable characters"};
+
+  const std::string image = requireString(o, "image");
+  if (!isSafeImageName(image)) throw Invalid{"Invalid image name '" + image + "'"};
+  if (!ctx.images.count(image)) throw Invalid{"Invalid image name '" + image + "': not an image of the " + ctx.vmmsName + " VMMS"};
+  job.vm.name = image;
+  job.vm.image = image;
+  job.vm.vmms = ctx.vmmsName;
+
+  const std::string output = requireString(o, "output_file");
+  if (!isSafeName(output)) throw Invalid{"output_file must be a plain file name"};
+  job.outputFile = (ctx.courselabDir / ctx.cfg.outputFolder / output).string();
+
+  auto* files = field(o, "files");
+  if (!files) throw Invalid{"missing required field 'files'"};
+  if (!files->is_array()) throw Invalid{"field 'files' must be a list"};
+  if (files->get_array().empty()) throw Invalid{"field 'files' is empty"};
+  if (files->get_array().size() > 1000) throw Invalid{"too many files"};
+  std::set<std::string> dests;
+  for (const auto& f : files->get_array()) {
+    if (!f.is_object()) throw Invalid{"each element of 'files' must be an object"};
+    const std::string local = requireString(f.get_object(), "localFile");
+    const std::string dest = requireString(f.get_object(), "destFile");
+    if (!isSafeName(local)) throw Invalid{"localFile '" + local + "' must be a plain file name"};
+    if (!isSafeName(dest)) throw Invalid{"destFile '" + dest + "' must be a plain file name"};
+    if (!dests.insert(dest).second) throw Invalid{"destFile '" + dest + "' appears twice"};
+    auto path = ctx.courselabDir / local;
+    struct stat st{};
+    // lstat: a symlink in the courselab dir is never followed into the host.
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      throw Invalid{"localFile '" + local + "' was not uploaded to this courselab"};
+    job.input.push_back({path.string(), dest});
+  }
+  if (!dests.count("Makefile")) throw Invalid{"no file has destFile 'Makefile'"};
+
+  auto timeout = optionalInt(o, "timeout");
+  if (timeout && *timeout > ctx.cfg.maxJobTimeout)
+    throw Invalid{"timeout must be at most " + std::to_string(ctx.cfg.maxJobTimeout) + " seconds"};
+  job.timeout = timeout && *timeout > 0 ? static_cast<int>(*timeout) : ctx.cfg.runJobTimeout;
+
+  // max_kb: Tango documents it but ignores it; we honour it, capped by config.
+  auto maxKb = optionalInt(o, "max_kb");
+  std::int64_t cap = ctx.cfg.maxOutputFileSize;
+  if (maxKb && *maxKb > 0 && *maxKb <= cap / 1024) cap = *maxKb * 1024;
+  job.maxOutputFileSize = cap;
+
+  for (const char* name : {"callback_url", "notifyURL"}) {
+    auto* v = field(o, name);
+    if (!v || v->is_null()) continue;
+    if (!v->is_string()) throw Invalid{std::string("field '") + name + "' must be a string"};
+    std::string url(v->get_string());
+    if (url.empty()) continue;
+    if (!isValidCallbackUrl(url)) throw Invalid{std::string("field '") + name + "' must be an http(s) URL"};
+    job.notifyURL = url;
+  }
+
+  // The network is off unless the job asks for it ("disable_network": false).
+  job.disableNetwork = true;
+  if (auto* v = field(o, "disable_network"); v && !v->is_null()) {
+    if (!v->is_bool()) throw Invalid{"field 'disable_network' must be true or false"};
+    job.disableNetwork = v->get_bool();
+  }
+  job.vm.network = !job.disableNetwork;
+
+  for (auto [name, dst] : {std::pair{"accessKeyId", &job.accessKeyId}, std::pair{"accessKey", &job.accessKey}}) {
+    auto* v = field(o, name);
+    if (!v || v->is_null()) continue;
+    if (!v->is_string()) throw Invalid{std::string("field '") + name + "' must be a string"};
+    if (!v->get_string().empty()) *dst = std::string(v->get_string());
+  }
+  return job;
+}
+
+}  // namespace
+
+std::variant<TangoJob, std::string> parseJobRequest(const JobRequestContext& ctx,
+                                                    const json::value& body) {
+  try {
+    return parse(ctx, body);
+  } catch (const Invalid& e) {
+    return e.msg;
+  }
+}
+
+}  // namespace tango

@@ -1,0 +1,70 @@
+#include "tango/core/OutputFile.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "tango/model/Job.hpp"
+
+namespace tango {
+
+namespace {
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+};
+
+bool writeAll(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+}  // namespace
+
+std::string autograderLine(const std::string& message) {
+  return "Autograder [" + ctimeString(nowSeconds()) + "]: " + message + "\n";
+}
+
+std::string writeOutputFile(const std::filesystem::path& dest, const std::string& header,
+                            const std::optional<std::filesystem::path>& body) {
+  // The temporary lives in the destination directory so rename() is atomic;
+  // its leading dot and random suffix keep it out of the way of client names.
+  std::string tmpl = (dest.parent_path() / ("." + dest.filename().string() + ".XXXXXX")).string();
+  Fd out(::mkostemp(tmpl.data(), O_CLOEXEC));
+  if (out.fd < 0) return "cannot create output file: " + std::string(std::strerror(errno));
+  auto fail = [&](const std::string& why) {
+    ::unlink(tmpl.c_str());
+    return why;
+  };
+  ::fchmod(out.fd, 0644);
+  if (!writeAll(out.fd, header.data(), header.size())) return fail("cannot write output file");
+  if (body) {
+    Fd in(::open(body->c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (in.fd < 0) return fail("cannot read job output: " + std::string(std::strerror(errno)));
+    char buf[65536];
+    for (;;) {
+      ssize_t r = ::read(in.fd, buf, sizeof buf);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return fail("cannot read job output");
+      if (r == 0) break;
+      if (!writeAll(out.fd, buf, static_cast<std::size_t>(r))) return fail("cannot write output file");
+    }
+  }
+  if (::rename(tmpl.c_str(), dest.c_str()) != 0)
+    return fail("cannot move output file into place: " + std::string(std::strerror(errno)));
+  return "";
+}
+
+}  // namespace tango

@@ -1,0 +1,180 @@
+#include "tango/core/Preallocator.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace tango {
+
+Preallocator::Preallocator(const Config& cfg, Vmms& vmms, JobStore& store,
+                           std::function<void()> onFree)
+    : cfg_(cfg), vmms_(vmms), store_(store), onFree_(std::move(onFree)) {
+  warmer_ = std::thread([this] { warmLoop(); });
+}
+
+Preallocator::~Preallocator() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  warmer_.join();
+  // Warm VMs hold resources (directories, containers): give them back.
+  for (auto& [image, pool] : pools_)
+    for (auto& [id, vm] : pool.free) vmms_.destroyVM(vm);
+}
+
+Preallocator::Pool& Preallocator::poolFor(const std::string& image) {
+  auto [it, inserted] = pools_.try_emplace(image);
+  if (inserted) it->second.target = cfg_.poolSize;
+  return it->second;
+}
+
+TangoMachine Preallocator::newMachine(const std::string& image, const Pool& pool) {
+  TangoMachine vm;
+  vm.name = image;
+  vm.image = image;
+  vm.vmms = vmms_.name();
+  vm.cores = pool.cores ? pool.cores : cfg_.dockerCoresLimit;
+  vm.memory = pool.memory ? pool.memory : cfg_.dockerMemoryLimit;
+  vm.id = store_.nextVmId();
+  return vm;
+}
+
+std::optional<Preallocator::Allocation> Preallocator::allocVM(const std::string& image) {
+  std::unique_lock lock(mu_);
+  Pool& pool = poolFor(image);
+  if (!pool.free.empty()) {
+    auto node = pool.free.extract(pool.free.begin());
+    TangoMachine vm = node.mapped();
+    pool.busy.insert(std::move(node));
+    cv_.notify_all();  // the warmer refills in the background
+    return Allocation{vm, true};
+  }
+  if (pool.busy.size() + pool.warming.size() >= pool.capacity()) {
+    // Warming VMs will become free soon; the manager is woken then.
+    return std::nullopt;
+  }
+  TangoMachine vm = newMachine(image, pool);
+  pool.busy.emplace(vm.id, vm);
+  return Allocation{vm, false};
+}
+
+TangoMachine Preallocator::renewVM(const TangoMachine& old) {
+  std::lock_guard lock(mu_);
+  Pool& pool = poolFor(old.name);
+  pool.busy.erase(old.id);
+  TangoMachine vm = newMachine(old.name, pool);
+  pool.busy.emplace(vm.id, vm);
+  return vm;
+}
+
+void Preallocator::releaseVM(const TangoMachine& vm) {
+  {
+    std::lock_guard lock(mu_);
+    poolFor(vm.name).busy.erase(vm.id);
+  }
+  cv_.notify_all();
+  if (onFree_) onFree_();
+}
+
+void Preallocator::update(const std::string& image, int num, std::optional<int> cores,
+                          std::optional<int> memory) {
+  {
+    std::lock_guard lock(mu_);
+    Pool& pool = poolFor(image);
+    pool.target = num;
+    if (cores) pool.cores = cores;
+    if (memory) pool.memory = memory;
+    // Shrink: free VMs above the target are destroyed by the warmer.
+    while (pool.size() > static_cast<std::size_t>(num) && !pool.free.empty()) {
+      surplus_.push_back(pool.free.begin()->second);
+      pool.free.erase(pool.free.begin());
+    }
+  }
+  cv_.notify_all();
+}
+
+void Preallocator::warmLoop() {
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    // Destroy surplus first, then create one missing VM per pass so that
+    // every pool gets its turn.
+    if (!surplus_.empty()) {
+      TangoMachine vm = surplus_.back();
+      surplus_.pop_back();
+      lock.unlock();
+      vmms_.destroyVM(vm);
+      lock.lock();
+      continue;
+    }
+    Pool* needy = nullptr;
+    std::string image;
+    for (auto& [name, pool] : pools_) {
+      if (pool.size() < static_cast<std::size_t>(pool.target)) {
+        needy = &pool;
+        image = name;
+        break;
+      }
+    }
+    if (!needy) {
+      cv_.wait(lock);
+      continue;
+    }
+    TangoMachine vm = newMachine(image, *needy);
+    needy->warming.emplace(vm.id, vm);
+    lock.unlock();
+    auto init = vmms_.initializeVM(vm, std::chrono::seconds(cfg_.initializeVmTimeout));
+    if (init.ok) init = vmms_.waitVM(vm, std::chrono::seconds(cfg_.waitVmTimeout));
+    if (!init.ok) {
+      spdlog::warn("preallocator: VM {} for {} failed: {}", vm.id, image, init.error);
+      vmms_.destroyVM(vm);
+    }
+    lock.lock();
+    Pool& pool = poolFor(image);  // pools_ never erases, references stay valid
+    pool.warming.erase(vm.id);
+    if (init.ok) {
+      pool.free.emplace(vm.id, vm);
+      lock.unlock();
+      if (onFree_) onFree_();
+      lock.lock();
+    } else {
+      // Do not spin on a broken image: back off before the next attempt.
+      cv_.wait_for(lock, std::chrono::seconds(2), [this] { return stop_; });
+    }
+  }
+}
+
+std::optional<PoolState> Preallocator::pool(const std::string& image) const {
+  std::lock_guard lock(mu_);
+  auto it = pools_.find(image);
+  if (it == pools_.end()) return std::nullopt;
+  PoolState s;
+  const Pool& p = it->second;
+  for (auto* m : {&p.free, &p.busy, &p.warming})
+    for (auto& [id, vm] : *m) s.total.push_back(id);
+  std::sort(s.total.begin(), s.total.end());
+  for (auto& [id, vm] : p.free) s.free.push_back(id);
+  return s;
+}
+
+std::map<std::string, PoolState> Preallocator::pools() const {
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, pool] : pools_) names.push_back(name);
+  }
+  std::map<std::string, PoolState> out;
+  for (auto& n : names)
+    if (auto s = pool(n)) out.emplace(n, *s);
+  return out;
+}
+
+std::size_t Preallocator::busyCount() const {
+  std::lock_guard lock(mu_);
+  std::size_t n = 0;
+  for (auto& [name, pool] : pools_) n += pool.busy.size();
+  return n;
+}
+
+}  // namespace tango

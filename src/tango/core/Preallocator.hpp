@@ -1,0 +1,77 @@
+#pragma once
+// Tango's Preallocator: a pool of VMs per image. Pools are kept warm in the
+// background (created and ready before a job asks), each VM runs exactly one
+// job and is then destroyed and replaced, so no job ever sees another's leftovers.
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "tango/config/Config.hpp"
+#include "tango/model/Job.hpp"
+#include "tango/store/JobStore.hpp"
+#include "tango/vmms/Vmms.hpp"
+
+namespace tango {
+
+struct PoolState {
+  std::vector<std::int64_t> total;
+  std::vector<std::int64_t> free;
+};
+
+class Preallocator {
+ public:
+  // `onFree` is called (without locks held) whenever a VM becomes available.
+  Preallocator(const Config& cfg, Vmms& vmms, JobStore& store, std::function<void()> onFree);
+  ~Preallocator();
+  Preallocator(const Preallocator&) = delete;
+  Preallocator& operator=(const Preallocator&) = delete;
+
+  struct Allocation {
+    TangoMachine vm;
+    bool warm = false;  // already initialized and ready; otherwise the worker initializes it
+  };
+  // A VM for `image`, or nullopt when its pool is at capacity. Never blocks on a VMMS call.
+  std::optional<Allocation> allocVM(const std::string& image);
+  // A fresh (cold) VM in place of `old`, for a retry; `old` must be destroyed by the caller.
+  TangoMachine renewVM(const TangoMachine& old);
+  // The job is done with `vm` (already destroyed by the worker): refill the pool.
+  void releaseVM(const TangoMachine& vm);
+
+  // Tango's prealloc: keep `num` VMs for `image` (0 = no warm VMs; jobs still run, one at a time).
+  void update(const std::string& image, int num, std::optional<int> cores, std::optional<int> memory);
+  std::optional<PoolState> pool(const std::string& image) const;
+  std::map<std::string, PoolState> pools() const;
+  std::size_t busyCount() const;
+
+ private:
+  struct Pool {
+    int target = 0;
+    std::optional<int> cores, memory;
+    std::map<std::int64_t, TangoMachine> free, busy, warming;
+    std::size_t size() const { return free.size() + busy.size() + warming.size(); }
+    std::size_t capacity() const { return static_cast<std::size_t>(std::max(target, 1)); }
+  };
+  Pool& poolFor(const std::string& image);  // mu_ held
+  TangoMachine newMachine(const std::string& image, const Pool& pool);
+  void warmLoop();
+
+  const Config& cfg_;
+  Vmms& vmms_;
+  JobStore& store_;
+  std::function<void()> onFree_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, Pool> pools_;
+  std::vector<TangoMachine> surplus_;  // free VMs above target, to destroy
+  bool stop_ = false;
+  std::thread warmer_;
+};
+
+}  // namespace tango

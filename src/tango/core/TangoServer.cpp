@@ -1,0 +1,169 @@
+#include "tango/core/TangoServer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json/array.hpp>
+#include <thread>
+
+#include "tango/core/JobRequest.hpp"
+#include "tango/model/JobJson.hpp"
+#include "tango/store/SqliteJobStore.hpp"
+#include "tango/util/SafeName.hpp"
+#include "tango/vmms/VmmsFactory.hpp"
+
+namespace tango {
+namespace json = boost::json;
+
+TangoServer::TangoServer(const Config& cfg) : cfg_(cfg) {
+  std::filesystem::create_directories(cfg.dataDir / "tmp");
+  std::filesystem::create_directories(cfg.courselabsDir());
+  std::filesystem::create_directories(cfg.vmsDir());
+  store_ = std::make_unique<SqliteJobStore>(cfg.stateFile());
+  vmms_ = makeVmms(cfg);
+  queue_ = std::make_unique<JobQueue>(*store_);
+  preallocator_ = std::make_unique<Preallocator>(cfg, *vmms_, *store_, [this] {
+    if (manager_) manager_->kick();
+  });
+  callbacks_ = std::make_unique<CallbackSender>(
+      cfg.callbackRetries, cfg.callbackBackoffSecs, cfg.callbackTimeoutSecs,
+      [this](std::int64_t id, bool ok, const std::string& detail) { callbackDone(id, ok, detail); });
+  manager_ = std::make_unique<JobManager>(cfg, *vmms_, *queue_, *preallocator_, stats_,
+                                          [this](const TangoJob& job) { sendCallback(job); });
+  queue_->setOnWork([this] { manager_->kick(); });
+}
+
+TangoServer::~TangoServer() { stop(); }
+
+void TangoServer::start() {
+  // Nothing runs yet, so every VM of our prefix is a leftover of a previous run.
+  for (const auto& vm : vmms_->getVMs()) {
+    spdlog::info("destroying leftover VM {}", instanceName(cfg_.prefix, vm));
+    vmms_->safeDestroyVM(vm);
+  }
+  int requeued = queue_->recover();
+  if (requeued) spdlog::info("requeued {} jobs that were running when the service stopped", requeued);
+  for (const auto& job : store_->loadPendingCallbacks()) sendCallback(job);
+  for (const auto& image : images()) preallocator_->update(image, cfg_.poolSize, std::nullopt, std::nullopt);
+  manager_->start();
+  manager_->kick();
+}
+
+void TangoServer::stop() {
+  if (manager_) manager_->stop();
+  if (callbacks_) callbacks_->stop();
+}
+
+std::set<std::string> TangoServer::images() {
+  auto list = vmms_->getImages();
+  return {list.begin(), list.end()};
+}
+
+AddJobResult TangoServer::addJob(const std::string& key, const std::string& courselab,
+                                 const std::filesystem::path& courselabDir, const json::value& body) {
+  ++stats_.jobRequests;
+  JobRequestContext ctx{cfg_, key, courselab, courselabDir, images(), vmms_->name()};
+  auto parsed = parseJobRequest(ctx, body);
+  if (auto* err = std::get_if<std::string>(&parsed)) return {false, 0, *err};
+  std::int64_t id = queue_->add(std::move(std::get<TangoJob>(parsed)));
+  return {true, id, ""};
+}
+
+json::array TangoServer::jobs(bool dead) {
+  json::array out;
+  if (dead) {
+    for (const auto& job : store_->loadFinished(cfg_.deadJobsListed)) out.push_back(toTangoJson(job, std::nullopt));
+  } else {
+    for (const auto& [job, pos] : queue_->liveJobs()) out.push_back(toTangoJson(job, pos));
+  }
+  return out;
+}
+
+std::optional<std::string> TangoServer::partialOutput(std::int64_t jobId) {
+  auto job = queue_->get(jobId);
+  if (!job || !job->assigned || job->vm.id == 0) return std::nullopt;
+  return vmms_->getPartialOutput(job->vm).value_or("");
+}
+
+json::object TangoServer::info() {
+  using namespace std::chrono;
+  return {
+      {"elapsed_secs", duration<double>(steady_clock::now() - stats_.started).count()},
+      {"job_requests", stats_.jobRequests.load()},
+      {"job_retries", stats_.jobRetries.load()},
+      {"waitvm_timeouts", stats_.waitvmTimeouts.load()},
+      {"runjob_timeouts", stats_.runjobTimeouts.load()},
+      {"copyin_errors", stats_.copyinErrors.load()},
+      {"runjob_errors", stats_.runjobErrors.load()},
+      {"copyout_errors", stats_.copyoutErrors.load()},
+      {"num_threads", static_cast<std::int64_t>(manager_->running()) + 1},
+      // Beyond Tango:
+      {"jobs_finished", stats_.jobsFinished.load()},
+      {"live_jobs", static_cast<std::int64_t>(queue_->liveCount())},
+      {"queued_jobs", static_cast<std::int64_t>(queue_->unassignedCount())},
+      {"running_jobs", static_cast<std::int64_t>(manager_->running())},
+      {"callbacks_delivered", stats_.callbacksDelivered.load()},
+      {"callbacks_failed", stats_.callbacksFailed.load()},
+      {"vmms", vmms_->name()},
+  };
+}
+
+namespace {
+json::object poolJson(const PoolState& s) {
+  json::array total(s.total.begin(), s.total.end());
+  json::array free(s.free.begin(), s.free.end());
+  return {{"total", std::move(total)}, {"free", std::move(free)}};
+}
+}  // namespace
+
+PoolsResult TangoServer::pools(const std::optional<std::string>& image) {
+  PoolsResult r;
+  if (image) {
+    auto p = preallocator_->pool(*image);
+    if (!p) return r;
+    r.found = true;
+    r.pools[*image] = poolJson(*p);
+    return r;
+  }
+  r.found = true;
+  for (const auto& [name, p] : preallocator_->pools()) r.pools[name] = poolJson(p);
+  return r;
+}
+
+SimpleResult TangoServer::prealloc(const std::string& image, int num, const json::object& body) {
+  if (!isSafeImageName(image) || !images().count(image)) return {false, "Invalid image name"};
+  if (num < 0 || num > 1000) return {false, "Invalid prealloc size"};
+  auto optInt = [&](const char* k) -> std::optional<int> {
+    auto* v = body.if_contains(k);
+    if (v && v->is_int64() && v->get_int64() > 0 && v->get_int64() < 1'000'000)
+      return static_cast<int>(v->get_int64());
+    return std::nullopt;
+  };
+  if (auto* v = body.if_contains("vmms"); v && v->is_string() && v->get_string() != vmms_->name())
+    return {false, "Preallocate VM failed"};
+  preallocator_->update(image, num, optInt("cores"), optInt("memory"));
+  return {true, ""};
+}
+
+SimpleResult TangoServer::build(const std::string& imageName, const std::filesystem::path& tarball) {
+  auto r = vmms_->buildImage(imageName, tarball);
+  return {r.ok, r.error};
+}
+
+void TangoServer::sendCallback(const TangoJob& job) {
+  if (!job.notifyURL || !job.callbackPending) return;
+  callbacks_->enqueue({job.id, *job.notifyURL, job.outputFile,
+                       std::filesystem::path(job.outputFile).filename().string()});
+}
+
+void TangoServer::callbackDone(std::int64_t jobId, bool delivered, const std::string& detail) {
+  (delivered ? stats_.callbacksDelivered : stats_.callbacksFailed)++;
+  std::lock_guard lock(callbackMu_);
+  auto job = store_->load(jobId);
+  if (!job) return;
+  job->callbackPending = false;
+  job->appendTrace(delivered ? "Callback delivered to " + *job->notifyURL
+                             : "Callback to " + job->notifyURL.value_or("") + " failed: " + detail);
+  store_->update(*job);
+}
+
+}  // namespace tango

@@ -1,0 +1,238 @@
+#include "tango/core/Worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <fstream>
+
+#include "tango/core/OutputFile.hpp"
+
+namespace tango {
+
+namespace {
+
+using std::chrono::seconds;
+
+// Per-step status as Tango reports it after the last retry: 0 ok, -1 failed,
+// "None" when the step was never reached.
+struct StepStatus {
+  std::optional<int> waitvm, copyin, runjob, copyout;
+};
+std::string show(const std::optional<int>& v) { return v ? std::to_string(*v) : "None"; }
+
+// The final message of a run, as Tango words it.
+std::string runMessage(int status, int timeout) {
+  switch (status) {
+    case 0: return "Success: Autodriver returned normally";
+    case 1: return "Error: Autodriver usage error (status=1)";
+    case 2: return "Error: Job timed out after " + std::to_string(timeout) + " seconds";
+    case 3: return "Error: OS error while running job on VM";
+    default: return "Error: Unknown autodriver error (status=" + std::to_string(status) + ")";
+  }
+}
+
+// make's exit status from the autodriver's first line, when no usage report came.
+std::optional<int> makeStatusFromOutput(const std::filesystem::path& raw) {
+  std::ifstream in(raw, std::ios::binary);
+  std::string line;
+  std::getline(in, line);
+  static const std::string prefix = "Autodriver: Job exited with status ";
+  if (line.rfind(prefix, 0) != 0) return std::nullopt;
+  int v = 0;
+  auto rest = std::string_view(line).substr(prefix.size());
+  if (std::from_chars(rest.data(), rest.data() + rest.size(), v).ec != std::errc()) return std::nullopt;
+  return v;
+}
+
+class JobRun {
+ public:
+  JobRun(WorkerContext& ctx, TangoJob& job) : ctx_(ctx), job_(job) {}
+
+  void run(Preallocator::Allocation alloc) {
+    TangoMachine vm = alloc.vm;
+    bool ready = alloc.warm;
+    const std::string tag = job_.name + ":" + std::to_string(job_.id);
+    auto raw = ctx_.cfg.dataDir / "tmp" / ("job-" + std::to_string(job_.id) + ".out");
+
+    for (int attempt = 0;; ++attempt) {
+      setVm(vm);
+      trace("Dispatched job " + tag + " [try " + std::to_string(attempt) + "]");
+      StepStatus st;
+      std::string failure = attemptOnce(vm, ready, tag, raw, st);
+      if (failure.empty()) {
+        finish(vm, raw);
+        return;
+      }
+      // A system failure: the VM is suspect, never reuse it.
+      ctx_.vmms.safeDestroyVM(vm);
+      if (ctx_.shuttingDown) return;  // left "running" in the store: retried after restart
+      if (attempt >= ctx_.cfg.jobRetries) {
+        failAfterRetries(vm, failure, st);
+        return;
+      }
+      ++ctx_.stats.jobRetries;
+      ++job_.retries;
+      trace("Retrying job " + tag + " on a fresh VM: " + failure);
+      vm = ctx_.preallocator.renewVM(vm);
+      ready = false;
+    }
+  }
+
+ private:
+  // One try on `vm`. Returns "" when the job ran (whatever make did), or the
+  // system failure that warrants a retry.
+  std::string attemptOnce(TangoMachine& vm, bool ready, const std::string& tag,
+                          const std::filesystem::path& raw, StepStatus& st) {
+    const auto& cfg = ctx_.cfg;
+    const std::string inst = instanceName(cfg.prefix, vm);
+    if (!ready) {
+      step("initializeVM", job_.times.initializeVM);
+      auto r = ctx_.vmms.initializeVM(vm, seconds(cfg.initializeVmTimeout));
+      if (!r.ok) return "initializeVM failed: " + r.error;
+      trace("Assigned job " + tag + " new VM " + inst);
+    } else {
+      trace("Assigned job " + tag + " existing VM " + inst);
+    }
+
+    step("waitVM", job_.times.waitVM);
+    auto w = ctx_.vmms.waitVM(vm, seconds(cfg.waitVmTimeout));
+    st.waitvm = w.ok ? 0 : -1;
+    if (!w.ok) {
+      ++ctx_.stats.waitvmTimeouts;
+      trace("VM " + inst + " not ready for job " + tag + ": " + w.error);
+      return "waitVM failed: " + w.error;
+    }
+
+    step("copyIn", job_.times.copyIn);
+    auto c = ctx_.vmms.copyIn(vm, job_.input, seconds(cfg.copyInTimeout));
+    st.copyin = c.ok ? 0 : -1;
+    trace("Input copied for job " + tag + " [status=" + show(st.copyin) + "]" +
+          (c.ok ? "" : ": " + c.error));
+    if (!c.ok) {
+      ++ctx_.stats.copyinErrors;
+      return "copyIn failed: " + c.error;
+    }
+
+    step("runJob", job_.times.runJob);
+    RunSpec spec;
+    spec.timeoutSecs = job_.timeout;
+    spec.maxOutputBytes = job_.maxOutputFileSize;
+    spec.disableNetwork = job_.disableNetwork;
+    spec.ulimitProcs = cfg.vmUlimitUserProc;
+    spec.ulimitFileSize = cfg.vmUlimitFileSize;
+    // The autodriver enforces the job's timeout; this outer bound catches an
+    // autodriver that cannot (a damaged VM).
+    spec.hardTimeout = seconds(job_.timeout + 10);
+    RunResult run = ctx_.vmms.runJob(vm, spec);
+    st.runjob = run.status;
+    trace("Job " + tag + " executed [status=" + std::to_string(run.status) + "]" +
+          (run.error.empty() ? "" : ": " + run.error));
+    if (run.status < 0) {
+      ++ctx_.stats.runjobErrors;
+      return "runJob failed: " + run.error;
+    }
+    runStatus_ = run.status;
+    job_.usage = run.usage;
+    if (run.status == 2) ++ctx_.stats.runjobTimeouts;
+
+    step("copyOut", job_.times.copyOut);
+    auto o = ctx_.vmms.copyOut(vm, raw, seconds(cfg.copyOutTimeout));
+    st.copyout = o.ok ? 0 : -1;
+    trace("Output copied for job " + tag + " [status=" + show(st.copyout) + "]" +
+          (o.ok ? "" : ": " + o.error));
+    if (!o.ok) {
+      ++ctx_.stats.copyoutErrors;
+      return "copyOut failed: " + o.error;
+    }
+    return "";
+  }
+
+  void finish(const TangoMachine& vm, const std::filesystem::path& raw) {
+    const std::string msg = runMessage(runStatus_, job_.timeout);
+    std::string header = autograderLine("Received job " + job_.name + ":" + std::to_string(job_.id)) +
+                         autograderLine(msg) +
+                         autograderLine("Here is the output from the autograder:\n---");
+    std::string err = writeOutputFile(job_.outputFile, header, raw);
+    if (runStatus_ == 2) {
+      job_.outcome = JobOutcome::Timeout;
+    } else if (runStatus_ != 0) {
+      job_.outcome = JobOutcome::InternalError;
+    } else {
+      auto makeStatus = job_.usage ? std::optional<int>(job_.usage->exitStatus) : makeStatusFromOutput(raw);
+      job_.outcome = makeStatus.value_or(0) == 0 ? JobOutcome::Success : JobOutcome::MakeFailed;
+    }
+    std::error_code ec;
+    std::filesystem::remove(raw, ec);
+    if (!err.empty()) {
+      job_.outcome = JobOutcome::InternalError;
+      trace("Error: " + err);
+    }
+    trace(msg);
+    complete(vm);
+  }
+
+  void failAfterRetries(const TangoMachine& vm, const std::string& failure, const StepStatus& st) {
+    const int tries = ctx_.cfg.jobRetries + 1;
+    std::string header =
+        autograderLine("Received job " + job_.name + ":" + std::to_string(job_.id)) +
+        autograderLine("Internal error: Unable to complete job after " + std::to_string(tries) +
+                       " tries. Please resubmit") +
+        autograderLine("Job status: waitVM=" + show(st.waitvm) + " copyIn=" + show(st.copyin) +
+                       " runJob=" + show(st.runjob) + " copyOut=" + show(st.copyout));
+    std::string err = writeOutputFile(job_.outputFile, header, std::nullopt);
+    if (!err.empty()) trace("Error: " + err);
+    job_.outcome = JobOutcome::InternalError;
+    trace("Error: job failed after " + std::to_string(tries) + " tries: " + failure);
+    complete(vm, /*destroyed=*/true);
+  }
+
+  void complete(const TangoMachine& vm, bool destroyed = false) {
+    if (ctx_.shuttingDown) return;
+    job_.callbackPending = job_.notifyURL.has_value();
+    ctx_.queue.makeDead(job_);
+    ++ctx_.stats.jobsFinished;
+    if (ctx_.onFinished) ctx_.onFinished(job_);
+    // Each VM runs exactly one job: destroy it after the output is in place
+    // (so this does not delay the poll), then let the pool refill.
+    if (!destroyed) ctx_.vmms.safeDestroyVM(vm);
+    ctx_.preallocator.releaseVM(vm);
+  }
+
+  void setVm(const TangoMachine& vm) {
+    job_.vm.id = vm.id;
+    job_.vm.vmms = vm.vmms;
+    job_.vm.cores = vm.cores;
+    job_.vm.memory = vm.memory;
+    if (ctx_.onVm) ctx_.onVm(job_.id, vm);
+  }
+
+  void step(const char* name, double& when) {
+    job_.step = name;
+    when = nowSeconds();
+    ctx_.queue.update(job_);
+  }
+
+  void trace(const std::string& msg) {
+    job_.appendTrace(msg);
+    spdlog::debug("job {}: {}", job_.id, msg);
+    if (job_.state != JobState::Finished) ctx_.queue.update(job_);
+  }
+
+  WorkerContext& ctx_;
+  TangoJob& job_;
+  int runStatus_ = -1;
+};
+
+}  // namespace
+
+void runWorker(WorkerContext ctx, TangoJob job, Preallocator::Allocation alloc) {
+  try {
+    JobRun(ctx, job).run(std::move(alloc));
+  } catch (const std::exception& e) {
+    // A store or filesystem failure: the job stays live in the store and is
+    // retried after a restart; say so loudly.
+    spdlog::error("worker for job {} failed: {}", job.id, e.what());
+  }
+}
+
+}  // namespace tango

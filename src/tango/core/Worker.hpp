@@ -1,0 +1,31 @@
+#pragma once
+// Tango's Worker: walks one job through the VMMS calls (initializeVM, waitVM,
+// copyIn, runJob, copyOut, destroy), each bounded by its configured timeout;
+// retries system failures on a fresh VM up to JOB_RETRIES; records Tango's
+// trace; writes the output file; hands the job to the dead list.
+#include <atomic>
+#include <functional>
+
+#include "tango/config/Config.hpp"
+#include "tango/core/JobQueue.hpp"
+#include "tango/core/Preallocator.hpp"
+#include "tango/core/Stats.hpp"
+#include "tango/vmms/Vmms.hpp"
+
+namespace tango {
+
+struct WorkerContext {
+  const Config& cfg;
+  Vmms& vmms;
+  JobQueue& queue;
+  Preallocator& preallocator;
+  Stats& stats;
+  std::function<void(const TangoJob&)> onFinished;  // e.g. deliver the callback
+  const std::atomic<bool>& shuttingDown;
+  // Tells the manager which VM the worker holds now (so shutdown can stop it).
+  std::function<void(std::int64_t jobId, const TangoMachine&)> onVm;
+};
+
+void runWorker(WorkerContext ctx, TangoJob job, Preallocator::Allocation alloc);
+
+}  // namespace tango

@@ -1,0 +1,22 @@
+#pragma once
+// Job <-> JSON. Two shapes: Tango's (what /jobs shows, Tango's field names and
+// types plus our extra fields) and the store's (everything, for SQLite/Redis).
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <optional>
+
+#include "tango/model/Job.hpp"
+
+namespace tango {
+
+// Tango's /jobs element. `queuePosition` (0-based) only for unassigned live jobs.
+boost::json::object toTangoJson(const TangoJob& job, std::optional<std::int64_t> queuePosition);
+
+boost::json::object toStoreJson(const TangoJob& job);
+// Throws std::exception on a malformed document.
+TangoJob fromStoreJson(const boost::json::value& doc);
+
+boost::json::object toJson(const ResourceUsage& usage);
+std::optional<ResourceUsage> usageFromJson(const boost::json::value& v);
+
+}  // namespace tango

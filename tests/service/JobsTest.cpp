@@ -1,0 +1,143 @@
+// End-to-end jobs through the REST API in the `local` VMMS (real bwrap, real
+// autodriver, real SQLite): the output format, failures, timeouts, caps.
+#include <regex>
+
+#include "ServiceFixture.hpp"
+
+namespace tango::test {
+namespace {
+
+using JobsTest = ServiceTest;
+
+TEST_F(JobsTest, HelloJobOutputIsTangosFormatByteForByte) {
+  auto id = submit("lab", {{"autograde-Makefile", kHelloMakefile}, {"hello.sh", kHelloScript}}, "hello.out");
+  ASSERT_GT(id, 0);
+  auto out = waitOutput("lab", "hello.out");
+  ASSERT_TRUE(out) << tangod->log();
+  const std::string t = ctimeRe();
+  const std::regex expected("Autograder \\[" + t + "\\]: Received job job-hello.out:" + std::to_string(id) + "\n" +
+                            "Autograder \\[" + t + "\\]: Success: Autodriver returned normally\n" +
+                            "Autograder \\[" + t + "\\]: Here is the output from the autograder:\n" +
+                            "---\n" +
+                            "Autodriver: Job exited with status 0\n" +
+                            "Hello from the sandbox\n" +
+                            R"(\{"scores": \{"hello": 100\}\}
+)");
+  EXPECT_TRUE(std::regex_match(*out, expected)) << *out;
+
+  auto job = waitDead(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ((*job)["name"].as_string(), "job-hello.out");
+  EXPECT_EQ((*job)["assigned"].as_bool(), false);
+  EXPECT_EQ((*job)["retries"].as_int64(), 0);
+  EXPECT_EQ((*job)["outcome"].as_string(), "success");
+  EXPECT_EQ((*job)["state"].as_string(), "finished");
+  EXPECT_TRUE((*job)["notifyURL"].is_null());
+  EXPECT_EQ((*job)["vm"].as_object().at("vmms").as_string(), "local");
+  EXPECT_TRUE((*job)["usage"].is_object());
+  auto& trace = (*job)["trace"].as_array();
+  ASSERT_GE(trace.size(), 6u);
+  const std::regex traceLine(t + R"(\|.+)");
+  for (auto& line : trace) EXPECT_TRUE(std::regex_match(std::string(line.as_string()), traceLine)) << line;
+  EXPECT_NE(std::string(trace.front().as_string()).find("Added job job-hello.out:" + std::to_string(id) + " to queue"), std::string::npos);
+  EXPECT_NE(std::string(trace.back().as_string()).find("Success: Autodriver returned normally"), std::string::npos);
+  auto& times = (*job)["times"].as_object();
+  EXPECT_GT(times.at("queued").as_double(), 0);
+  EXPECT_GE(times.at("finished").as_double(), times.at("runJob").as_double());
+}
+
+TEST_F(JobsTest, MakeFailureIsANormalFinishedJobWithItsStatus) {
+  auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@echo compiling\n\t@exit 3\n"}}, "fail.out");
+  auto out = waitOutput("lab", "fail.out");
+  ASSERT_TRUE(out);
+  EXPECT_NE(out->find("Success: Autodriver returned normally"), std::string::npos);
+  EXPECT_NE(out->find("Autodriver: Job exited with status 2\ncompiling\n"), std::string::npos) << *out;
+  auto job = waitDead(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ((*job)["outcome"].as_string(), "make_failed");
+  EXPECT_EQ((*job)["retries"].as_int64(), 0);
+}
+
+TEST_F(JobsTest, TimeoutEndsTheJobWithinTimeoutPlusTwoSeconds) {
+  const auto start = std::chrono::steady_clock::now();
+  auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@echo started\n\tsleep 100\n"}}, "slow.out",
+                   {{"timeout", 2}});
+  auto out = waitOutput("lab", "slow.out", std::chrono::seconds(30));
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(out);
+  EXPECT_LT(elapsed, std::chrono::seconds(4)) << "took " << std::chrono::duration<double>(elapsed).count();
+  EXPECT_NE(out->find("]: Error: Job timed out after 2 seconds\n"), std::string::npos) << *out;
+  EXPECT_NE(out->find("---\nAutodriver: Job timed out after 2 seconds\n"), std::string::npos) << *out;
+  auto job = waitDead(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ((*job)["outcome"].as_string(), "timeout");
+}
+
+TEST_F(JobsTest, OutputOverTheCapIsElidedInTheMiddle) {
+  // max_kb = 1: keep the first and last 512 bytes of ~200 KB.
+  auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@echo FIRST; seq 1 40000; echo LAST\n"}}, "big.out",
+                   {{"max_kb", 1}});
+  auto out = waitOutput("lab", "big.out");
+  ASSERT_TRUE(out);
+  auto body = out->substr(out->find("---\n") + 4);
+  EXPECT_EQ(body.rfind("Autodriver: Job exited with status 0\nFIRST\n1\n2\n", 0), 0u) << body.substr(0, 200);
+  EXPECT_NE(body.find("\n...[excess bytes elided]...\n"), std::string::npos);
+  EXPECT_TRUE(body.ends_with("39999\n40000\nLAST\n"));
+  EXPECT_LT(body.size(), 1024u + 200u);
+  ASSERT_TRUE(waitDead(id));
+}
+
+TEST_F(JobsTest, JobsRunConcurrentlyAndEachGetsItsOwnOutput) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 6; ++i)
+    ids.push_back(submit("lab", {{"autograde-Makefile", "all:\n\t@echo job " + std::to_string(i) + "\n"}},
+                         "c" + std::to_string(i) + ".out"));
+  for (int i = 0; i < 6; ++i) {
+    auto out = waitOutput("lab", "c" + std::to_string(i) + ".out");
+    ASSERT_TRUE(out);
+    EXPECT_TRUE(out->ends_with("Autodriver: Job exited with status 0\njob " + std::to_string(i) + "\n")) << *out;
+  }
+  // Ids increase.
+  for (std::size_t i = 1; i < ids.size(); ++i) EXPECT_GT(ids[i], ids[i - 1]);
+}
+
+TEST_F(JobsTest, NetworkIsOffUnlessTheJobAsksForIt) {
+  // /sys/class/net lists only "lo" in a fresh network namespace.
+  const std::string mk = "all:\n\t@ls /sys/class/net | tr '\\n' ' '; echo\n";
+  submit("lab", {{"autograde-Makefile", mk}}, "netoff.out");
+  submit("lab", {{"autograde-Makefile", mk}}, "neton.out", {{"disable_network", false}});
+  auto off = waitOutput("lab", "netoff.out");
+  auto on = waitOutput("lab", "neton.out");
+  ASSERT_TRUE(off && on);
+  EXPECT_TRUE(off->ends_with("status 0\nlo \n")) << *off;
+  EXPECT_FALSE(on->ends_with("status 0\nlo \n")) << *on;
+}
+
+TEST_F(JobsTest, JobCannotSeeCourselabsOrTheStateDatabase) {
+  const std::string data = tangod->dataDir().string();
+  submit("lab", {{"autograde-Makefile", "all:\n\t@ls -A " + data + " | wc -l\n\t@cat " + data +
+                                            "/tango.sqlite 2>&1 | head -c 0; echo done\n"}},
+         "peek.out");
+  auto out = waitOutput("lab", "peek.out");
+  ASSERT_TRUE(out);
+  EXPECT_TRUE(out->ends_with("status 0\n0\ndone\n")) << *out;
+}
+
+TEST_F(JobsTest, PartialOutputOfARunningJob) {
+  auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@echo early bird\n\t@sleep 3\n"}}, "partial.out");
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline && got.find("early bird") == std::string::npos) {
+    auto r = http->get("/getPartialOutput/test/" + std::to_string(id) + "/").json();
+    if (r["statusId"].as_int64() == 0) {
+      EXPECT_EQ(r["statusMsg"].as_string(), "Partial output obtained");
+      got = std::string(r["output"].as_string());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(got.find("early bird"), std::string::npos);
+  ASSERT_TRUE(waitOutput("lab", "partial.out"));
+}
+
+}  // namespace
+}  // namespace tango::test

@@ -1,0 +1,115 @@
+// Durability: kill -9 at any moment loses nothing; callbacks are delivered.
+#include <signal.h>
+
+#include <set>
+
+#include "Receiver.hpp"
+#include "ServiceFixture.hpp"
+
+namespace tango::test {
+namespace {
+
+class RecoveryTest : public ServiceTest {
+ protected:
+  std::string extraConfig() override { return "POOL_SIZE = 2\n"; }
+};
+
+TEST_F(RecoveryTest, FiftyJobsSurviveKillNineAndFinishExactlyOnce) {
+  openLab("lab");
+  // Each job appends its id to a host-side ledger? No: the sandbox cannot
+  // write to the host. Exactly-once is checked from the store: each job is
+  // finished once, with one output, and the dead list has no duplicates.
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 50; ++i)
+    ids.push_back(submit("lab", {{"autograde-Makefile", "all:\n\t@sleep 0.2; echo job " + std::to_string(i) + "\n"}},
+                         "r" + std::to_string(i) + ".out"));
+  // Let some finish and some run, then kill -9 in the middle of it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  auto live = http->get("/jobs/test/0/").json()["jobs"].as_array();
+  int running = 0;
+  for (auto& j : live) running += j.as_object().at("assigned").as_bool() ? 1 : 0;
+  EXPECT_GT(running, 0) << "the kill should hit running jobs";
+  int status = tangod->stop(SIGKILL);
+  ASSERT_TRUE(WIFSIGNALED(status));
+
+  tangod->start();
+  restartHttp();
+  for (int i = 0; i < 50; ++i) {
+    auto out = waitOutput("lab", "r" + std::to_string(i) + ".out", std::chrono::seconds(120));
+    ASSERT_TRUE(out) << "job " << i;
+    EXPECT_TRUE(out->ends_with("Autodriver: Job exited with status 0\njob " + std::to_string(i) + "\n")) << *out;
+  }
+  // Wait until the live list is empty, then every id is dead exactly once.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline && !http->get("/jobs/test/0/").json()["jobs"].as_array().empty())
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto dead = http->get("/jobs/test/1/").json()["jobs"].as_array();
+  std::multiset<std::int64_t> seen;
+  for (auto& j : dead) seen.insert(j.as_object().at("id").as_int64());
+  for (auto id : ids) EXPECT_EQ(seen.count(id), 1u) << "job " << id;
+  EXPECT_EQ(dead.size(), ids.size());
+  // No sandbox directory of a killed run is left over.
+  int vms = 0;
+  for (auto& e : std::filesystem::directory_iterator(tangod->dataDir() / "vms")) {
+    (void)e;
+    ++vms;
+  }
+  EXPECT_LE(vms, 2) << "only the warm pool remains";
+}
+
+TEST_F(RecoveryTest, CallbackDeliversTheOutputAsMultipart) {
+  Receiver receiver;
+  auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@echo called back\n"}}, "cb.out",
+                   {{"callback_url", "http://127.0.0.1:" + std::to_string(receiver.port()) + "/cb"}});
+  auto out = waitOutput("lab", "cb.out");
+  ASSERT_TRUE(out);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline && receiver.requests().empty())
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto reqs = receiver.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  const auto& req = reqs.front();
+  EXPECT_EQ(req.rfind("POST /cb HTTP/1.1\r\n", 0), 0u);
+  EXPECT_NE(req.find("Filename: cb.out\r\n"), std::string::npos);
+  EXPECT_NE(req.find("multipart/form-data"), std::string::npos);
+  EXPECT_NE(req.find("name=\"file\""), std::string::npos);
+  EXPECT_NE(req.find(*out), std::string::npos) << "the whole output file is the form field";
+  auto job = waitDead(id);
+  ASSERT_TRUE(job);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  bool traced = false;
+  while (!traced && std::chrono::steady_clock::now() < deadline) {
+    job = deadJob(id);
+    auto& trace = (*job)["trace"].as_array();
+    traced = std::string(trace.back().as_string()).find("Callback delivered") != std::string::npos;
+    if (!traced) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(traced);
+}
+
+TEST_F(RecoveryTest, PendingCallbackIsSentAfterRestart) {
+  // The receiver is down while the job finishes; the service is killed while
+  // it is still retrying; after the restart the callback arrives.
+  int port;
+  {
+    Receiver probe;  // a free port, closed again
+    port = probe.port();
+  }
+  auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@echo later\n"}}, "late.out",
+                   {{"callback_url", "http://127.0.0.1:" + std::to_string(port) + "/cb"}});
+  ASSERT_TRUE(waitOutput("lab", "late.out"));
+  ASSERT_TRUE(waitDead(id));
+  tangod->stop(SIGKILL);
+
+  Receiver receiver(port);
+  ASSERT_EQ(receiver.port(), port);
+  tangod->start();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline && receiver.requests().empty())
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(receiver.requests().size(), 1u);
+  EXPECT_NE(receiver.requests().front().find("later"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tango::test

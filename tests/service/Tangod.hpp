@@ -1,0 +1,116 @@
+#pragma once
+// Starts the real tangod binary on an ephemeral port with a temporary data
+// directory, for tests that drive it over HTTP. The data directory outlives
+// a restart (kill -9 + start again) and is removed at the end.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tango::test {
+
+inline std::string readFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class Tangod {
+ public:
+  // `extraConfig` is appended to the generated TOML file.
+  explicit Tangod(const std::string& extraConfig = "") {
+    std::random_device rd;
+    const unsigned tag = rd() % 1000000;
+    // Not under /tmp: the sandbox mounts its own /tmp, which would hide the
+    // data directory for free and make the isolation tests meaningless.
+    dir_ = std::filesystem::path(TEST_TMP_DIR) / ("tangod-test-" + std::to_string(::getpid()) + "-" + std::to_string(tag));
+    std::filesystem::create_directories(dir_);
+    // A uid range of its own, so parallel test processes never share sandbox uids.
+    const unsigned uidBase = 300000 + (tag % 500) * 2000;
+    std::ofstream(dir_ / "tango.toml") << "PORT = 0\n"
+                                       << "HOST = \"127.0.0.1\"\n"
+                                       << "DATA_DIR = \"" << (dir_ / "data").string() << "\"\n"
+                                       << "AUTODRIVER = \"" << AUTODRIVER_PATH << "\"\n"
+                                       << "LOG_LEVEL = \"debug\"\n"
+                                       << extraConfig << "\n"
+                                       << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = 1000\n";
+    start();
+  }
+  ~Tangod() {
+    stop(SIGKILL);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  Tangod(const Tangod&) = delete;
+  Tangod& operator=(const Tangod&) = delete;
+
+  void start() {
+    const auto log = dir_ / ("tangod-" + std::to_string(starts_++) + ".log");
+    logFile_ = log;
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      std::FILE* f = std::fopen(log.c_str(), "w");
+      if (!f) _exit(127);
+      ::dup2(fileno(f), 1);
+      ::dup2(fileno(f), 2);
+      std::string cfg = (dir_ / "tango.toml").string();
+      ::execl(TANGOD_PATH, TANGOD_PATH, "--config", cfg.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    // Wait for "listening on http://127.0.0.1:<port>".
+    const std::regex re(R"(listening on http://[^:]+:(\d+))");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::smatch m;
+      std::string text = readFile(log);
+      if (std::regex_search(text, m, re)) {
+        port_ = std::stoi(m[1]);
+        return;
+      }
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw std::runtime_error("tangod exited at start-up:\n" + text);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    throw std::runtime_error("tangod did not start:\n" + readFile(log));
+  }
+
+  // Stops the process with `sig` and waits; returns its wait status.
+  int stop(int sig = SIGTERM) {
+    if (pid_ <= 0) return 0;
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const std::filesystem::path& dir() const { return dir_; }
+  std::filesystem::path dataDir() const { return dir_ / "data"; }
+  std::string log() const { return readFile(logFile_); }
+
+ private:
+  std::filesystem::path dir_;
+  std::filesystem::path logFile_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  int starts_ = 0;
+};
+
+}  // namespace tango::test
