@@ -1,0 +1,170 @@
+#include "autodriver/Autodriver.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "autodriver/FileTree.hpp"
+#include "autodriver/GradingUser.hpp"
+#include "autodriver/JobRunner.hpp"
+#include "autodriver/Options.hpp"
+#include "autodriver/OsError.hpp"
+#include "autodriver/UniqueFd.hpp"
+
+namespace tango::autodriver {
+namespace {
+
+constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
+
+void diag(const std::string& message) { std::fprintf(stderr, "autodriver: %s\n", message.c_str()); }
+
+// If we were started with 0/1/2 closed, the pipes we create would take
+// those numbers and get clobbered by the child's dup2 calls.
+void ensure_standard_fds() {
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      if (open("/dev/null", O_RDWR) != fd) throw_errno("reopen standard fd");
+    }
+  }
+}
+
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+void set_env(const char* name, const std::string& value) {
+  if (setenv(name, value.c_str(), 1) != 0) throw_errno(std::string("setenv ") + name);
+}
+
+// Root mode: the job directory lives in the grading user's home while the job
+// runs and is deleted afterwards, also when something fails in between.
+class JobDirectory {
+ public:
+  explicit JobDirectory(std::string path) : path_(std::move(path)) {}
+  JobDirectory(const JobDirectory&) = delete;
+  JobDirectory& operator=(const JobDirectory&) = delete;
+  ~JobDirectory() {
+    if (!path_.empty()) remove();
+  }
+  const std::string& path() const { return path_; }
+  // Returns false (after a diagnostic) if the directory could not be removed.
+  bool remove() {
+    const std::string path = std::exchange(path_, std::string());
+    try {
+      remove_tree(path);
+      return true;
+    } catch (const std::exception& e) {
+      diag(std::string("cleanup failed: ") + e.what());
+      return false;
+    }
+  }
+
+ private:
+  std::string path_;
+};
+
+int run(const Options& options) {
+  ensure_standard_fds();
+  // A closed stdout must give us EPIPE, not kill us with the job running.
+  signal(SIGPIPE, SIG_IGN);
+
+  struct stat st {};
+  if (lstat(options.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    diag(options.dir + " is not a directory");
+    return kExitUsage;
+  }
+
+  // Opened before any chdir, so a relative path means what the caller meant.
+  UniqueFd partial;
+  if (options.partial_file) {
+    partial.reset(open(options.partial_file->c_str(),
+                       O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!partial.valid()) throw_errno("open " + *options.partial_file);
+  }
+
+  // Daemons that double-fork reparent to us instead of init, so we can
+  // find and kill them, and reap them.
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) throw_errno("prctl(PR_SET_CHILD_SUBREAPER)");
+  if (getenv("PATH") == nullptr) set_env("PATH", kDefaultPath);
+
+  JobSettings settings;
+  settings.spawn.nproc = options.nproc;
+  settings.spawn.fsize = options.fsize;
+  settings.timeout_secs = options.timeout_secs;
+  settings.output_cap = static_cast<std::size_t>(options.output_cap);
+  settings.partial_fd = partial.get();
+
+  std::optional<JobDirectory> job_dir;
+  if (geteuid() == 0) {
+    const auto user = lookup_grading_user(options.user);
+    if (!user) {
+      diag("grading user '" + options.user + "' not found in /etc/passwd");
+      return kExitOsError;
+    }
+    if (user->uid == 0) {
+      diag("refusing to run the job as root (grading user '" + options.user + "')");
+      return kExitOsError;
+    }
+    job_dir.emplace(install_job_dir(*user, options.dir));
+    if (chdir(job_dir->path().c_str()) != 0) throw_errno("chdir " + job_dir->path());
+    set_env("HOME", user->home);
+    set_env("USER", user->name);
+    set_env("LOGNAME", user->name);
+    settings.spawn.uid = user->uid;
+    settings.spawn.gid = user->gid;
+  } else if (chdir(options.dir.c_str()) != 0) {
+    throw_errno("chdir " + options.dir);
+  }
+
+  const JobResult result = run_job(settings);
+
+  bool damaged = !result.all_killed;
+  if (!result.all_killed) diag("some job processes could not be killed");
+  if (job_dir) {
+    if (chdir("/") != 0) throw_errno("chdir /");
+    if (!job_dir->remove()) damaged = true;
+  }
+
+  if (!write_all(STDOUT_FILENO, status_line(result.report) + result.output)) {
+    throw_errno("write output");
+  }
+  if (options.report_usage) write_all(STDERR_FILENO, usage_line(result.report));
+  if (damaged) return kExitOsError;
+  return result.report.timed_out ? kExitTimeout : kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto parsed = parse_options(argc, argv);
+  if (const auto* error = std::get_if<UsageError>(&parsed)) {
+    diag(error->message);
+    std::fputs(usage_text(), stderr);
+    return kExitUsage;
+  }
+  try {
+    return run(std::get<Options>(parsed));
+  } catch (const std::exception& e) {
+    diag(e.what());
+    return kExitOsError;
+  }
+}
+
+}  // namespace tango::autodriver

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace tango::autodriver {
+
+// Output cap used when -o is absent or 0: Tango's historical default.
+inline constexpr std::int64_t kDefaultOutputCap = 1024000;
+
+struct Options {
+  std::optional<std::int64_t> nproc;            // -u: RLIMIT_NPROC of the job
+  std::optional<std::int64_t> fsize;            // -f: RLIMIT_FSIZE in bytes
+  std::int64_t timeout_secs = 0;                // -t: 0 = no timeout
+  std::int64_t output_cap = kDefaultOutputCap;  // -o: bytes of output kept
+  std::string user = "autograde";               // -U: name or numeric uid
+  std::optional<std::string> partial_file;      // -P: live copy of the output head
+  bool report_usage = false;                    // -R: TANGO_USAGE line on stderr
+  std::string dir;                              // the job directory
+};
+
+struct UsageError {
+  std::string message;
+};
+
+// Parses argv strictly: every numeric value must be a whole decimal number in
+// range, and exactly one DIR must be given. Flags may be written "-t 5" or
+// "-t5" and may appear before or after DIR; "--" ends the flags.
+std::variant<Options, UsageError> parse_options(int argc, const char* const* argv);
+
+// One-paragraph synopsis printed after a usage error.
+const char* usage_text();
+
+}  // namespace tango::autodriver

@@ -1,0 +1,92 @@
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "autodriver/Options.hpp"
+
+namespace tango::autodriver {
+namespace {
+
+std::variant<Options, UsageError> parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "autodriver");
+  return parse_options(static_cast<int>(args.size()), args.data());
+}
+
+Options parse_ok(std::vector<const char*> args) {
+  auto result = parse(std::move(args));
+  if (auto* error = std::get_if<UsageError>(&result)) {
+    ADD_FAILURE() << error->message;
+    return {};
+  }
+  return std::get<Options>(result);
+}
+
+std::string parse_error(std::vector<const char*> args) {
+  auto result = parse(std::move(args));
+  if (auto* error = std::get_if<UsageError>(&result)) return error->message;
+  ADD_FAILURE() << "expected a usage error";
+  return {};
+}
+
+TEST(Options, Defaults) {
+  const Options o = parse_ok({"job"});
+  EXPECT_EQ(o.dir, "job");
+  EXPECT_FALSE(o.nproc);
+  EXPECT_FALSE(o.fsize);
+  EXPECT_EQ(o.timeout_secs, 0);
+  EXPECT_EQ(o.output_cap, 1024000);
+  EXPECT_EQ(o.user, "autograde");
+  EXPECT_FALSE(o.partial_file);
+  EXPECT_FALSE(o.report_usage);
+}
+
+TEST(Options, TangoCommandLine) {
+  const Options o = parse_ok({"-u", "100", "-f", "104857600", "-t", "20", "-o", "4096", "autolab"});
+  EXPECT_EQ(o.nproc, 100);
+  EXPECT_EQ(o.fsize, 104857600);
+  EXPECT_EQ(o.timeout_secs, 20);
+  EXPECT_EQ(o.output_cap, 4096);
+  EXPECT_EQ(o.dir, "autolab");
+}
+
+TEST(Options, OurExtensionsAndGluedValues) {
+  const Options o = parse_ok({"-t5", "-U", "1001", "-P", "/tmp/partial", "-R", "dir"});
+  EXPECT_EQ(o.timeout_secs, 5);
+  EXPECT_EQ(o.user, "1001");
+  EXPECT_EQ(o.partial_file, "/tmp/partial");
+  EXPECT_TRUE(o.report_usage);
+}
+
+TEST(Options, FlagsAfterDirAndDoubleDash) {
+  EXPECT_EQ(parse_ok({"dir", "-t", "3"}).timeout_secs, 3);
+  EXPECT_EQ(parse_ok({"--", "-weird-dir"}).dir, "-weird-dir");
+}
+
+TEST(Options, ZeroMeansNoTimeoutAndDefaultCap) {
+  const Options o = parse_ok({"-t", "0", "-o", "0", "dir"});
+  EXPECT_EQ(o.timeout_secs, 0);
+  EXPECT_EQ(o.output_cap, kDefaultOutputCap);
+}
+
+TEST(Options, BadArguments) {
+  EXPECT_NE(parse_error({}).find("missing DIR"), std::string::npos);
+  EXPECT_NE(parse_error({"-x", "dir"}).find("unknown option"), std::string::npos);
+  EXPECT_NE(parse_error({"-Rx", "dir"}).find("unknown option"), std::string::npos);
+  EXPECT_NE(parse_error({"-t"}).find("needs a value"), std::string::npos);
+  EXPECT_NE(parse_error({"dir", "-u"}).find("needs a value"), std::string::npos);
+  EXPECT_NE(parse_error({"a", "b"}).find("more than one DIR"), std::string::npos);
+  for (const char* bad :
+       {"abc", "-1", "+1", " 1", "1 ", "1x", "0x10", "", "1e3", "99999999999999999999"}) {
+    EXPECT_NE(parse_error({"-t", bad, "dir"}).find("invalid value for -t"), std::string::npos)
+        << "'" << bad << "'";
+  }
+  // Out of the per-flag bounds.
+  parse_error({"-o", "2000000000", "dir"});
+  parse_error({"-u", "5000000", "dir"});
+  parse_error({"-t", "100000000", "dir"});
+  parse_error({"-U", "", "dir"});
+}
+
+}  // namespace
+}  // namespace tango::autodriver
