@@ -1,0 +1,767 @@
+#include "tango/vmms/LocalVmms.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <system_error>
+#include <thread>
+
+#include "tango/util/Fd.hpp"
+#include "tango/util/Process.hpp"
+#include "tango/util/SafeName.hpp"
+
+namespace tango {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kDefaultImage = "autograding_image";
+constexpr std::int64_t kOutputSlack = 64 * 1024;  // beyond the autodriver's own cap
+constexpr std::size_t kStderrCap = 64 * 1024;
+constexpr std::int64_t kTmpSize = 512LL * 1024 * 1024;      // /tmp and /var/tmp in the sandbox
+constexpr std::int64_t kSmallTmpSize = 16LL * 1024 * 1024;  // /run, /home, hiding mounts
+constexpr auto kKillWait = 10s;  // how long destroy waits for a uid's processes to go
+
+std::string errnoText(const std::string& what, int err = errno) {
+  return what + ": " + std::strerror(err);
+}
+
+SteadyClock::time_point deadlineAfter(std::chrono::seconds timeout) {
+  if (timeout <= 0s) return SteadyClock::time_point::max();
+  return SteadyClock::now() + timeout;
+}
+
+Fd openDir(int atFd, const char* path) {
+  return Fd(::openat(atFd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
+// Copies in -> out. Empty on success, else what failed.
+std::string copyData(int in, int out, SteadyClock::time_point deadline) {
+  std::array<char, 65536> buf;
+  for (;;) {
+    if (SteadyClock::now() >= deadline) return "timed out";
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errnoText("read");
+    }
+    if (n == 0) return {};
+    if (!writeAll(out, std::string_view(buf.data(), static_cast<std::size_t>(n))))
+      return errnoText("write");
+  }
+}
+
+// Reads at most `cap` bytes of a small file opened by the caller.
+std::string readCapped(int fd, std::int64_t cap) {
+  std::string data;
+  std::array<char, 65536> buf;
+  while (static_cast<std::int64_t>(data.size()) < cap) {
+    auto want = std::min<std::int64_t>(static_cast<std::int64_t>(buf.size()),
+                                       cap - static_cast<std::int64_t>(data.size()));
+    ssize_t n = ::read(fd, buf.data(), static_cast<std::size_t>(want));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    data.append(buf.data(), static_cast<std::size_t>(n));
+  }
+  return data;
+}
+
+// Deletes a directory tree without following symlinks. A job controls what is
+// inside job/, including a tree deeper than PATH_MAX or than the fd limit:
+// everything is done relative to directory fds, and directories below
+// kMaxDepth are first moved up to the top directory and removed from there.
+class TreeRemover {
+ public:
+  explicit TreeRemover(int topFd) : topFd_(topFd) {}
+
+  // Empties the top directory.
+  bool clearTop() {
+    if (!clear(topFd_, 0)) return false;
+    while (!deferred_.empty()) {
+      std::string name = std::move(deferred_.back());
+      deferred_.pop_back();
+      if (!removeAt(topFd_, name, 0)) return false;
+    }
+    return true;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  static constexpr int kMaxDepth = 32;
+
+  bool removeAt(int parentFd, const std::string& name, int depth) {
+    if (::unlinkat(parentFd, name.c_str(), 0) == 0 || errno == ENOENT) return true;
+    if (errno != EISDIR && errno != EPERM) return fail("unlink " + name);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      Fd dir = openDir(parentFd, name.c_str());
+      if (!dir) return errno == ENOENT ? true : fail("open " + name);
+      if (!clear(dir.get(), depth)) return false;
+      dir.reset();
+      if (::unlinkat(parentFd, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return true;
+      if (errno != ENOTEMPTY && errno != EEXIST) return fail("rmdir " + name);
+    }
+    return fail("rmdir " + name);
+  }
+
+  bool clear(int dirFd, int depth) {
+    std::vector<std::string> names;
+    {
+      // fdopendir takes ownership of the duplicate, closedir releases it.
+      int dup = ::fcntl(dirFd, F_DUPFD_CLOEXEC, 0);
+      if (dup < 0) return fail("dup");
+      DIR* d = ::fdopendir(dup);
+      if (!d) {
+        ::close(dup);
+        return fail("fdopendir");
+      }
+      while (dirent* e = ::readdir(d)) {
+        std::string_view n = e->d_name;
+        if (n != "." && n != "..") names.emplace_back(n);
+      }
+      ::closedir(d);
+    }
+    for (const auto& n : names) {
+      if (::unlinkat(dirFd, n.c_str(), 0) == 0 || errno == ENOENT) continue;
+      if (errno != EISDIR && errno != EPERM) return fail("unlink " + n);
+      if (depth + 1 >= kMaxDepth) {
+        std::string moved = ".deep-" + std::to_string(counter_++);
+        if (::renameat(dirFd, n.c_str(), topFd_, moved.c_str()) != 0) return fail("rename " + n);
+        deferred_.push_back(std::move(moved));
+        continue;
+      }
+      if (!removeAt(dirFd, n, depth + 1)) return false;
+    }
+    return true;
+  }
+
+  bool fail(const std::string& what) {
+    error_ = errnoText(what);
+    return false;
+  }
+
+  int topFd_;
+  std::uint64_t counter_ = 0;
+  std::vector<std::string> deferred_;
+  std::string error_;
+};
+
+// Removes <parent>/<name> entirely; true when it is gone.
+bool removeDirTree(const fs::path& parent, const std::string& name, std::string& error) {
+  Fd parentFd = openDir(AT_FDCWD, parent.c_str());
+  if (!parentFd) {
+    error = errnoText("open " + parent.string());
+    return false;
+  }
+  Fd top = openDir(parentFd.get(), name.c_str());
+  if (!top) {
+    if (errno == ENOENT) return true;
+    if (errno == ENOTDIR || errno == ELOOP) {
+      if (::unlinkat(parentFd.get(), name.c_str(), 0) == 0) return true;
+    }
+    error = errnoText("open " + name);
+    return false;
+  }
+  TreeRemover remover(top.get());
+  if (!remover.clearTop()) {
+    error = remover.error();
+    return false;
+  }
+  top.reset();
+  if (::unlinkat(parentFd.get(), name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    error = errnoText("rmdir " + name);
+    return false;
+  }
+  return true;
+}
+
+std::optional<ResourceUsage> parseUsage(std::string_view stderrText) {
+  constexpr std::string_view kTag = "TANGO_USAGE ";
+  std::optional<ResourceUsage> result;
+  std::size_t pos = 0;
+  while (pos < stderrText.size()) {
+    std::size_t nl = stderrText.find('\n', pos);
+    if (nl == std::string_view::npos) nl = stderrText.size();
+    std::string_view line = stderrText.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (!line.starts_with(kTag)) continue;
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(line.substr(kTag.size()), ec);
+    if (ec || !v.is_object()) continue;
+    const auto& o = v.get_object();
+    auto num = [&](const char* key) -> std::int64_t {
+      const auto* p = o.if_contains(key);
+      if (!p) return 0;
+      if (p->is_int64()) return p->get_int64();
+      if (p->is_uint64()) return static_cast<std::int64_t>(p->get_uint64());
+      if (p->is_double()) return static_cast<std::int64_t>(p->get_double());
+      return 0;
+    };
+    ResourceUsage u;
+    u.wallMs = num("wall_ms");
+    u.userMs = num("user_ms");
+    u.sysMs = num("sys_ms");
+    u.maxRssKb = num("max_rss_kb");
+    u.exitStatus = static_cast<int>(num("exit_status"));
+    u.signal = static_cast<int>(num("signal"));
+    const auto* t = o.if_contains("timed_out");
+    u.timedOut = t && t->is_bool() && t->get_bool();
+    u.outputBytes = num("output_bytes");
+    result = u;  // the last report wins
+  }
+  return result;
+}
+
+// stderr without the usage line, shortened, for a trace message.
+std::string stderrExcerpt(std::string_view text) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < text.size() && out.size() < 1024) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line.empty() || line.starts_with("TANGO_USAGE ")) continue;
+    if (!out.empty()) out += "; ";
+    out.append(line.substr(0, 1024 - std::min<std::size_t>(out.size(), 1024)));
+  }
+  return out;
+}
+
+fs::path findBwrap() {
+  for (const char* p : {"/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return {};
+}
+
+// `p` as a path inside an image rooted at `root`, if it lies inside it.
+std::optional<std::string> insideRoot(const fs::path& p, const fs::path& root) {
+  std::error_code ec;
+  fs::path cp = fs::weakly_canonical(fs::absolute(p), ec);
+  if (ec) return std::nullopt;
+  fs::path cr = fs::weakly_canonical(root, ec);
+  if (ec) return std::nullopt;
+  fs::path rel = cp.lexically_relative(cr);
+  if (rel.empty() || rel == "." || *rel.begin() == "..") return std::nullopt;
+  return "/" + rel.string();
+}
+
+}  // namespace
+
+LocalVmms::LocalVmms(const Config& cfg) : cfg_(cfg) {
+  std::error_code ec;
+  cfg_.dataDir = fs::absolute(cfg_.dataDir);
+  vmsDir_ = fs::absolute(cfg_.vmsDir()).lexically_normal();
+  fs::create_directories(vmsDir_, ec);
+  if (ec) throw std::system_error(ec, "creating " + vmsDir_.string());
+  // The sandbox runs bwrap as the VM uid, which must be able to walk down to
+  // its job directory; search permission alone does not let it list anything.
+  ::chmod(vmsDir_.c_str(), 0711);
+  struct stat st {};
+  if (::stat(cfg_.dataDir.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
+    ::chmod(cfg_.dataDir.c_str(), (st.st_mode & 07777) | S_IXOTH);
+  for (fs::path p = vmsDir_.parent_path(); !p.empty(); p = p.parent_path()) {
+    if (::stat(p.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
+      spdlog::warn("local VMMS: {} is not searchable by other users; sandboxes cannot start",
+                   p.string());
+    if (p == p.root_path()) break;
+  }
+  bwrap_ = findBwrap();
+  if (bwrap_.empty()) spdlog::warn("local VMMS: bwrap not found; jobs cannot run");
+
+  // Uids of VMs left by a previous run stay taken until those VMs are destroyed.
+  for (const auto& entry : fs::directory_iterator(vmsDir_, ec)) {
+    if (!entry.is_directory(ec) || entry.is_symlink(ec)) continue;
+    if (auto uid = readUid(entry.path())) usedSlots_.insert(*uid - cfg_.local.uidBase);
+  }
+}
+
+LocalVmms::~LocalVmms() = default;
+
+std::optional<std::string> LocalVmms::checkedInstance(const TangoMachine& vm) const {
+  if (vm.id <= 0 || !isSafeName(vm.name)) return std::nullopt;
+  std::string inst = instanceName(cfg_.prefix, vm);
+  if (!isSafeName(inst)) return std::nullopt;
+  return inst;
+}
+
+fs::path LocalVmms::vmDir(const TangoMachine& vm) const {
+  return vmsDir_ / instanceName(cfg_.prefix, vm);
+}
+
+std::optional<uid_t> LocalVmms::vmUid(const TangoMachine& vm) const {
+  if (!checkedInstance(vm)) return std::nullopt;
+  return readUid(vmDir(vm));
+}
+
+std::optional<uid_t> LocalVmms::readUid(const fs::path& dir) const {
+  Fd d = openDir(AT_FDCWD, dir.c_str());
+  if (!d) return std::nullopt;
+  Fd f(::openat(d.get(), "uid", O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!f) return std::nullopt;
+  std::string text = readCapped(f.get(), 32);
+  char* end = nullptr;
+  unsigned long v = std::strtoul(text.c_str(), &end, 10);
+  if (end == text.c_str()) return std::nullopt;
+  if (v < cfg_.local.uidBase ||
+      v >= static_cast<unsigned long>(cfg_.local.uidBase) + cfg_.local.slots)
+    return std::nullopt;
+  return static_cast<uid_t>(v);
+}
+
+std::optional<fs::path> LocalVmms::imageRoot(const TangoMachine& vm) const {
+  auto lookup = [&](const std::string& image) -> std::optional<fs::path> {
+    if (image.empty()) return std::nullopt;
+    if (cfg_.local.images.empty()) {
+      if (image == kDefaultImage) return fs::path("/");
+      return std::nullopt;
+    }
+    auto it = cfg_.local.images.find(image);
+    if (it == cfg_.local.images.end()) return std::nullopt;
+    return fs::absolute(it->second);
+  };
+  if (auto r = lookup(vm.image)) return r;
+  return lookup(vm.name);
+}
+
+std::vector<std::string> LocalVmms::getImages() {
+  std::vector<std::string> images;
+  if (cfg_.local.images.empty()) return {kDefaultImage};
+  for (const auto& [name, root] : cfg_.local.images) images.push_back(name);
+  return images;
+}
+
+StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds) {
+  auto inst = checkedInstance(vm);
+  if (!inst) return StepResult::failure("invalid VM name or id");
+  if (!imageRoot(vm)) return StepResult::failure("unknown image " + vm.name);
+  if (cfg_.local.slots == 0) return StepResult::failure("no local VM slots configured");
+
+  std::uint32_t slot = 0;
+  {
+    std::lock_guard lock(mu_);
+    bool found = false;
+    for (std::uint32_t i = 0; i < cfg_.local.slots; ++i) {
+      std::uint32_t s = (nextSlot_ + i) % cfg_.local.slots;
+      if (!usedSlots_.count(s)) {
+        slot = s;
+        found = true;
+        break;
+      }
+    }
+    if (!found) return StepResult::failure("all local VM slots are in use");
+    usedSlots_.insert(slot);
+    nextSlot_ = (slot + 1) % cfg_.local.slots;
+  }
+  const uid_t uid = cfg_.local.uidBase + slot;
+  auto release = [&] {
+    std::lock_guard lock(mu_);
+    usedSlots_.erase(slot);
+  };
+
+  const fs::path dir = vmsDir_ / *inst;
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    int err = errno;
+    release();
+    return StepResult::failure(err == EEXIST ? "VM " + *inst + " already exists"
+                                             : errnoText("mkdir " + dir.string(), err));
+  }
+  auto failed = [&](const std::string& why) {
+    std::string ignored;
+    removeDirTree(vmsDir_, *inst, ignored);
+    release();
+    return StepResult::failure(why);
+  };
+  Fd d = openDir(AT_FDCWD, dir.c_str());
+  if (!d) return failed(errnoText("open " + dir.string()));
+  // The uid file comes first so a crash right after mkdir still leaves a
+  // directory whose uid a restart can recover.
+  {
+    Fd f(::openat(d.get(), "uid", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!f || !writeAll(f.get(), std::to_string(uid) + "\n") || ::fsync(f.get()) != 0)
+      return failed(errnoText("writing uid file"));
+  }
+  for (const char* sub : {"job", "run"}) {
+    if (::mkdirat(d.get(), sub, 0700) != 0 ||
+        ::fchownat(d.get(), sub, uid, uid, AT_SYMLINK_NOFOLLOW) != 0 ||
+        ::fchmodat(d.get(), sub, 0700, 0) != 0)
+      return failed(errnoText(std::string("creating ") + sub));
+  }
+  // Only now can the VM uid traverse the directory (it cannot list it).
+  if (::fchmod(d.get(), 0711) != 0) return failed(errnoText("chmod " + dir.string()));
+  spdlog::debug("local VMMS: created {} (uid {})", *inst, uid);
+  return StepResult::success();
+}
+
+StepResult LocalVmms::waitVM(const TangoMachine& vm, std::chrono::seconds) {
+  // A local VM is ready as soon as it exists: only check it is intact.
+  auto inst = checkedInstance(vm);
+  if (!inst) return StepResult::failure("invalid VM name or id");
+  const fs::path dir = vmsDir_ / *inst;
+  auto uid = readUid(dir);
+  if (!uid) return StepResult::failure("VM " + *inst + " does not exist or has no uid");
+  Fd d = openDir(AT_FDCWD, dir.c_str());
+  if (!d) return StepResult::failure(errnoText("open " + dir.string()));
+  for (const char* sub : {"job", "run"}) {
+    struct stat st {};
+    if (::fstatat(d.get(), sub, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != *uid)
+      return StepResult::failure("VM " + *inst + " is damaged: " + sub + "/ is missing or foreign");
+  }
+  return StepResult::success();
+}
+
+StepResult LocalVmms::copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,
+                             std::chrono::seconds timeout) {
+  const auto deadline = deadlineAfter(timeout);
+  auto inst = checkedInstance(vm);
+  if (!inst) return StepResult::failure("invalid VM name or id");
+  const fs::path dir = vmsDir_ / *inst;
+  auto uid = readUid(dir);
+  if (!uid) return StepResult::failure("VM " + *inst + " does not exist");
+  Fd d = openDir(AT_FDCWD, dir.c_str());
+  Fd job = d ? openDir(d.get(), "job") : Fd();
+  if (!job) return StepResult::failure(errnoText("open job directory"));
+
+  for (const auto& f : files) {
+    // Defense in depth: the REST layer validated these names already.
+    if (!isSafeName(f.destFile)) return StepResult::failure("unsafe destination name");
+    if (f.localFile.empty() || f.localFile[0] != '/')
+      return StepResult::failure("input path is not absolute: " + f.localFile);
+    // O_NONBLOCK: a FIFO planted in place of an input must not hang the worker.
+    Fd in(::open(f.localFile.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!in) return StepResult::failure(errnoText("open " + f.localFile));
+    struct stat st {};
+    if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode))
+      return StepResult::failure("not a regular file: " + f.localFile);
+    ::fcntl(in.get(), F_SETFL, 0);
+    const mode_t mode = (st.st_mode & 0111) ? 0700 : 0600;
+    Fd out(::openat(job.get(), f.destFile.c_str(),
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (!out) return StepResult::failure(errnoText("create " + f.destFile));
+    if (::fchown(out.get(), *uid, *uid) != 0 || ::fchmod(out.get(), mode) != 0)
+      return StepResult::failure(errnoText("chown " + f.destFile));
+    if (auto err = copyData(in.get(), out.get(), deadline); !err.empty())
+      return StepResult::failure("copying " + f.destFile + ": " + err);
+  }
+  return StepResult::success();
+}
+
+std::vector<std::string> LocalVmms::sandboxArgs(const std::string& instance, const fs::path& dir,
+                                                const fs::path& root, const RunSpec& spec) const {
+  std::vector<std::string> a{bwrap_.string(), "--unshare-user", "--unshare-pid",
+                             "--unshare-ipc", "--unshare-uts",  "--unshare-cgroup-try"};
+  if (spec.disableNetwork) a.push_back("--unshare-net");
+  // No nested user namespaces: they are kernel attack surface a grader never needs.
+  a.insert(a.end(), {"--disable-userns", "--die-with-parent", "--new-session", "--hostname",
+                     instance.substr(0, 63), "--ro-bind", root.string(), "/", "--dev", "/dev",
+                     "--proc", "/proc"});
+  auto tmpfs = [&](const std::string& where, std::int64_t size) {
+    a.insert(a.end(), {"--size", std::to_string(size), "--tmpfs", where});
+  };
+  const std::vector<std::string> scratch{"/tmp", "/var/tmp", "/run", "/home"};
+  for (const auto& s : scratch) {
+    if (s == "/var/tmp" && !fs::is_directory(root / "var/tmp")) continue;
+    tmpfs(s, (s == "/tmp" || s == "/var/tmp") ? kTmpSize : kSmallTmpSize);
+  }
+  // The service's own state (state DB, other VMs, courselabs with every
+  // student's files) must be invisible, not merely unreadable.
+  for (const fs::path& hide : {cfg_.dataDir, cfg_.courselabsDir()}) {
+    auto inside = insideRoot(hide, root);
+    if (!inside) continue;
+    bool covered = false;
+    for (const auto& s : scratch)
+      if (*inside == s || inside->starts_with(s + "/")) covered = true;
+    if (!covered) tmpfs(*inside, kSmallTmpSize);
+  }
+  a.insert(a.end(), {"--bind",
+                     (dir / "job").string(),
+                     "/home/autograde",
+                     "--bind",
+                     (dir / "run").string(),
+                     "/run/tango-out",
+                     "--ro-bind",
+                     cfg_.autodriver.string(),
+                     "/run/tango/autodriver",
+                     "--chdir",
+                     "/home/autograde",
+                     "--clearenv",
+                     "--setenv",
+                     "HOME",
+                     "/home/autograde",
+                     "--setenv",
+                     "PATH",
+                     "/usr/local/bin:/usr/bin:/bin",
+                     "--setenv",
+                     "USER",
+                     "autograde",
+                     "--setenv",
+                     "LANG",
+                     "C.UTF-8",
+                     "--",
+                     "/run/tango/autodriver"});
+  if (spec.ulimitProcs > 0) a.insert(a.end(), {"-u", std::to_string(spec.ulimitProcs)});
+  if (spec.ulimitFileSize > 0) a.insert(a.end(), {"-f", std::to_string(spec.ulimitFileSize)});
+  if (spec.timeoutSecs > 0) a.insert(a.end(), {"-t", std::to_string(spec.timeoutSecs)});
+  if (spec.maxOutputBytes > 0) a.insert(a.end(), {"-o", std::to_string(spec.maxOutputBytes)});
+  a.insert(a.end(), {"-P", "/run/tango-out/partial", "-R", "/home/autograde"});
+  return a;
+}
+
+RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
+  RunResult result;
+  auto fail = [&](std::string why) {
+    result.status = -1;
+    result.error = std::move(why);
+    return result;
+  };
+  auto inst = checkedInstance(vm);
+  if (!inst) return fail("invalid VM name or id");
+  const fs::path dir = vmsDir_ / *inst;
+  auto uid = readUid(dir);
+  if (!uid) return fail("VM " + *inst + " does not exist");
+  auto root = imageRoot(vm);
+  if (!root) return fail("unknown image " + vm.name);
+  if (bwrap_.empty()) return fail("bwrap is not installed");
+  struct stat adSt {};
+  if (cfg_.autodriver.empty() || ::stat(cfg_.autodriver.c_str(), &adSt) != 0 ||
+      !S_ISREG(adSt.st_mode))
+    return fail("autodriver not found at '" + cfg_.autodriver.string() + "'");
+
+  Fd d = openDir(AT_FDCWD, dir.c_str());
+  if (!d) return fail(errnoText("open " + dir.string()));
+  Fd output(
+      ::openat(d.get(), "output", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!output) return fail(errnoText("create output file"));
+  {
+    // A previous run's partial output must not show up as this run's.
+    Fd run = openDir(d.get(), "run");
+    if (run) ::unlinkat(run.get(), "partial", 0);
+  }
+
+  SpawnOptions opts;
+  opts.argv = sandboxArgs(*inst, dir, *root, spec);
+  opts.env = {"PATH=/usr/bin:/bin"};
+  opts.credentials = std::make_pair(*uid, static_cast<gid_t>(*uid));
+  const std::int64_t cap = std::max<std::int64_t>(spec.maxOutputBytes, 0) + kOutputSlack;
+
+  std::optional<Process> proc;
+  {
+    std::lock_guard lock(mu_);
+    if (running_.count(*inst)) return fail("a job is already running in VM " + *inst);
+    try {
+      proc.emplace(Process::spawn(opts));
+    } catch (const std::system_error& e) {
+      return fail(std::string("cannot start the sandbox: ") + e.what());
+    }
+    running_[*inst] = Running{&*proc, spec.maxOutputBytes, false};
+  }
+  // Unregisters before `proc` is reaped or destroyed, so destroyVM never
+  // signals a pid that could have been reused.
+  struct Unregister {
+    LocalVmms* self;
+    const std::string& inst;
+    bool done = false;
+    bool killedByDestroy = false;
+    void now() {
+      if (done) return;
+      std::lock_guard lock(self->mu_);
+      if (auto it = self->running_.find(inst); it != self->running_.end()) {
+        killedByDestroy = it->second.killedByDestroy;
+        self->running_.erase(it);
+      }
+      done = true;
+    }
+    ~Unregister() { now(); }
+  } unregister{this, *inst};
+
+  std::int64_t written = 0;
+  bool writeFailed = false;
+  std::string errText;
+  auto onStdout = [&](std::string_view chunk) {
+    // The autodriver caps the output already; this is the backstop if it is
+    // replaced or broken, so the host disk is never at a job's mercy.
+    if (written >= cap || writeFailed) return;
+    auto n = std::min<std::int64_t>(static_cast<std::int64_t>(chunk.size()), cap - written);
+    if (!writeAll(output.get(), chunk.substr(0, static_cast<std::size_t>(n)))) writeFailed = true;
+    written += n;
+  };
+  auto onStderr = [&](std::string_view chunk) {
+    if (errText.size() < kStderrCap)
+      errText.append(chunk.substr(0, std::min(chunk.size(), kStderrCap - errText.size())));
+  };
+
+  std::chrono::seconds hard = spec.hardTimeout;
+  if (hard <= 0s && spec.timeoutSecs > 0) hard = std::chrono::seconds(spec.timeoutSecs) + 30s;
+  const auto deadline = hard > 0s ? SteadyClock::now() + hard : SteadyClock::time_point::max();
+  bool hardKilled = false;
+  if (proc->communicate(onStdout, onStderr, deadline) == Process::IoResult::Deadline) {
+    // Killing bwrap kills the sandbox's PID 1 (--die-with-parent), and with it
+    // every process in the sandbox's PID namespace.
+    hardKilled = true;
+    proc->signal(SIGKILL);
+    proc->waitExit(SteadyClock::now() + 10s);
+    proc->communicate(onStdout, onStderr, SteadyClock::now() + 2s, 500ms);
+  }
+  unregister.now();
+  const int st = proc->reap();
+  if (hardKilled) killAllOfUid(*uid, *uid);
+  result.usage = parseUsage(errText);
+
+  if (unregister.killedByDestroy) return fail("the VM was destroyed while the job ran");
+  if (hardKilled)
+    return fail("the run exceeded the hard timeout of " + std::to_string(hard.count()) +
+                " s; sandbox killed");
+  if (WIFSIGNALED(st)) return fail("the sandbox died from signal " + std::to_string(WTERMSIG(st)));
+  if (!WIFEXITED(st)) return fail("the sandbox ended abnormally");
+  if (writeFailed) return fail("cannot write the output file");
+  const int code = WEXITSTATUS(st);
+  // bwrap reports its own setup failures with exit status 1 and a "bwrap:"
+  // message; the autodriver never prints that.
+  if (errText.starts_with("bwrap: ") || errText.find("\nbwrap: ") != std::string::npos)
+    return fail("sandbox setup failed: " + stderrExcerpt(errText));
+  result.status = code;
+  if (code != 0 && code != 2)
+    result.error = "autodriver exited with status " + std::to_string(code) +
+                   (errText.empty() ? "" : ": " + stderrExcerpt(errText));
+  return result;
+}
+
+StepResult LocalVmms::copyOut(const TangoMachine& vm, const fs::path& dest,
+                              std::chrono::seconds timeout) {
+  const auto deadline = deadlineAfter(timeout);
+  auto inst = checkedInstance(vm);
+  if (!inst) return StepResult::failure("invalid VM name or id");
+  Fd d = openDir(AT_FDCWD, (vmsDir_ / *inst).c_str());
+  if (!d) return StepResult::failure("VM " + *inst + " does not exist");
+  Fd in(::openat(d.get(), "output", O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!in) return StepResult::failure(errnoText("the VM has no output"));
+  struct stat st {};
+  if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    return StepResult::failure("the VM's output is not a regular file");
+  Fd out(::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!out) return StepResult::failure(errnoText("create " + dest.string()));
+  if (auto err = copyData(in.get(), out.get(), deadline); !err.empty())
+    return StepResult::failure("copying the output: " + err);
+  return StepResult::success();
+}
+
+bool LocalVmms::killUidProcesses(uid_t uid) const {
+  const auto deadline = SteadyClock::now() + kKillWait;
+  for (;;) {
+    try {
+      killAllOfUid(uid, uid);
+    } catch (const std::system_error& e) {
+      spdlog::warn("local VMMS: cannot kill processes of uid {}: {}", uid, e.what());
+    }
+    if (processesOfUid(uid).empty()) return true;
+    if (SteadyClock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+StepResult LocalVmms::destroyVM(const TangoMachine& vm) {
+  auto inst = checkedInstance(vm);
+  if (!inst) return StepResult::failure("invalid VM name or id");
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = running_.find(*inst); it != running_.end()) {
+      it->second.killedByDestroy = true;
+      it->second.process->signal(SIGKILL);
+    }
+  }
+  auto uid = readUid(vmsDir_ / *inst);
+  bool killed = true;
+  if (uid) killed = killUidProcesses(*uid);
+  std::string error;
+  bool removed = removeDirTree(vmsDir_, *inst, error);
+  if (uid) {
+    if (killed) {
+      std::lock_guard lock(mu_);
+      usedSlots_.erase(*uid - cfg_.local.uidBase);
+    } else {
+      // Keep the uid out of circulation: a survivor must never share it with the next job.
+      spdlog::error("local VMMS: processes of uid {} survive; slot kept reserved", *uid);
+      return StepResult::failure("processes of uid " + std::to_string(*uid) + " survive");
+    }
+  }
+  if (!removed) return StepResult::failure("cannot remove VM " + *inst + ": " + error);
+  spdlog::debug("local VMMS: destroyed {}", *inst);
+  return StepResult::success();
+}
+
+StepResult LocalVmms::safeDestroyVM(const TangoMachine& vm) {
+  auto inst = checkedInstance(vm);
+  if (!inst) return StepResult::failure("invalid VM name or id");
+  auto uid = readUid(vmsDir_ / *inst);
+  StepResult r = destroyVM(vm);
+  if (!r.ok) return r;
+  std::error_code ec;
+  if (fs::symlink_status(vmsDir_ / *inst, ec).type() != fs::file_type::not_found)
+    return StepResult::failure("VM directory " + *inst + " still exists");
+  if (uid && !processesOfUid(*uid).empty())
+    return StepResult::failure("processes of uid " + std::to_string(*uid) + " remain");
+  return StepResult::success();
+}
+
+std::vector<TangoMachine> LocalVmms::getVMs() {
+  std::vector<TangoMachine> vms;
+  const std::string head = cfg_.prefix + "-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(vmsDir_, ec)) {
+    std::string n = entry.path().filename().string();
+    if (!n.starts_with(head)) continue;
+    std::string_view rest = std::string_view(n).substr(head.size());
+    std::size_t dash = rest.find('-');
+    if (dash == 0 || dash == std::string_view::npos || dash + 1 >= rest.size()) continue;
+    std::string_view digits = rest.substr(0, dash);
+    if (digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string_view::npos)
+      continue;
+    TangoMachine vm;
+    vm.id = std::stoll(std::string(digits));
+    vm.name = std::string(rest.substr(dash + 1));
+    vm.image = vm.name;
+    vm.vmms = "local";
+    if (vm.id <= 0) continue;
+    vms.push_back(std::move(vm));
+  }
+  return vms;
+}
+
+std::optional<std::string> LocalVmms::getPartialOutput(const TangoMachine& vm) {
+  auto inst = checkedInstance(vm);
+  if (!inst) return std::nullopt;
+  std::int64_t cap = cfg_.maxOutputFileSize;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = running_.find(*inst); it != running_.end() && it->second.outputCap > 0)
+      cap = it->second.outputCap;
+  }
+  const fs::path dir = vmsDir_ / *inst;
+  auto uid = readUid(dir);
+  if (!uid) return std::nullopt;
+  Fd d = openDir(AT_FDCWD, dir.c_str());
+  Fd run = d ? openDir(d.get(), "run") : Fd();
+  if (!run) return std::nullopt;
+  // The job owns run/: whatever is there may be a FIFO, a device or a hard
+  // link to someone else's file rather than the autodriver's output.
+  Fd f(::openat(run.get(), "partial", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!f) return std::nullopt;
+  struct stat st {};
+  if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != *uid || st.st_nlink != 1)
+    return std::nullopt;
+  return readCapped(f.get(), cap);
+}
+
+}  // namespace tango

@@ -1,0 +1,81 @@
+#pragma once
+// The `local` VMMS: every VM is a directory on this host and every job runs in
+// a fresh bubblewrap sandbox (own user, PID, IPC, UTS, cgroup and optionally
+// network namespaces) under a host uid of its own, running the same autodriver
+// as the other VMMSes. No Docker needed, so it is the embedded default.
+//
+// Layout of one VM, <dataDir>/vms/<PREFIX>-<id>-<image>/ (root, 0711):
+//   uid      root-only: the host uid/gid of the VM (survives a restart)
+//   job/     the VM uid, 0700: the job's files, mounted as /home/autograde
+//   run/     the VM uid, 0700: the autodriver's partial output, /run/tango-out
+//   output   root-only: the autodriver's stdout of the last run
+#include <sys/types.h>
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "tango/config/Config.hpp"
+#include "tango/vmms/Vmms.hpp"
+
+namespace tango {
+
+class Process;
+
+class LocalVmms : public Vmms {
+ public:
+  // Creates <dataDir>/vms (0711) and reserves the uids of VMs already on disk.
+  explicit LocalVmms(const Config& cfg);
+  ~LocalVmms() override;
+  LocalVmms(const LocalVmms&) = delete;
+  LocalVmms& operator=(const LocalVmms&) = delete;
+
+  std::string name() const override { return "local"; }
+  StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
+  StepResult waitVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
+  StepResult copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,
+                    std::chrono::seconds timeout) override;
+  RunResult runJob(const TangoMachine& vm, const RunSpec& spec) override;
+  StepResult copyOut(const TangoMachine& vm, const std::filesystem::path& dest,
+                     std::chrono::seconds timeout) override;
+  StepResult destroyVM(const TangoMachine& vm) override;
+  StepResult safeDestroyVM(const TangoMachine& vm) override;
+  std::vector<TangoMachine> getVMs() override;
+  std::vector<std::string> getImages() override;
+  std::optional<std::string> getPartialOutput(const TangoMachine& vm) override;
+
+  // The VM's directory and host uid (for operators and tests).
+  std::filesystem::path vmDir(const TangoMachine& vm) const;
+  std::optional<uid_t> vmUid(const TangoMachine& vm) const;
+
+ private:
+  struct Running {
+    Process* process = nullptr;
+    std::int64_t outputCap = 0;
+    bool killedByDestroy = false;
+  };
+
+  std::optional<std::string> checkedInstance(const TangoMachine& vm) const;
+  std::optional<std::filesystem::path> imageRoot(const TangoMachine& vm) const;
+  std::optional<uid_t> readUid(const std::filesystem::path& dir) const;
+  std::vector<std::string> sandboxArgs(const std::string& instance,
+                                       const std::filesystem::path& dir,
+                                       const std::filesystem::path& root,
+                                       const RunSpec& spec) const;
+  // Kills every process of `uid` and waits (bounded) until none is left.
+  bool killUidProcesses(uid_t uid) const;
+
+  Config cfg_;
+  std::filesystem::path vmsDir_;
+  std::filesystem::path bwrap_;
+
+  mutable std::mutex mu_;
+  std::set<std::uint32_t> usedSlots_;       // guarded by mu_
+  std::uint32_t nextSlot_ = 0;              // guarded by mu_; rotates so freed uids rest
+  std::map<std::string, Running> running_;  // instance -> run in progress; guarded by mu_
+};
+
+}  // namespace tango
