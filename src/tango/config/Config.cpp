@@ -1,0 +1,456 @@
+#include "tango/config/Config.hpp"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <string_view>
+
+#include "tango/util/SafeName.hpp"
+
+namespace tango {
+namespace {
+
+// One value to check, from the TOML file (a typed node) or from the
+// environment (a string). The same checks serve both sources so a setting
+// means the same thing wherever it comes from.
+struct Raw {
+  const toml::node* node = nullptr;
+  std::string_view text;
+  bool fromFile() const { return node != nullptr; }
+};
+
+// Values are echoed in error messages, which end up in a terminal or a log:
+// control characters are escaped so a hostile value cannot forge log lines.
+std::string quoteForMessage(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string shown(const Raw& raw) {
+  if (!raw.fromFile()) return quoteForMessage(raw.text);
+  const toml::node& n = *raw.node;
+  if (auto s = n.value_exact<std::string>()) return quoteForMessage(*s);
+  if (auto i = n.value_exact<std::int64_t>()) return std::to_string(*i);
+  if (auto d = n.value_exact<double>()) return fmt::format("{}", *d);
+  if (auto b = n.value_exact<bool>()) return *b ? "true" : "false";
+  if (n.is_array()) return "an array";
+  if (n.is_table()) return "a table";
+  return "a date/time";
+}
+
+[[noreturn]] void fail(std::string_view key, std::string_view what, const Raw& raw) {
+  throw ConfigError(fmt::format("{}: must be {}, got {}", key, what, shown(raw)));
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::int64_t asInt(std::string_view key, const Raw& raw, std::int64_t lo, std::int64_t hi) {
+  const std::string what = fmt::format("an integer {}..{}", lo, hi);
+  std::int64_t v = 0;
+  if (raw.fromFile()) {
+    auto i = raw.node->value_exact<std::int64_t>();
+    if (!i) fail(key, what, raw);
+    v = *i;
+  } else {
+    std::string_view t = trim(raw.text);
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc{} || end != t.data() + t.size()) fail(key, what, raw);
+  }
+  if (v < lo || v > hi) fail(key, what, raw);
+  return v;
+}
+
+int asInt32(std::string_view key, const Raw& raw, int lo, int hi) {
+  return static_cast<int>(asInt(key, raw, lo, hi));
+}
+
+double asNumber(std::string_view key, const Raw& raw, double hi) {
+  const std::string what = fmt::format("a number > 0 and <= {}", hi);
+  double v = 0;
+  if (raw.fromFile()) {
+    // TOML distinguishes 1 from 1.0; an operator writing either means the same.
+    if (auto d = raw.node->value_exact<double>()) {
+      v = *d;
+    } else if (auto i = raw.node->value_exact<std::int64_t>()) {
+      v = static_cast<double>(*i);
+    } else {
+      fail(key, what, raw);
+    }
+  } else {
+    std::string_view t = trim(raw.text);
+    auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc{} || end != t.data() + t.size()) fail(key, what, raw);
+  }
+  if (!std::isfinite(v) || v <= 0 || v > hi) fail(key, what, raw);
+  return v;
+}
+
+bool asBool(std::string_view key, const Raw& raw) {
+  const char* what = "a boolean (true/false/yes/no/1/0)";
+  if (raw.fromFile()) {
+    auto b = raw.node->value_exact<bool>();
+    if (!b) fail(key, what, raw);
+    return *b;
+  }
+  // Case-insensitive so Python's "True"/"False" from a Tango deployment work.
+  const std::string t = lower(trim(raw.text));
+  if (t == "true" || t == "1" || t == "yes") return true;
+  if (t == "false" || t == "0" || t == "no") return false;
+  fail(key, what, raw);
+}
+
+std::string asString(std::string_view key, const Raw& raw) {
+  if (!raw.fromFile()) return std::string(raw.text);
+  auto s = raw.node->value_exact<std::string>();
+  if (!s) fail(key, "a string", raw);
+  return *s;
+}
+
+std::string asNonEmpty(std::string_view key, const Raw& raw) {
+  std::string s = asString(key, raw);
+  if (s.empty()) fail(key, "a non-empty string", raw);
+  return s;
+}
+
+std::string asOneOf(std::string_view key, const Raw& raw,
+                    std::initializer_list<const char*> allowed, bool caseInsensitive) {
+  std::string s = asString(key, raw);
+  std::string cmp = caseInsensitive ? lower(s) : s;
+  for (const char* a : allowed)
+    if (cmp == a) return cmp;
+  std::string list;
+  for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+  fail(key, "one of " + list, raw);
+}
+
+// Keys become part of courselab directory names and URLs, so each must be a
+// safe path component; an empty list would lock every client out.
+std::vector<std::string> asKeys(std::string_view key, const Raw& raw) {
+  const char* what = "a non-empty list of keys, each a safe name (no '/', no control characters)";
+  std::vector<std::string> keys;
+  if (raw.fromFile()) {
+    const toml::array* arr = raw.node->as_array();
+    if (!arr) fail(key, what, raw);
+    for (const toml::node& el : *arr) {
+      auto s = el.value_exact<std::string>();
+      if (!s) fail(key, what, Raw{&el, {}});
+      if (!isSafeName(*s)) fail(key, what, Raw{&el, {}});
+      keys.push_back(*s);
+    }
+  } else {
+    // Environment form: comma-separated, blanks around commas ignored.
+    std::string_view rest = raw.text;
+    while (true) {
+      auto comma = rest.find(',');
+      std::string_view item = trim(rest.substr(0, comma));
+      if (!isSafeName(item)) fail(key, what, Raw{nullptr, item});
+      keys.emplace_back(item);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  if (keys.empty()) fail(key, what, raw);
+  return keys;
+}
+
+constexpr std::int64_t kKiB = 1024;
+constexpr std::int64_t kMiB = 1024 * kKiB;
+constexpr std::int64_t kGiB = 1024 * kMiB;
+// Anything above this is a typo (an extra digit or two), not a real limit.
+constexpr std::int64_t kMaxFileSize = 1024 * kGiB;
+// Every step of a job and a job itself must end within a day.
+constexpr int kMaxTimeoutSecs = 86400;
+
+using Setter = std::function<void(Config&, std::string_view key, const Raw&)>;
+struct Knob {
+  std::string_view name;
+  Setter set;
+};
+
+Setter timeout(int Config::*field) {
+  return [field](Config& c, std::string_view k, const Raw& r) {
+    c.*field = asInt32(k, r, 1, kMaxTimeoutSecs);
+  };
+}
+
+Setter intIn(int Config::*field, int lo, int hi) {
+  return [=](Config& c, std::string_view k, const Raw& r) { c.*field = asInt32(k, r, lo, hi); };
+}
+
+// Sizes are bytes everywhere, as in Tango (its MAX_OUTPUT_FILE_SIZE is bytes).
+Setter bytes(std::int64_t Config::*field, std::int64_t hi) {
+  return [=](Config& c, std::string_view k, const Raw& r) { c.*field = asInt(k, r, 1, hi); };
+}
+Setter bytesSz(std::size_t Config::*field, std::int64_t hi) {
+  return [=](Config& c, std::string_view k, const Raw& r) {
+    c.*field = static_cast<std::size_t>(asInt(k, r, 1, hi));
+  };
+}
+
+// Tango's DOCKER_*_LIMIT default to None (no limit); "None" or an empty
+// value in the environment keeps that meaning.
+Setter optionalLimit(std::optional<int> Config::*field, int hi) {
+  return [=](Config& c, std::string_view k, const Raw& r) {
+    if (!r.fromFile()) {
+      std::string t = lower(trim(r.text));
+      if (t.empty() || t == "none") {
+        c.*field = std::nullopt;
+        return;
+      }
+    }
+    c.*field = asInt32(k, r, 1, hi);
+  };
+}
+
+Setter ec2(std::string name) {
+  return [name = std::move(name)](Config& c, std::string_view k, const Raw& r) {
+    c.ec2[name] = asString(k, r);
+  };
+}
+
+// The prefix starts every VM/container name (<PREFIX>-<id>-<image>), and
+// Docker container names allow only [A-Za-z0-9][A-Za-z0-9_.-]*.
+bool isValidPrefix(std::string_view p) {
+  if (p.empty() || p.size() > 64 || !std::isalnum(static_cast<unsigned char>(p.front())))
+    return false;
+  return std::all_of(p.begin(), p.end(), [](char ch) {
+    auto u = static_cast<unsigned char>(ch);
+    return u < 0x80 && (std::isalnum(u) || ch == '_' || ch == '.' || ch == '-');
+  });
+}
+
+const std::vector<Knob>& knobs() {
+  static const std::vector<Knob> table = {
+      {"PORT", intIn(&Config::port, 0, 65535)},
+      {"KEYS", [](Config& c, std::string_view k, const Raw& r) { c.keys = asKeys(k, r); }},
+      {"COURSELABS",
+       // Empty keeps the default, <DATA_DIR>/courselabs.
+       [](Config& c, std::string_view k, const Raw& r) { c.courselabs = asString(k, r); }},
+      {"OUTPUT_FOLDER",
+       // One directory level inside each courselab, never a path that escapes it.
+       [](Config& c, std::string_view k, const Raw& r) {
+         std::string s = asString(k, r);
+         if (!isSafeName(s)) fail(k, "a single safe directory name", r);
+         c.outputFolder = s;
+       }},
+      {"PREFIX",
+       [](Config& c, std::string_view k, const Raw& r) {
+         std::string s = asString(k, r);
+         if (!isValidPrefix(s)) fail(k, "1-64 characters [A-Za-z0-9_.-] starting alphanumeric", r);
+         c.prefix = s;
+       }},
+      {"VMMS_NAME",
+       [](Config& c, std::string_view k, const Raw& r) {
+         c.vmmsName =
+             asOneOf(k, r, {"local", "localDocker", "distDocker", "ec2SSH", "tashiSSH"}, false);
+       }},
+      {"REUSE_VMS", [](Config& c, std::string_view k, const Raw& r) { c.reuseVms = asBool(k, r); }},
+      {"POOL_SIZE", intIn(&Config::poolSize, 0, 1000)},
+      {"JOB_RETRIES", intIn(&Config::jobRetries, 0, 100)},
+      {"MAX_OUTPUT_FILE_SIZE", bytes(&Config::maxOutputFileSize, kMaxFileSize)},
+      {"MAX_INPUT_FILE_SIZE", bytes(&Config::maxInputFileSize, kMaxFileSize)},
+      {"VM_ULIMIT_FILE_SIZE", bytes(&Config::vmUlimitFileSize, kMaxFileSize)},
+      {"VM_ULIMIT_USER_PROC", intIn(&Config::vmUlimitUserProc, 1, 100000)},
+      {"INITIALIZEVM_TIMEOUT", timeout(&Config::initializeVmTimeout)},
+      {"WAITVM_TIMEOUT", timeout(&Config::waitVmTimeout)},
+      {"COPYIN_TIMEOUT", timeout(&Config::copyInTimeout)},
+      {"RUNJOB_TIMEOUT", timeout(&Config::runJobTimeout)},
+      {"COPYOUT_TIMEOUT", timeout(&Config::copyOutTimeout)},
+      {"DOCKER_CORES_LIMIT", optionalLimit(&Config::dockerCoresLimit, 4096)},
+      // MB; 16 TiB is beyond any machine this runs on.
+      {"DOCKER_MEMORY_LIMIT", optionalLimit(&Config::dockerMemoryLimit, 16 * 1024 * 1024)},
+      {"USE_REDIS", [](Config& c, std::string_view k, const Raw& r) { c.useRedis = asBool(k, r); }},
+      {"REDIS_HOSTNAME",
+       [](Config& c, std::string_view k, const Raw& r) { c.redisHostname = asNonEmpty(k, r); }},
+      {"REDIS_PORT", intIn(&Config::redisPort, 1, 65535)},
+      {"HOST", [](Config& c, std::string_view k, const Raw& r) { c.host = asNonEmpty(k, r); }},
+      {"DATA_DIR",
+       [](Config& c, std::string_view k, const Raw& r) { c.dataDir = asNonEmpty(k, r); }},
+      {"AUTODRIVER",
+       [](Config& c, std::string_view k, const Raw& r) { c.autodriver = asString(k, r); }},
+      {"LOG_LEVEL",
+       [](Config& c, std::string_view k, const Raw& r) {
+         c.logLevel =
+             asOneOf(k, r, {"trace", "debug", "info", "warn", "error", "critical", "off"}, true);
+       }},
+      {"LOG_FILE",
+       // Empty means "no log file" (log to stderr only).
+       [](Config& c, std::string_view k, const Raw& r) {
+         std::string s = asString(k, r);
+         if (s.empty())
+           c.logFile.reset();
+         else
+           c.logFile = s;
+       }},
+      {"MAX_CONCURRENT_JOBS", intIn(&Config::maxConcurrentJobs, 0, 10000)},
+      {"MAX_JOB_TIMEOUT", timeout(&Config::maxJobTimeout)},
+      {"CALLBACK_RETRIES", intIn(&Config::callbackRetries, 0, 100)},
+      {"CALLBACK_BACKOFF_SECS", [](Config& c, std::string_view k,
+                                   const Raw& r) { c.callbackBackoffSecs = asNumber(k, r, 3600); }},
+      {"CALLBACK_TIMEOUT", timeout(&Config::callbackTimeoutSecs)},
+      {"MAX_HEADER_BYTES", bytesSz(&Config::maxHeaderBytes, 16 * kMiB)},
+      {"MAX_JSON_BODY_BYTES", bytesSz(&Config::maxJsonBodyBytes, kGiB)},
+      {"DEAD_JOBS_LISTED", intIn(&Config::deadJobsListed, 0, 1000000)},
+      {"EC2_REGION", ec2("EC2_REGION")},
+      {"EC2_USER_NAME", ec2("EC2_USER_NAME")},
+      {"DEFAULT_AMI", ec2("DEFAULT_AMI")},
+      {"DEFAULT_INST_TYPE", ec2("DEFAULT_INST_TYPE")},
+      {"DEFAULT_SECURITY_GROUP", ec2("DEFAULT_SECURITY_GROUP")},
+      {"SECURITY_KEY_PATH", ec2("SECURITY_KEY_PATH")},
+      {"SECURITY_KEY_NAME", ec2("SECURITY_KEY_NAME")},
+      {"DYNAMIC_SECURITY_KEY_PATH", ec2("DYNAMIC_SECURITY_KEY_PATH")},
+  };
+  return table;
+}
+
+const Knob* findKnob(std::string_view name) {
+  for (const Knob& k : knobs())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+[[noreturn]] void unknownKey(std::string_view key) {
+  // TOML keys are case-sensitive; point at the likely intended spelling.
+  std::string upper(key);
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  if (upper != key && findKnob(upper))
+    throw ConfigError(fmt::format("{}: unknown configuration key (did you mean {}?)", key, upper));
+  throw ConfigError(fmt::format("{}: unknown configuration key", key));
+}
+
+void applyLocal(Config& c, const toml::node& node) {
+  const toml::table* t = node.as_table();
+  if (!t) fail("local", "a table", Raw{&node, {}});
+  for (const auto& [k, v] : *t) {
+    const std::string key = "local." + std::string(k.str());
+    const Raw raw{&v, {}};
+    if (k == "UID_BASE") {
+      // Below 1000 lie root and system accounts; a sandbox must never run as one.
+      c.local.uidBase = static_cast<std::uint32_t>(asInt(key, raw, 1000, 0x7ffffffe));
+    } else if (k == "SLOTS") {
+      c.local.slots = static_cast<std::uint32_t>(asInt(key, raw, 1, 1000000));
+    } else if (k == "images") {
+      const toml::table* imgs = v.as_table();
+      if (!imgs) fail(key, "a table of image name = root directory", raw);
+      c.local.images.clear();
+      for (const auto& [name, root] : *imgs) {
+        const std::string ikey = key + "." + std::string(name.str());
+        if (!isSafeImageName(name.str()))
+          throw ConfigError(fmt::format("{}: not a valid image name", ikey));
+        // A relative root would silently depend on the service's working directory.
+        std::string dir = asString(ikey, Raw{&root, {}});
+        if (dir.empty() || !std::filesystem::path(dir).is_absolute())
+          fail(ikey, "an absolute directory path", Raw{&root, {}});
+        c.local.images[std::string(name.str())] = dir;
+      }
+    } else {
+      throw ConfigError(fmt::format("{}: unknown configuration key", key));
+    }
+  }
+}
+
+toml::table parseFile(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ConfigError(fmt::format("{}: cannot open configuration file", file.string()));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  try {
+    return toml::parse(buf.str(), file.string());
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    throw ConfigError(
+        fmt::format("{}:{}:{}: {}", file.string(), where.line, where.column, e.description()));
+  }
+}
+
+// Checks that involve more than one setting, named after the one to change.
+void validateTogether(const Config& c) {
+  if (c.runJobTimeout > c.maxJobTimeout)
+    throw ConfigError(fmt::format("RUNJOB_TIMEOUT: must not exceed MAX_JOB_TIMEOUT ({}), got {}",
+                                  c.maxJobTimeout, c.runJobTimeout));
+  // uid_t is 32-bit, and (uid_t)-1 means "no change" to chown/setresuid.
+  if (static_cast<std::uint64_t>(c.local.uidBase) + c.local.slots >= 0x7fffffffULL)
+    throw ConfigError(fmt::format("local.UID_BASE: UID_BASE + SLOTS must stay below 2^31-1, got {}",
+                                  c.local.uidBase));
+}
+
+}  // namespace
+
+Config loadConfig(const std::optional<std::filesystem::path>& file,
+                  const std::map<std::string, std::string>& env) {
+  Config c;
+  if (file) {
+    const toml::table root = parseFile(*file);
+    for (const auto& [k, v] : root) {
+      if (k == "local") {
+        applyLocal(c, v);
+        continue;
+      }
+      const Knob* knob = findKnob(k.str());
+      if (!knob) unknownKey(k.str());
+      knob->set(c, knob->name, Raw{&v, {}});
+    }
+  }
+  // The environment overrides the file. An empty variable counts as unset:
+  // docker-compose and systemd templates often pass "FOO=" for "not given".
+  for (const Knob& knob : knobs()) {
+    auto it = env.find(std::string(knob.name));
+    if (it == env.end() || it->second.empty()) continue;
+    knob.set(c, knob.name, Raw{nullptr, it->second});
+  }
+  // Tango's own variable: a single key that replaces KEYS.
+  if (auto it = env.find("RESTFUL_KEY"); it != env.end() && !it->second.empty()) {
+    if (!isSafeName(it->second))
+      fail("RESTFUL_KEY", "a safe name (no '/', no control characters)", Raw{nullptr, it->second});
+    c.keys = {it->second};
+  }
+  validateTogether(c);
+  return c;
+}
+
+std::map<std::string, std::string> currentEnvironment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry(*e);
+    auto eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
+
+}  // namespace tango

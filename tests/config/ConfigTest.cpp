@@ -1,0 +1,430 @@
+// loadConfig: defaults, the TOML file, environment overrides, and that every
+// invalid setting is rejected with a message naming the key.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "tango/config/Config.hpp"
+
+namespace fs = std::filesystem;
+using tango::Config;
+using tango::ConfigError;
+using tango::loadConfig;
+
+namespace {
+
+// A TOML file in a private temporary directory, removed with the object.
+class TempToml {
+ public:
+  explicit TempToml(const std::string& text) {
+    std::string templ = (fs::temp_directory_path() / "tango-config-XXXXXX").string();
+    if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+    dir_ = templ;
+    path_ = dir_ / "tango.toml";
+    std::ofstream(path_) << text;
+  }
+  ~TempToml() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path dir_;
+  fs::path path_;
+};
+
+Config fromToml(const std::string& text, const std::map<std::string, std::string>& env = {}) {
+  TempToml f(text);
+  return loadConfig(f.path(), env);
+}
+
+// The message of the ConfigError thrown by fn, or "" when nothing is thrown.
+std::string errorOf(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool startsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+}  // namespace
+
+TEST(Config, DefaultsWithoutFileOrEnvironment) {
+  Config c = loadConfig(std::nullopt, {});
+  Config d;
+  EXPECT_EQ(c.port, 3000);
+  EXPECT_EQ(c.keys, std::vector<std::string>{"test"});
+  EXPECT_EQ(c.host, d.host);
+  EXPECT_EQ(c.outputFolder, "output");
+  EXPECT_EQ(c.prefix, "local");
+  EXPECT_EQ(c.vmmsName, "local");
+  EXPECT_EQ(c.jobRetries, 2);
+  EXPECT_EQ(c.maxOutputFileSize, 1000 * 1024);
+  EXPECT_EQ(c.vmUlimitFileSize, 100LL * 1024 * 1024);
+  EXPECT_EQ(c.vmUlimitUserProc, 100);
+  EXPECT_EQ(c.runJobTimeout, d.runJobTimeout);
+  EXPECT_EQ(c.logLevel, "info");
+  EXPECT_FALSE(c.logFile);
+  EXPECT_FALSE(c.dockerCoresLimit);
+  EXPECT_FALSE(c.useRedis);
+  EXPECT_TRUE(c.courselabs.empty());
+  EXPECT_EQ(c.courselabsDir(), fs::path("data") / "courselabs");
+  EXPECT_TRUE(c.local.images.empty());
+  EXPECT_TRUE(c.ec2.empty());
+}
+
+TEST(Config, FullFile) {
+  Config c = fromToml(R"(
+PORT = 8600
+KEYS = ["k1", "k2"]
+COURSELABS = "/srv/labs"
+OUTPUT_FOLDER = "out"
+PREFIX = "prod"
+VMMS_NAME = "localDocker"
+REUSE_VMS = true
+POOL_SIZE = 7
+JOB_RETRIES = 3
+MAX_OUTPUT_FILE_SIZE = 2048
+MAX_INPUT_FILE_SIZE = 4096
+VM_ULIMIT_FILE_SIZE = 8192
+VM_ULIMIT_USER_PROC = 50
+INITIALIZEVM_TIMEOUT = 11
+WAITVM_TIMEOUT = 12
+COPYIN_TIMEOUT = 13
+RUNJOB_TIMEOUT = 14
+COPYOUT_TIMEOUT = 15
+DOCKER_CORES_LIMIT = 2
+DOCKER_MEMORY_LIMIT = 512
+USE_REDIS = true
+REDIS_HOSTNAME = "redis.local"
+REDIS_PORT = 6380
+HOST = "127.0.0.1"
+DATA_DIR = "/var/lib/tango"
+AUTODRIVER = "/opt/tango/autodriver"
+LOG_LEVEL = "debug"
+LOG_FILE = "/var/log/tango.log"
+MAX_CONCURRENT_JOBS = 9
+MAX_JOB_TIMEOUT = 600
+CALLBACK_RETRIES = 4
+CALLBACK_BACKOFF_SECS = 0.5
+CALLBACK_TIMEOUT = 20
+MAX_HEADER_BYTES = 32768
+MAX_JSON_BODY_BYTES = 65536
+DEAD_JOBS_LISTED = 50
+EC2_REGION = "us-east-1"
+EC2_USER_NAME = "ubuntu"
+DEFAULT_AMI = "ami-123"
+DEFAULT_INST_TYPE = "t2.micro"
+DEFAULT_SECURITY_GROUP = "sg"
+SECURITY_KEY_PATH = "/k.pem"
+SECURITY_KEY_NAME = "k"
+DYNAMIC_SECURITY_KEY_PATH = "/dyn"
+
+[local]
+UID_BASE = 300000
+SLOTS = 64
+
+[local.images]
+autograding_image = "/srv/roots/default"
+"python:3.11" = "/srv/roots/py"
+)");
+  EXPECT_EQ(c.port, 8600);
+  EXPECT_EQ(c.keys, (std::vector<std::string>{"k1", "k2"}));
+  EXPECT_EQ(c.courselabs, fs::path("/srv/labs"));
+  EXPECT_EQ(c.courselabsDir(), fs::path("/srv/labs"));
+  EXPECT_EQ(c.outputFolder, "out");
+  EXPECT_EQ(c.prefix, "prod");
+  EXPECT_EQ(c.vmmsName, "localDocker");
+  EXPECT_TRUE(c.reuseVms);
+  EXPECT_EQ(c.poolSize, 7);
+  EXPECT_EQ(c.jobRetries, 3);
+  EXPECT_EQ(c.maxOutputFileSize, 2048);
+  EXPECT_EQ(c.maxInputFileSize, 4096);
+  EXPECT_EQ(c.vmUlimitFileSize, 8192);
+  EXPECT_EQ(c.vmUlimitUserProc, 50);
+  EXPECT_EQ(c.initializeVmTimeout, 11);
+  EXPECT_EQ(c.waitVmTimeout, 12);
+  EXPECT_EQ(c.copyInTimeout, 13);
+  EXPECT_EQ(c.runJobTimeout, 14);
+  EXPECT_EQ(c.copyOutTimeout, 15);
+  EXPECT_EQ(c.dockerCoresLimit, 2);
+  EXPECT_EQ(c.dockerMemoryLimit, 512);
+  EXPECT_TRUE(c.useRedis);
+  EXPECT_EQ(c.redisHostname, "redis.local");
+  EXPECT_EQ(c.redisPort, 6380);
+  EXPECT_EQ(c.host, "127.0.0.1");
+  EXPECT_EQ(c.dataDir, fs::path("/var/lib/tango"));
+  EXPECT_EQ(c.autodriver, fs::path("/opt/tango/autodriver"));
+  EXPECT_EQ(c.logLevel, "debug");
+  EXPECT_EQ(c.logFile, fs::path("/var/log/tango.log"));
+  EXPECT_EQ(c.maxConcurrentJobs, 9);
+  EXPECT_EQ(c.maxJobTimeout, 600);
+  EXPECT_EQ(c.callbackRetries, 4);
+  EXPECT_DOUBLE_EQ(c.callbackBackoffSecs, 0.5);
+  EXPECT_EQ(c.callbackTimeoutSecs, 20);
+  EXPECT_EQ(c.maxHeaderBytes, 32768u);
+  EXPECT_EQ(c.maxJsonBodyBytes, 65536u);
+  EXPECT_EQ(c.deadJobsListed, 50);
+  EXPECT_EQ(c.ec2.size(), 8u);
+  EXPECT_EQ(c.ec2.at("EC2_REGION"), "us-east-1");
+  EXPECT_EQ(c.ec2.at("DYNAMIC_SECURITY_KEY_PATH"), "/dyn");
+  EXPECT_EQ(c.local.uidBase, 300000u);
+  EXPECT_EQ(c.local.slots, 64u);
+  ASSERT_EQ(c.local.images.size(), 2u);
+  EXPECT_EQ(c.local.images.at("autograding_image"), fs::path("/srv/roots/default"));
+  EXPECT_EQ(c.local.images.at("python:3.11"), fs::path("/srv/roots/py"));
+}
+
+TEST(Config, IntegerBackoffInFileIsAccepted) {
+  EXPECT_DOUBLE_EQ(fromToml("CALLBACK_BACKOFF_SECS = 3\n").callbackBackoffSecs, 3.0);
+}
+
+struct EnvCase {
+  std::string key;
+  std::string value;
+  std::function<bool(const Config&)> check;
+};
+
+TEST(Config, EachEnvironmentOverride) {
+  const std::vector<EnvCase> cases = {
+      {"PORT", "8080", [](const Config& c) { return c.port == 8080; }},
+      {"KEYS", "a, b,c",
+       [](const Config& c) {
+         return c.keys == std::vector<std::string>{"a", "b", "c"};
+       }},
+      {"COURSELABS", "/x/labs", [](const Config& c) { return c.courselabs == "/x/labs"; }},
+      {"OUTPUT_FOLDER", "outs", [](const Config& c) { return c.outputFolder == "outs"; }},
+      {"PREFIX", "p1", [](const Config& c) { return c.prefix == "p1"; }},
+      {"VMMS_NAME", "distDocker", [](const Config& c) { return c.vmmsName == "distDocker"; }},
+      {"REUSE_VMS", "True", [](const Config& c) { return c.reuseVms; }},
+      {"POOL_SIZE", "0", [](const Config& c) { return c.poolSize == 0; }},
+      {"JOB_RETRIES", "5", [](const Config& c) { return c.jobRetries == 5; }},
+      {"MAX_OUTPUT_FILE_SIZE", "123", [](const Config& c) { return c.maxOutputFileSize == 123; }},
+      {"MAX_INPUT_FILE_SIZE", "456", [](const Config& c) { return c.maxInputFileSize == 456; }},
+      {"VM_ULIMIT_FILE_SIZE", "789", [](const Config& c) { return c.vmUlimitFileSize == 789; }},
+      {"VM_ULIMIT_USER_PROC", "33", [](const Config& c) { return c.vmUlimitUserProc == 33; }},
+      {"INITIALIZEVM_TIMEOUT", "21", [](const Config& c) { return c.initializeVmTimeout == 21; }},
+      {"WAITVM_TIMEOUT", "22", [](const Config& c) { return c.waitVmTimeout == 22; }},
+      {"COPYIN_TIMEOUT", "23", [](const Config& c) { return c.copyInTimeout == 23; }},
+      {"RUNJOB_TIMEOUT", "24", [](const Config& c) { return c.runJobTimeout == 24; }},
+      {"COPYOUT_TIMEOUT", "25", [](const Config& c) { return c.copyOutTimeout == 25; }},
+      {"DOCKER_CORES_LIMIT", "3", [](const Config& c) { return c.dockerCoresLimit == 3; }},
+      {"DOCKER_MEMORY_LIMIT", "1024", [](const Config& c) { return c.dockerMemoryLimit == 1024; }},
+      {"DOCKER_CORES_LIMIT", "None", [](const Config& c) { return !c.dockerCoresLimit; }},
+      {"USE_REDIS", "yes", [](const Config& c) { return c.useRedis; }},
+      {"REDIS_HOSTNAME", "r1", [](const Config& c) { return c.redisHostname == "r1"; }},
+      {"REDIS_PORT", "7000", [](const Config& c) { return c.redisPort == 7000; }},
+      {"HOST", "::1", [](const Config& c) { return c.host == "::1"; }},
+      {"DATA_DIR", "/d", [](const Config& c) { return c.dataDir == "/d"; }},
+      {"AUTODRIVER", "/bin/ad", [](const Config& c) { return c.autodriver == "/bin/ad"; }},
+      {"LOG_LEVEL", "WARN", [](const Config& c) { return c.logLevel == "warn"; }},
+      {"LOG_FILE", "/l.log", [](const Config& c) { return c.logFile == fs::path("/l.log"); }},
+      {"MAX_CONCURRENT_JOBS", "12", [](const Config& c) { return c.maxConcurrentJobs == 12; }},
+      {"MAX_JOB_TIMEOUT", "7200", [](const Config& c) { return c.maxJobTimeout == 7200; }},
+      {"CALLBACK_RETRIES", "0", [](const Config& c) { return c.callbackRetries == 0; }},
+      {"CALLBACK_BACKOFF_SECS", "2.5",
+       [](const Config& c) { return c.callbackBackoffSecs == 2.5; }},
+      {"CALLBACK_TIMEOUT", "3", [](const Config& c) { return c.callbackTimeoutSecs == 3; }},
+      {"MAX_HEADER_BYTES", "4096", [](const Config& c) { return c.maxHeaderBytes == 4096; }},
+      {"MAX_JSON_BODY_BYTES", "999", [](const Config& c) { return c.maxJsonBodyBytes == 999; }},
+      {"DEAD_JOBS_LISTED", "10", [](const Config& c) { return c.deadJobsListed == 10; }},
+      {"EC2_REGION", "eu-west-1",
+       [](const Config& c) { return c.ec2.at("EC2_REGION") == "eu-west-1"; }},
+      {"SECURITY_KEY_NAME", "kn",
+       [](const Config& c) { return c.ec2.at("SECURITY_KEY_NAME") == "kn"; }},
+  };
+  for (const EnvCase& tc : cases) {
+    SCOPED_TRACE(tc.key + "=" + tc.value);
+    Config c = loadConfig(std::nullopt, {{tc.key, tc.value}});
+    EXPECT_TRUE(tc.check(c));
+  }
+}
+
+TEST(Config, EnvironmentOverridesFile) {
+  Config c =
+      fromToml("PORT = 1000\nUSE_REDIS = true\n", {{"PORT", "2000"}, {"USE_REDIS", "False"}});
+  EXPECT_EQ(c.port, 2000);
+  EXPECT_FALSE(c.useRedis);
+}
+
+TEST(Config, BooleanSpellings) {
+  for (const char* t : {"true", "TRUE", "True", "1", "yes", "Yes", " true "})
+    EXPECT_TRUE(loadConfig(std::nullopt, {{"REUSE_VMS", t}}).reuseVms) << t;
+  for (const char* f : {"false", "False", "0", "no", "NO"})
+    EXPECT_FALSE(loadConfig(std::nullopt, {{"REUSE_VMS", "1"}, {"USE_REDIS", f}}).useRedis) << f;
+}
+
+TEST(Config, EmptyEnvironmentVariableCountsAsUnset) {
+  Config c = fromToml("PORT = 1234\n", {{"PORT", ""}, {"RESTFUL_KEY", ""}});
+  EXPECT_EQ(c.port, 1234);
+  EXPECT_EQ(c.keys, std::vector<std::string>{"test"});
+}
+
+TEST(Config, RestfulKeyReplacesKeys) {
+  Config c = fromToml("KEYS = [\"a\", \"b\"]\n", {{"KEYS", "c,d"}, {"RESTFUL_KEY", "secret"}});
+  EXPECT_EQ(c.keys, std::vector<std::string>{"secret"});
+  // A comma in RESTFUL_KEY is part of the single key, not a separator.
+  EXPECT_EQ(loadConfig(std::nullopt, {{"RESTFUL_KEY", "x,y"}}).keys,
+            std::vector<std::string>{"x,y"});
+}
+
+struct BadCase {
+  std::string key;
+  std::string value;
+};
+
+TEST(Config, InvalidEnvironmentValuesNameTheKey) {
+  const std::vector<BadCase> cases = {
+      {"PORT", "abc"},
+      {"PORT", "65536"},
+      {"PORT", "-1"},
+      {"PORT", "80x"},
+      {"REDIS_PORT", "0"},
+      {"INITIALIZEVM_TIMEOUT", "0"},
+      {"WAITVM_TIMEOUT", "-5"},
+      {"COPYIN_TIMEOUT", "86401"},
+      {"RUNJOB_TIMEOUT", "0"},
+      {"COPYOUT_TIMEOUT", "1.5"},
+      {"MAX_JOB_TIMEOUT", "100000"},
+      {"CALLBACK_TIMEOUT", "0"},
+      {"JOB_RETRIES", "101"},
+      {"JOB_RETRIES", "-1"},
+      {"POOL_SIZE", "1001"},
+      {"POOL_SIZE", "-1"},
+      {"MAX_OUTPUT_FILE_SIZE", "0"},
+      {"MAX_INPUT_FILE_SIZE", "-10"},
+      {"VM_ULIMIT_FILE_SIZE", "99999999999999999999"},
+      {"VM_ULIMIT_USER_PROC", "0"},
+      {"MAX_HEADER_BYTES", "0"},
+      {"MAX_JSON_BODY_BYTES", "0"},
+      {"DOCKER_CORES_LIMIT", "0"},
+      {"DOCKER_MEMORY_LIMIT", "lots"},
+      {"VMMS_NAME", "docker"},
+      {"VMMS_NAME", "localdocker"},
+      {"LOG_LEVEL", "verbose"},
+      {"REUSE_VMS", "maybe"},
+      {"USE_REDIS", "2"},
+      {"CALLBACK_BACKOFF_SECS", "0"},
+      {"CALLBACK_BACKOFF_SECS", "nan"},
+      {"CALLBACK_RETRIES", "1000"},
+      {"KEYS", "a,,b"},
+      {"KEYS", "a/b"},
+      {"KEYS", ".."},
+      {"RESTFUL_KEY", "../etc"},
+      {"RESTFUL_KEY", "a\nb"},
+      {"OUTPUT_FOLDER", "../out"},
+      {"PREFIX", "bad prefix"},
+      {"PREFIX", "-x"},
+  };
+  for (const BadCase& tc : cases) {
+    SCOPED_TRACE(tc.key + "=" + tc.value);
+    std::string msg = errorOf([&] { loadConfig(std::nullopt, {{tc.key, tc.value}}); });
+    EXPECT_TRUE(startsWith(msg, tc.key + ": ")) << msg;
+  }
+}
+
+TEST(Config, MessageShowsExpectationAndValue) {
+  std::string msg = errorOf([] { loadConfig(std::nullopt, {{"PORT", "abc"}}); });
+  EXPECT_EQ(msg, R"(PORT: must be an integer 0..65535, got "abc")");
+  // Control characters in the echoed value are escaped, not printed raw.
+  msg = errorOf([] { loadConfig(std::nullopt, {{"KEYS", "a\nb"}}); });
+  EXPECT_NE(msg.find("\\x0a"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
+TEST(Config, InvalidFileValuesNameTheKey) {
+  const std::vector<BadCase> cases = {
+      {"PORT", "\"abc\""},
+      {"PORT", "70000"},
+      {"PORT", "3000.0"},
+      {"KEYS", "\"test\""},
+      {"KEYS", "[]"},
+      {"KEYS", "[1, 2]"},
+      {"KEYS", "[\"ok\", \"a/b\"]"},
+      {"REUSE_VMS", "\"yes\""},
+      {"REUSE_VMS", "1"},
+      {"RUNJOB_TIMEOUT", "0"},
+      {"VMMS_NAME", "1"},
+      {"VMMS_NAME", "\"kubernetes\""},
+      {"LOG_LEVEL", "\"loud\""},
+      {"MAX_OUTPUT_FILE_SIZE", "-1"},
+      {"HOST", "\"\""},
+      {"DATA_DIR", "\"\""},
+      {"REDIS_HOSTNAME", "\"\""},
+      {"COURSELABS", "5"},
+      {"EC2_REGION", "[1]"},
+      {"CALLBACK_BACKOFF_SECS", "\"1\""},
+      {"DOCKER_CORES_LIMIT", "-2"},
+  };
+  for (const BadCase& tc : cases) {
+    SCOPED_TRACE(tc.key + " = " + tc.value);
+    std::string msg = errorOf([&] { fromToml(tc.key + " = " + tc.value + "\n"); });
+    EXPECT_TRUE(startsWith(msg, tc.key + ": ")) << msg;
+  }
+}
+
+TEST(Config, RunJobTimeoutMustNotExceedMaxJobTimeout) {
+  std::string msg = errorOf([] { fromToml("RUNJOB_TIMEOUT = 100\nMAX_JOB_TIMEOUT = 50\n"); });
+  EXPECT_TRUE(startsWith(msg, "RUNJOB_TIMEOUT: ")) << msg;
+}
+
+TEST(Config, UnknownKeyIsRejected) {
+  std::string msg = errorOf([] { fromToml("PORT = 1\nPOLL_SIZE = 3\n"); });
+  EXPECT_TRUE(startsWith(msg, "POLL_SIZE: ")) << msg;
+  EXPECT_NE(msg.find("unknown"), std::string::npos) << msg;
+  // Keys are case-sensitive, and the message points at the right spelling.
+  msg = errorOf([] { fromToml("port = 1\n"); });
+  EXPECT_TRUE(startsWith(msg, "port: ")) << msg;
+  EXPECT_NE(msg.find("PORT"), std::string::npos) << msg;
+  // A Tango key inside the wrong table is as wrong as a typo.
+  msg = errorOf([] { fromToml("[service]\nPORT = 1\n"); });
+  EXPECT_TRUE(startsWith(msg, "service: ")) << msg;
+}
+
+TEST(Config, LocalTableIsValidated) {
+  std::string msg = errorOf([] { fromToml("[local]\nUID_BASE = 0\n"); });
+  EXPECT_TRUE(startsWith(msg, "local.UID_BASE: ")) << msg;
+  msg = errorOf([] { fromToml("[local]\nSLOTS = \"many\"\n"); });
+  EXPECT_TRUE(startsWith(msg, "local.SLOTS: ")) << msg;
+  msg = errorOf([] { fromToml("[local]\nSLOT = 3\n"); });
+  EXPECT_TRUE(startsWith(msg, "local.SLOT: ")) << msg;
+  msg = errorOf([] { fromToml("[local.images]\nimg = \"relative/root\"\n"); });
+  EXPECT_TRUE(startsWith(msg, "local.images.img: ")) << msg;
+  msg = errorOf([] { fromToml("[local.images]\n\"../x\" = \"/r\"\n"); });
+  EXPECT_TRUE(startsWith(msg, "local.images.../x: ")) << msg;
+  msg = errorOf([] { fromToml("local = 3\n"); });
+  EXPECT_TRUE(startsWith(msg, "local: ")) << msg;
+  msg = errorOf([] { fromToml("[local]\nUID_BASE = 2147000000\nSLOTS = 1000000\n"); });
+  EXPECT_TRUE(startsWith(msg, "local.UID_BASE: ")) << msg;
+}
+
+TEST(Config, MalformedTomlNamesFileAndLine) {
+  TempToml f("PORT = 3000\nKEYS = [\"a\"\nPREFIX = \"x\"\n");
+  std::string msg = errorOf([&] { loadConfig(f.path(), {}); });
+  ASSERT_FALSE(msg.empty());
+  EXPECT_TRUE(startsWith(msg, f.path().string() + ":")) << msg;
+  // The error is on line 2 or 3 depending on where the parser notices it.
+  EXPECT_TRUE(msg.find(":2:") != std::string::npos || msg.find(":3:") != std::string::npos) << msg;
+}
+
+TEST(Config, MissingFileIsAnError) {
+  std::string msg = errorOf([] { loadConfig(fs::path("/nonexistent/dir/tango.toml"), {}); });
+  EXPECT_TRUE(startsWith(msg, "/nonexistent/dir/tango.toml:")) << msg;
+}
+
+TEST(Config, CurrentEnvironmentReadsProcessEnvironment) {
+  ASSERT_EQ(setenv("TANGO_CONFIG_TEST_VAR", "a=b", 1), 0);
+  auto env = tango::currentEnvironment();
+  unsetenv("TANGO_CONFIG_TEST_VAR");
+  ASSERT_TRUE(env.count("TANGO_CONFIG_TEST_VAR"));
+  EXPECT_EQ(env.at("TANGO_CONFIG_TEST_VAR"), "a=b");
+}
