@@ -1,1 +1,109 @@
-int main() { return 0; }
+// tangod: the Tango service (REST layer + job manager) in one process.
+#include <signal.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "tango/config/Config.hpp"
+#include "tango/core/TangoServer.hpp"
+#include "tango/courselab/Courselabs.hpp"
+#include "tango/rest/HttpServer.hpp"
+#include "tango/rest/TangoREST.hpp"
+
+namespace {
+
+std::filesystem::path besideThisBinary(const char* name) {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path(name) : self.parent_path() / name;
+}
+
+void setUpLogging(const tango::Config& cfg) {
+  std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
+  if (cfg.logFile) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(cfg.logFile->string()));
+  auto logger = std::make_shared<spdlog::logger>("tangod", sinks.begin(), sinks.end());
+  logger->set_level(spdlog::level::from_str(cfg.logLevel));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tangod: a Tango-compatible autograding job service"};
+  std::optional<std::string> configFile, dataDir, autodriver, host;
+  std::optional<int> port;
+  app.add_option("-c,--config", configFile, "TOML config file (Tango's key names)");
+  app.add_option("-p,--port", port, "port to listen on (PORT; 0 = any free port)");
+  app.add_option("--host", host, "address to listen on (HOST)");
+  app.add_option("-d,--data-dir", dataDir, "state, courselabs and sandboxes (DATA_DIR)");
+  app.add_option("--autodriver", autodriver, "path of the autodriver binary (AUTODRIVER)");
+  CLI11_PARSE(app, argc, argv);
+
+  tango::Config cfg;
+  try {
+    cfg = tango::loadConfig(configFile ? std::optional<std::filesystem::path>(*configFile) : std::nullopt,
+                            tango::currentEnvironment());
+  } catch (const std::exception& e) {
+    std::cerr << "tangod: invalid configuration: " << e.what() << "\n";
+    return 2;
+  }
+  if (port) cfg.port = *port;
+  if (host) cfg.host = *host;
+  if (dataDir) cfg.dataDir = *dataDir;
+  if (autodriver) cfg.autodriver = *autodriver;
+  if (cfg.autodriver.empty()) cfg.autodriver = besideThisBinary("autodriver");
+  cfg.dataDir = std::filesystem::absolute(cfg.dataDir);
+  if (!cfg.courselabs.empty()) cfg.courselabs = std::filesystem::absolute(cfg.courselabs);
+  cfg.autodriver = std::filesystem::absolute(cfg.autodriver);
+  if (!std::filesystem::is_regular_file(cfg.autodriver)) {
+    std::cerr << "tangod: AUTODRIVER: no autodriver binary at " << cfg.autodriver << "\n";
+    return 2;
+  }
+  setUpLogging(cfg);
+
+  // Signals are taken by one thread with sigwait, so no other thread is ever
+  // interrupted; the mask is inherited by every thread created below.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  try {
+    tango::TangoServer server(cfg);
+    server.start();
+    tango::Courselabs labs(cfg);
+    tango::TangoREST rest(cfg, server, labs);
+    tango::HttpServer http(cfg, rest);
+    std::thread signalThread([&] {
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      spdlog::info("signal {}: shutting down", sig);
+      http.stop();
+    });
+    std::cout << "tangod listening on http://" << cfg.host << ":" << http.port() << " (VMMS "
+              << cfg.vmmsName << ", data in " << cfg.dataDir.string() << ")\n"
+              << "  first job: see README.md, \"A first job\"\n"
+              << std::flush;
+    http.run();
+    // run() also returns on a fatal server error: wake the signal thread.
+    pthread_kill(signalThread.native_handle(), SIGTERM);
+    signalThread.join();
+    server.stop();
+  } catch (const tango::ConfigError& e) {
+    spdlog::critical("invalid configuration: {}", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    spdlog::critical("fatal: {}", e.what());
+    return 1;
+  }
+  return 0;
+}

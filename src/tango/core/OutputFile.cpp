@@ -1,6 +1,7 @@
 #include "tango/core/OutputFile.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>

@@ -1,0 +1,398 @@
+#include "tango/rest/HttpServer.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace tango {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+struct Limits {
+  std::uint32_t maxHeaderBytes = 16 * 1024;
+  // Waiting for the next request on an idle keep-alive connection.
+  std::chrono::seconds idle = 120s;
+  // Receiving a whole header once it started, or the next piece of a body.
+  std::chrono::seconds request = 30s;
+  std::chrono::seconds write = 30s;
+  // Draining what a refused client is still sending, so it gets our answer
+  // instead of a connection reset.
+  std::chrono::seconds linger = 5s;
+};
+
+// Body bytes are handed to the exchange in pieces of at most this size, so a
+// big upload never sits in memory.
+constexpr std::size_t kChunkBytes = 64 * 1024;
+// Read size while waiting for a request: small, so idle connections are cheap.
+constexpr std::size_t kFirstReadBytes = 1024;
+
+bool isHttpError(const beast::error_code& ec) {
+  return ec.category() == beast::error_code(http::error::bad_target).category();
+}
+
+// One connection: reads requests one after the other (keep-alive), all
+// handlers on the connection's strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, HttpHandler& handler, asio::thread_pool& workers,
+          const Limits& limits)
+      : stream_(std::move(socket)), handler_(handler), workers_(workers), limits_(limits) {}
+
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->awaitRequest(); });
+  }
+
+ private:
+  enum class Answer { Finish, TooLarge };
+
+  void awaitRequest() {
+    parser_.reset();
+    exchange_.reset();
+    chunk_ = {};
+    res_ = {};
+    received_ = 0;
+    keepAlive_ = false;
+    version_ = 11;
+    if (buffer_.size() > 0) return readHeader();  // pipelined request already here
+    buffer_.shrink_to_fit();
+    stream_.expires_after(limits_.idle);
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->closeNow();
+                              self->buffer_.commit(n);
+                              self->readHeader();
+                            });
+  }
+
+  void readHeader() {
+    parser_.emplace();
+    parser_->header_limit(limits_.maxHeaderBytes);
+    parser_->body_limit(boost::none);  // limits differ per route: counted in onBody
+    stream_.expires_after(limits_.request);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onHeader(ec); });
+  }
+
+  void onHeader(beast::error_code ec) {
+    if (ec) return failProtocol(ec);
+    const auto& req = parser_->get();
+    keepAlive_ = req.keep_alive();
+    version_ = req.version();
+    HttpHead head;
+    head.method = std::string(req.method_string());
+    head.target = std::string(req.target());
+    for (const auto& f : req) head.headers.emplace_back(f.name_string(), f.value());
+    if (auto len = parser_->content_length()) head.contentLength = *len;
+    try {
+      exchange_ = handler_.begin(head);
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP handler failed on {} {}: {}", head.method, head.target, e.what());
+    }
+    if (!exchange_) return send(jsonFailure("Internal server error", 500), true);
+    policy_ = exchange_->bodyPolicy();
+    if (parser_->is_done()) return respond(Answer::Finish, false);
+    auto len = parser_->content_length();
+    if (len && *len > policy_.limit) {
+      // Known too big: answer without reading it (a client that sent
+      // "Expect: 100-continue" then never sends the body).
+      return respond(policy_.wanted ? Answer::TooLarge : Answer::Finish, true);
+    }
+    auto expect = head.header("Expect");
+    if (expect && expect->size() == 12 && ::strncasecmp(expect->data(), "100-continue", 12) == 0 &&
+        version_ >= 11) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      stream_.expires_after(limits_.write);
+      asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                        [self = shared_from_this()](beast::error_code wec, std::size_t) {
+                          if (wec) return self->closeNow();
+                          self->readBody();
+                        });
+      return;
+    }
+    readBody();
+  }
+
+  void readBody() {
+    if (chunk_.size() < kChunkBytes) chunk_.resize(kChunkBytes);
+    // Beast reads at most the buffer's free capacity at a time; the small
+    // buffer of an idle connection would mean 1 KB reads for a whole upload.
+    if (buffer_.capacity() < kChunkBytes) buffer_.reserve(kChunkBytes);
+    auto& body = parser_->get().body();
+    body.data = chunk_.data();
+    body.size = chunk_.size();
+    stream_.expires_after(limits_.request);
+    http::async_read_some(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onBody(ec); });
+  }
+
+  void onBody(beast::error_code ec) {
+    if (ec == http::error::need_buffer) ec = {};  // our chunk is full: not an error
+    if (ec) return failProtocol(ec);
+    std::size_t got = chunk_.size() - parser_->get().body().size;
+    received_ += got;
+    if (received_ > policy_.limit) {
+      return respond(policy_.wanted ? Answer::TooLarge : Answer::Finish, true);
+    }
+    if (policy_.wanted && got > 0) {
+      bool ok = false;
+      try {
+        ok = exchange_->onBody(std::string_view(chunk_.data(), got));
+      } catch (const std::exception& e) {
+        spdlog::error("HTTP body handler failed: {}", e.what());
+      }
+      if (!ok) return respond(Answer::Finish, true);
+    }
+    if (parser_->is_done()) return respond(Answer::Finish, false);
+    readBody();
+  }
+
+  // Gets the answer from the exchange, on a worker thread when it may block.
+  void respond(Answer answer, bool close) {
+    auto produce = [answer](HttpExchange& ex) -> HttpResponse {
+      try {
+        return answer == Answer::TooLarge ? ex.tooLarge() : ex.finish();
+      } catch (const std::exception& e) {
+        spdlog::error("HTTP handler failed: {}", e.what());
+        return jsonFailure("Internal server error", 500);
+      }
+    };
+    if (!exchange_->blocking()) return send(produce(*exchange_), close);
+    // No other operation is pending on this connection meanwhile, so the
+    // worker has the exchange to itself.
+    asio::post(workers_, [self = shared_from_this(), produce, close] {
+      HttpResponse r = produce(*self->exchange_);
+      asio::post(self->stream_.get_executor(),
+                 [self, r = std::move(r), close]() mutable { self->send(std::move(r), close); });
+    });
+  }
+
+  void send(HttpResponse r, bool close) {
+    exchange_.reset();  // temp files of the request go now, not after the write
+    parser_.reset();
+    close = close || r.close || !keepAlive_;
+    res_ = {};
+    res_.version(version_);
+    res_.result(static_cast<unsigned>(r.status));
+    res_.set(http::field::content_type, r.contentType);
+    res_.body() = std::move(r.body);
+    res_.keep_alive(!close);
+    res_.prepare_payload();
+    stream_.expires_after(limits_.write);
+    http::async_write(stream_, res_,
+                      [self = shared_from_this(), close](beast::error_code ec, std::size_t) {
+                        if (ec) return self->closeNow();
+                        if (close) return self->lingerAndClose();
+                        self->awaitRequest();
+                      });
+  }
+
+  void lingerAndClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return closeNow();
+    if (chunk_.size() < 4096) chunk_.resize(4096);
+    stream_.expires_after(limits_.linger);
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(asio::buffer(chunk_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec) return self->closeNow();
+                              self->drain();
+                            });
+  }
+
+  void closeNow() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  // Before a route is known the answer cannot be a route's: a JSON failure
+  // with a fitting HTTP status, then close.
+  void failProtocol(const beast::error_code& ec) {
+    if (ec == http::error::header_limit) {
+      return send(jsonFailure("Request header too large (limit " +
+                                  std::to_string(limits_.maxHeaderBytes) + " bytes)",
+                              431),
+                  true);
+    }
+    if (isHttpError(ec) && ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      return send(jsonFailure("Malformed HTTP request: " + ec.message(), 400), true);
+    }
+    closeNow();  // the client went away or timed out: nobody to answer
+  }
+
+  beast::tcp_stream stream_;
+  HttpHandler& handler_;
+  asio::thread_pool& workers_;
+  const Limits& limits_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::buffer_body>> parser_;
+  std::unique_ptr<HttpExchange> exchange_;
+  HttpExchange::BodyPolicy policy_;
+  std::uint64_t received_ = 0;
+  std::vector<char> chunk_;
+  http::response<http::string_body> res_;
+  bool keepAlive_ = false;
+  unsigned version_ = 11;
+};
+
+tcp::endpoint endpointFor(asio::io_context& ioc, const std::string& host, int port) {
+  if (port < 0 || port > 65535) {
+    throw std::system_error(std::make_error_code(std::errc::invalid_argument),
+                            "invalid port " + std::to_string(port));
+  }
+  auto p = static_cast<std::uint16_t>(port);
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (!ec) return {addr, p};
+  tcp::resolver resolver(ioc);
+  return *resolver.resolve(host, std::to_string(p)).begin();
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(const Config& cfg, HttpHandler& h, unsigned io, unsigned workerThreads)
+      : handler(h),
+        ioThreads(io == 0 ? 1 : io),
+        ioc(static_cast<int>(ioThreads)),
+        workers(workerThreads == 0 ? 1 : workerThreads) {
+    limits.maxHeaderBytes = static_cast<std::uint32_t>(cfg.maxHeaderBytes);
+    tcp::endpoint ep = endpointFor(ioc, cfg.host, cfg.port);
+    acceptor.open(ep.protocol());
+    acceptor.set_option(asio::socket_base::reuse_address(true));
+    acceptor.bind(ep);
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    boundPort = acceptor.local_endpoint().port();
+
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+      throw std::system_error(errno, std::generic_category(), "pipe2");
+    }
+    wakeRead.assign(fds[0]);
+    wakeWrite = fds[1];
+    watchStop();
+    accept();
+  }
+
+  ~Impl() {
+    // Workers may still run an exchange that posts back to `ioc`: finish
+    // them while everything they touch is alive.
+    workers.stop();
+    workers.join();
+    if (wakeWrite >= 0) ::close(wakeWrite);
+  }
+
+  void watchStop() {
+    wakeRead.async_read_some(asio::buffer(&wakeByte, 1), [this](beast::error_code ec, std::size_t) {
+      if (ec == asio::error::operation_aborted) return;
+      beast::error_code ignored;
+      acceptor.close(ignored);
+      acceptRetry.cancel();
+      ioc.stop();
+    });
+  }
+
+  void accept() {
+    acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      if (ec) {
+        spdlog::warn("HTTP accept failed: {}", ec.message());
+        // Out of descriptors or memory: retrying at once would spin.
+        acceptRetry.expires_after(100ms);
+        acceptRetry.async_wait([this](beast::error_code tec) {
+          if (!tec) accept();
+        });
+        return;
+      }
+      beast::error_code ignored;
+      s.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<Session>(std::move(s), handler, workers, limits)->start();
+      accept();
+    });
+  }
+
+  void runLoop() {
+    for (;;) {
+      try {
+        ioc.run();
+        return;
+      } catch (const std::exception& e) {
+        // A bug in one request must not take the service down.
+        spdlog::error("HTTP I/O thread: {}", e.what());
+      }
+    }
+  }
+
+  HttpHandler& handler;
+  Limits limits;
+  unsigned ioThreads;
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  asio::steady_timer acceptRetry{ioc};
+  asio::posix::stream_descriptor wakeRead{ioc};
+  int wakeWrite = -1;
+  char wakeByte = 0;
+  std::uint16_t boundPort = 0;
+  asio::thread_pool workers;
+};
+
+HttpServer::HttpServer(const Config& cfg, HttpHandler& handler, unsigned ioThreads,
+                       unsigned workerThreads)
+    : impl_(std::make_unique<Impl>(cfg, handler, ioThreads, workerThreads)) {}
+
+HttpServer::~HttpServer() = default;
+
+std::uint16_t HttpServer::port() const { return impl_->boundPort; }
+
+void HttpServer::run() {
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < impl_->ioThreads; ++i)
+    threads.emplace_back([this] { impl_->runLoop(); });
+  impl_->runLoop();
+  for (auto& t : threads) t.join();
+}
+
+void HttpServer::stop() noexcept {
+  char c = 1;
+  [[maybe_unused]] auto n = ::write(impl_->wakeWrite, &c, 1);  // async-signal-safe
+}
+
+}  // namespace tango

@@ -1,0 +1,263 @@
+#include "tango/rest/TangoREST.hpp"
+
+#include <algorithm>
+#include <boost/json/parse.hpp>
+#include <charconv>
+#include <system_error>
+
+#include "tango/rest/Exchanges.hpp"
+#include "tango/rest/TangoJson.hpp"
+#include "tango/rest/Target.hpp"
+#include "tango/util/SafeName.hpp"
+
+namespace tango {
+
+using rest::answerLater;
+using rest::answerNow;
+
+namespace {
+
+constexpr std::string_view kHello = "Hello, world! RESTful Tango here!";
+constexpr std::string_view kWrongKey = "Key not recognized";
+constexpr std::string_view kNoCourselab = "Courselab not found";
+constexpr std::string_view kBadCourselab = "Invalid courselab name";
+constexpr std::string_view kBadImage = "Invalid image name";
+
+// A whole decimal number in [lo, hi]; no sign, spaces or suffix.
+std::optional<std::int64_t> parseInt(std::string_view s, std::int64_t lo, std::int64_t hi) {
+  if (s.empty() || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+bool isBlank(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+}
+
+// Parses `body` as a JSON object; on failure sets `error` to a client-facing text.
+std::optional<boost::json::object> parseObject(const std::string& body, std::string_view what,
+                                               std::string& error) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(body, ec);
+  if (ec) {
+    error = "Malformed JSON in " + std::string(what) + ": " + ec.message();
+    return std::nullopt;
+  }
+  if (!v.is_object()) {
+    error = "The " + std::string(what) + " must be a JSON object";
+    return std::nullopt;
+  }
+  return std::move(v.as_object());
+}
+
+std::unique_ptr<HttpExchange> methodNotAllowed() {
+  HttpResponse r = jsonFailure("Method not allowed", 405);
+  r.close = true;  // a HEAD client would not read our body: do not reuse the stream
+  return answerNow(std::move(r));
+}
+
+}  // namespace
+
+TangoREST::TangoREST(const Config& cfg, JobService& jobs, Courselabs& labs)
+    : keys_(cfg.keys),
+      maxInputFileSize_(
+          static_cast<std::uint64_t>(std::max<std::int64_t>(cfg.maxInputFileSize, 0))),
+      maxJsonBodyBytes_(cfg.maxJsonBodyBytes),
+      tmpDir_(cfg.dataDir / "tmp"),
+      jobs_(jobs),
+      labs_(labs) {}
+
+bool TangoREST::keyOk(std::string_view key) const {
+  return std::find(keys_.begin(), keys_.end(), key) != keys_.end();
+}
+
+std::unique_ptr<HttpExchange> TangoREST::begin(const HttpHead& head) {
+  auto parsed = splitTarget(head.target);
+  if (!parsed) return answerNow(jsonFailure("Malformed request URL", 400));
+  const std::vector<std::string> s = std::move(*parsed);
+  const bool get = head.method == "GET";
+  const bool post = head.method == "POST";
+  auto is = [&s](std::string_view route, std::size_t n) { return s.size() == n && s[0] == route; };
+
+  if (s.empty()) {
+    if (!get) return methodNotAllowed();
+    return answerNow(HttpResponse{200, "text/plain", std::string(kHello), false});
+  }
+  if (is("open", 3)) {
+    if (!get) return methodNotAllowed();
+    return answerLater([this, s] { return open(s[1], s[2]); }, true);
+  }
+  if (is("upload", 3)) return post ? upload(s[1], s[2], head) : methodNotAllowed();
+  if (is("addJob", 3)) return post ? addJob(s[1], s[2]) : methodNotAllowed();
+  if (is("poll", 4)) {
+    if (!get) return methodNotAllowed();
+    return answerLater([this, s] { return poll(s[1], s[2], s[3]); }, false);
+  }
+  if (is("getPartialOutput", 3)) {
+    if (!get) return methodNotAllowed();
+    return answerLater([this, s] { return partialOutput(s[1], s[2]); }, true);
+  }
+  if (is("info", 2)) {
+    if (!get) return methodNotAllowed();
+    return answerLater([this, s] { return info(s[1]); }, true);
+  }
+  if (is("jobs", 3)) {
+    if (!get) return methodNotAllowed();
+    return answerLater([this, s] { return jobs(s[1], s[2]); }, true);
+  }
+  if (is("pool", 2) || is("pool", 3)) {
+    if (!get) return methodNotAllowed();
+    return answerLater([this, s] { return pool(s[1], s.size() == 3 ? &s[2] : nullptr); }, true);
+  }
+  // Autolab sends prealloc as a GET with a body.
+  if (is("prealloc", 4)) return get || post ? prealloc(s[1], s[2], s[3]) : methodNotAllowed();
+  if (is("build", 2)) return post ? build(s[1], head) : methodNotAllowed();
+  return answerNow(jsonFailure("Unknown route", 404));
+}
+
+HttpResponse TangoREST::open(const std::string& key, const std::string& courselab) {
+  if (!keyOk(key)) return jsonFailure(kWrongKey);
+  auto dir = labs_.dirFor(key, courselab);
+  if (!dir) return jsonFailure(kBadCourselab);
+  auto r = labs_.open(*dir);
+  if (!r.ok) return jsonFailure(r.error);
+  auto body = tangoStatus(0, r.created ? "Created directory" : "Found directory");
+  boost::json::object files;
+  for (const auto& [name, md5] : r.files) files[toValidUtf8(name)] = md5;
+  body["files"] = std::move(files);
+  return jsonAnswer(body);
+}
+
+std::unique_ptr<HttpExchange> TangoREST::upload(const std::string& key,
+                                                const std::string& courselab,
+                                                const HttpHead& head) {
+  if (!keyOk(key)) return answerNow(jsonFailure(kWrongKey));
+  auto dir = labs_.dirFor(key, courselab);
+  if (!dir) return answerNow(jsonFailure(kBadCourselab));
+  auto filename = head.header("Filename");
+  if (!filename) return answerNow(jsonFailure("Missing Filename header"));
+  std::string name(*filename);
+  if (!labs_.isUploadableName(name)) return answerNow(jsonFailure("Invalid file name"));
+  if (!labs_.exists(*dir)) return answerNow(jsonFailure(kNoCourselab));
+  std::string error;
+  auto up = labs_.beginUpload(*dir, name, error);
+  if (!up) return answerNow(jsonFailure("Cannot store file: " + error));
+  return rest::uploadBody(labs_, std::move(*up), maxInputFileSize_);
+}
+
+std::unique_ptr<HttpExchange> TangoREST::addJob(const std::string& key,
+                                                const std::string& courselab) {
+  if (!keyOk(key)) return answerNow(jsonFailure(kWrongKey));
+  auto dir = labs_.dirFor(key, courselab);
+  if (!dir) return answerNow(jsonFailure(kBadCourselab));
+  if (!labs_.exists(*dir)) return answerNow(jsonFailure(kNoCourselab));
+  return rest::bufferBody(
+      maxJsonBodyBytes_, [this, key, courselab, dir = *dir](const std::string& body) {
+        std::string error;
+        auto job = parseObject(body, "job", error);
+        if (!job) return jsonFailure(error);
+        AddJobResult r = jobs_.addJob(key, courselab, dir, boost::json::value(std::move(*job)));
+        if (!r.ok) return jsonFailure(r.error.empty() ? "Invalid job" : r.error);
+        auto answer = tangoStatus(0, "Job added");
+        answer["jobId"] = std::to_string(r.jobId);  // a string, as Tango sends it
+        return jsonAnswer(answer);
+      });
+}
+
+HttpResponse TangoREST::poll(const std::string& key, const std::string& courselab,
+                             const std::string& outputFile) {
+  if (!keyOk(key)) return jsonFailure(kWrongKey);
+  auto dir = labs_.dirFor(key, courselab);
+  if (!dir) return jsonFailure(kBadCourselab);
+  if (!isSafeName(outputFile)) return jsonFailure("Invalid output file name");
+  auto data = labs_.readOutput(*dir, outputFile);
+  if (!data) return jsonFailure("Output file not found");
+  return HttpResponse{200, "application/octet-stream", std::move(*data), false};
+}
+
+HttpResponse TangoREST::partialOutput(const std::string& key, const std::string& jobId) {
+  if (!keyOk(key)) return jsonFailure(kWrongKey);
+  auto id = parseInt(jobId, 1, INT64_MAX);
+  if (!id) return jsonFailure("Invalid job id: must be a positive integer");
+  auto out = jobs_.partialOutput(*id);
+  if (!out) return jsonFailure("No partial output: job " + jobId + " is not running");
+  auto body = tangoStatus(0, "Partial output obtained");
+  body["output"] = toValidUtf8(*out);
+  return jsonAnswer(body);
+}
+
+HttpResponse TangoREST::info(const std::string& key) {
+  if (!keyOk(key)) return jsonFailure(kWrongKey);
+  auto body = tangoStatus(0, "Found info successfully");
+  body["info"] = jobs_.info();
+  return jsonAnswer(body);
+}
+
+HttpResponse TangoREST::jobs(const std::string& key, const std::string& dead) {
+  if (!keyOk(key)) return jsonFailure(kWrongKey);
+  if (dead != "0" && dead != "1") return jsonFailure("Invalid deadjobs value: use 0 or 1");
+  auto body = tangoStatus(0, "Found list of jobs");
+  body["jobs"] = jobs_.jobs(dead == "1");
+  return jsonAnswer(body);
+}
+
+HttpResponse TangoREST::pool(const std::string& key, const std::string* image) {
+  if (!keyOk(key)) return jsonFailure(kWrongKey);
+  std::optional<std::string> wanted;
+  if (image) {
+    if (!isSafeImageName(*image)) return jsonFailure("Pool not found");
+    wanted = *image;
+  }
+  PoolsResult r = jobs_.pools(wanted);
+  if (!r.found) return jsonFailure("Pool not found");
+  auto body = tangoStatus(0, image ? "Found pool" : "Found all pools");
+  body["pools"] = std::move(r.pools);
+  return jsonAnswer(body);
+}
+
+std::unique_ptr<HttpExchange> TangoREST::prealloc(const std::string& key, const std::string& image,
+                                                  const std::string& num) {
+  if (!keyOk(key)) return answerNow(jsonFailure(kWrongKey));
+  if (!isSafeImageName(image)) return answerNow(jsonFailure(kBadImage));
+  auto n = parseInt(num, 0, 1000);
+  if (!n) return answerNow(jsonFailure("Invalid prealloc size"));
+  return rest::bufferBody(
+      maxJsonBodyBytes_, [this, image, n = static_cast<int>(*n)](const std::string& body) {
+        boost::json::object vm;
+        if (!isBlank(body)) {
+          std::string error;
+          auto parsed = parseObject(body, "prealloc body", error);
+          if (!parsed) return jsonFailure(error);
+          vm = std::move(*parsed);
+        }
+        SimpleResult r = jobs_.prealloc(image, n, vm);
+        if (!r.ok) return jsonFailure(r.error.empty() ? "Preallocate VM failed" : r.error);
+        return tangoOk("VMs preallocated");
+      });
+}
+
+std::unique_ptr<HttpExchange> TangoREST::build(const std::string& key, const HttpHead& head) {
+  if (!keyOk(key)) return answerNow(jsonFailure(kWrongKey));
+  auto image = head.header("imageName");
+  if (!image || !isSafeImageName(*image)) return answerNow(jsonFailure(kBadImage));
+  std::error_code ec;
+  std::filesystem::create_directories(tmpDir_, ec);
+  std::string error;
+  auto temp = courselab::TempFile::create(tmpDir_, "build-", error);
+  if (!temp)
+    return answerNow(jsonFailure("Image build failed: cannot store the tarball: " + error));
+  return rest::fileBody(std::move(*temp), kMaxBuildBytes,
+                        [this, name = std::string(*image)](const std::filesystem::path& tarball) {
+                          SimpleResult r = jobs_.build(name, tarball);
+                          if (!r.ok)
+                            return jsonFailure(r.error.empty() ? "Image build failed" : r.error);
+                          return tangoOk("Docker image built");
+                        });
+}
+
+}  // namespace tango

@@ -1,0 +1,54 @@
+#pragma once
+// Tango's REST routes (tangoREST.py / server.py) over HttpServer: which
+// request goes where, every input check, and the exact answers of the
+// contract (docs: /work/shared/tango-compat.md). No Beast here.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tango/config/Config.hpp"
+#include "tango/core/JobService.hpp"
+#include "tango/courselab/Courselabs.hpp"
+#include "tango/rest/Http.hpp"
+
+namespace tango {
+
+class TangoREST : public HttpHandler {
+ public:
+  // All three must outlive this object.
+  TangoREST(const Config& cfg, JobService& jobs, Courselabs& labs);
+
+  std::unique_ptr<HttpExchange> begin(const HttpHead& head) override;
+
+  // Image tarballs have no size knob in Tango's config; this bounds a
+  // runaway client, the disk is the real limit.
+  static constexpr std::uint64_t kMaxBuildBytes = 16ULL * 1024 * 1024 * 1024;
+
+ private:
+  bool keyOk(std::string_view key) const;
+
+  HttpResponse open(const std::string& key, const std::string& courselab);
+  std::unique_ptr<HttpExchange> upload(const std::string& key, const std::string& courselab,
+                                       const HttpHead& head);
+  std::unique_ptr<HttpExchange> addJob(const std::string& key, const std::string& courselab);
+  HttpResponse poll(const std::string& key, const std::string& courselab,
+                    const std::string& outputFile);
+  HttpResponse partialOutput(const std::string& key, const std::string& jobId);
+  HttpResponse info(const std::string& key);
+  HttpResponse jobs(const std::string& key, const std::string& dead);
+  HttpResponse pool(const std::string& key, const std::string* image);
+  std::unique_ptr<HttpExchange> prealloc(const std::string& key, const std::string& image,
+                                         const std::string& num);
+  std::unique_ptr<HttpExchange> build(const std::string& key, const HttpHead& head);
+
+  std::vector<std::string> keys_;
+  std::uint64_t maxInputFileSize_;
+  std::uint64_t maxJsonBodyBytes_;
+  std::filesystem::path tmpDir_;
+  JobService& jobs_;
+  Courselabs& labs_;
+};
+
+}  // namespace tango
