@@ -90,10 +90,10 @@ TEST_F(JobsTest, OutputOverTheCapIsElidedInTheMiddle) {
 TEST_F(JobsTest, JobsRunConcurrentlyAndEachGetsItsOwnOutput) {
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 6; ++i)
-    ids.push_back(submit("lab", {{"autograde-Makefile", "all:\n\t@echo job " + std::to_string(i) + "\n"}},
+    ids.push_back(submit("lab" + std::to_string(i), {{"autograde-Makefile", "all:\n\t@echo job " + std::to_string(i) + "\n"}},
                          "c" + std::to_string(i) + ".out"));
   for (int i = 0; i < 6; ++i) {
-    auto out = waitOutput("lab", "c" + std::to_string(i) + ".out");
+    auto out = waitOutput("lab" + std::to_string(i), "c" + std::to_string(i) + ".out");
     ASSERT_TRUE(out);
     EXPECT_TRUE(out->ends_with("Autodriver: Job exited with status 0\njob " + std::to_string(i) + "\n")) << *out;
   }
@@ -102,12 +102,12 @@ TEST_F(JobsTest, JobsRunConcurrentlyAndEachGetsItsOwnOutput) {
 }
 
 TEST_F(JobsTest, NetworkIsOffUnlessTheJobAsksForIt) {
-  // /sys/class/net lists only "lo" in a fresh network namespace.
-  const std::string mk = "all:\n\t@ls /sys/class/net | tr '\\n' ' '; echo\n";
-  submit("lab", {{"autograde-Makefile", mk}}, "netoff.out");
-  submit("lab", {{"autograde-Makefile", mk}}, "neton.out", {{"disable_network", false}});
-  auto off = waitOutput("lab", "netoff.out");
-  auto on = waitOutput("lab", "neton.out");
+  // /proc/net/dev lists only "lo" in a fresh network namespace.
+  const std::string mk = "all:\n\t@tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ' '; echo\n";
+  submit("off", {{"autograde-Makefile", mk}}, "netoff.out");
+  submit("on", {{"autograde-Makefile", mk}}, "neton.out", {{"disable_network", false}});
+  auto off = waitOutput("off", "netoff.out");
+  auto on = waitOutput("on", "neton.out");
   ASSERT_TRUE(off && on);
   EXPECT_TRUE(off->ends_with("status 0\nlo \n")) << *off;
   EXPECT_FALSE(on->ends_with("status 0\nlo \n")) << *on;

@@ -16,12 +16,12 @@ class RecoveryTest : public ServiceTest {
 
 TEST_F(RecoveryTest, FiftyJobsSurviveKillNineAndFinishExactlyOnce) {
   openLab("lab");
-  // Each job appends its id to a host-side ledger? No: the sandbox cannot
-  // write to the host. Exactly-once is checked from the store: each job is
-  // finished once, with one output, and the dead list has no duplicates.
+  // Exactly-once is checked from the outside: each job's output is its own,
+  // and the dead list holds every id once. Each job has its own Makefile name
+  // (jobs of one courselab share its files, as in Tango).
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 50; ++i)
-    ids.push_back(submit("lab", {{"autograde-Makefile", "all:\n\t@sleep 0.2; echo job " + std::to_string(i) + "\n"}},
+    ids.push_back(submit("lab", {{"autograde-Makefile-" + std::to_string(i), "all:\n\t@sleep 0.2; echo job " + std::to_string(i) + "\n"}},
                          "r" + std::to_string(i) + ".out"));
   // Let some finish and some run, then kill -9 in the middle of it.
   std::this_thread::sleep_for(std::chrono::milliseconds(700));

@@ -30,7 +30,7 @@ std::string requireString(const json::object& o, const char* name) {
 std::optional<std::int64_t> optionalInt(const json::object& o, const char* name) {
   auto* v = field(o, name);
   if (!v || v->is_null()) return std::nullopt;
-  if (v->is_int64()) return v->get_int64();
+  if (v->is_int64() && v->get_int64() >= 0) return v->get_int64();
   if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
     return static_cast<std::int64_t>(v->get_uint64());
   if (v->is_string()) {

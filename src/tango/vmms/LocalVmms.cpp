@@ -477,13 +477,18 @@ std::vector<std::string> LocalVmms::sandboxArgs(const std::string& instance, con
   }
   // The service's own state (state DB, other VMs, courselabs with every
   // student's files) must be invisible, not merely unreadable.
+  // A path inside one already hidden is skipped: mounting over it would leave
+  // its mount point visible inside the empty tmpfs.
+  std::vector<std::string> hidden = scratch;
   for (const fs::path& hide : {cfg_.dataDir, cfg_.courselabsDir()}) {
     auto inside = insideRoot(hide, root);
     if (!inside) continue;
     bool covered = false;
-    for (const auto& s : scratch)
+    for (const auto& s : hidden)
       if (*inside == s || inside->starts_with(s + "/")) covered = true;
-    if (!covered) tmpfs(*inside, kSmallTmpSize);
+    if (covered) continue;
+    tmpfs(*inside, kSmallTmpSize);
+    hidden.push_back(*inside);
   }
   a.insert(a.end(), {"--bind",
                      (dir / "job").string(),
