@@ -1,0 +1,41 @@
+# Shared by the bench scripts: build the release binaries, start/stop tangod.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REL=$ROOT/build/release
+BENCH_DIR=${BENCH_DIR:-$ROOT/build/bench}
+
+build_release() {
+  "$ROOT/scripts/install-deps.sh"
+  command -v hyperfine >/dev/null && command -v nginx >/dev/null && command -v bc >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q hyperfine nginx-light bc >/dev/null
+  cmake -S "$ROOT" -B "$REL" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTANGO_TESTS=OFF >/dev/null
+  cmake --build "$REL" -j "$(nproc)" >/dev/null
+}
+
+# start_tangod NAME "EXTRA TOML": data under $BENCH_DIR/NAME, sets TANGOD_PID and PORT.
+start_tangod() {
+  local name=$1 extra=${2:-}
+  local dir=$BENCH_DIR/$name
+  rm -rf "$dir" && mkdir -p "$dir"
+  cat >"$dir/tango.toml" <<TOML
+PORT = 0
+HOST = "127.0.0.1"
+DATA_DIR = "$dir/data"
+LOG_LEVEL = "warn"
+$extra
+TOML
+  "$REL/apps/tangod" --config "$dir/tango.toml" --autodriver "$REL/apps/autodriver" >"$dir/tangod.log" 2>&1 &
+  TANGOD_PID=$!
+  for _ in $(seq 200); do
+    PORT=$(grep -oP 'listening on http://[^:]+:\K\d+' "$dir/tangod.log" || true)
+    [ -n "$PORT" ] && return 0
+    sleep 0.05
+  done
+  echo "tangod did not start:" >&2; cat "$dir/tangod.log" >&2; exit 1
+}
+
+stop_tangod() { kill "$TANGOD_PID" 2>/dev/null || true; wait "$TANGOD_PID" 2>/dev/null || true; }
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }

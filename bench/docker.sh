@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# localDocker benchmarks against floors measured in the same run on the same
+# engine (see docs/benchmarks.md):
+#   cold       N trivial jobs, no pool (POOL_SIZE = 0), one at a time, vs
+#              `docker run --rm IMAGE make` run the same way
+#   warm       median addJob-answer -> output-pollable with a warm pool, vs
+#              the median of `docker exec CONTAINER true`
+#   sustained  500 jobs submitted at once with a pool of 4
+# Usage: bench/docker.sh [cold|warm|sustained|all]  (env: BUILD, IMAGE, COLD_N, WARM_N, SUSTAINED_N)
+# Needs a release build (./dev serve builds it), dockerd and the image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build/release}
+IMAGE=${IMAGE:-tango-test-minimal}
+MODE=${1:-all}
+export BUILD IMAGE MODE COLD_N=${COLD_N:-100} WARM_N=${WARM_N:-50} SUSTAINED_N=${SUSTAINED_N:-500}
+exec python3 - <<'PY'
+import json, os, shutil, signal, statistics, subprocess, tempfile, time, urllib.request, re
+
+BUILD, IMAGE, MODE = os.environ["BUILD"], os.environ["IMAGE"], os.environ["MODE"]
+MK = "all:\n\t@echo hi\n"
+
+def http(method, path, body=None, headers=None):
+    req = urllib.request.Request(BASE + path, data=body, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return r.headers.get("Content-Type", ""), r.read()
+
+def start(pool, extra=""):
+    global BASE, PROC, TMP
+    TMP = tempfile.mkdtemp(prefix="tango-bench-")
+    cfg = os.path.join(TMP, "tango.toml")
+    with open(cfg, "w") as f:
+        f.write(f'PORT = 0\nHOST = "127.0.0.1"\nDATA_DIR = "{TMP}/data"\nAUTODRIVER = "{os.path.abspath(BUILD)}/apps/autodriver"\n'
+                f'VMMS_NAME = "localDocker"\nPREFIX = "bench{os.getpid()}"\nPOOL_SIZE = {pool}\nLOG_LEVEL = "warn"\n{extra}')
+    log = open(os.path.join(TMP, "tangod.log"), "w+")
+    PROC = subprocess.Popen([f"{BUILD}/apps/tangod", "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        m = re.search(r"listening on http://[^:]+:(\d+)", open(log.name).read())
+        if m:
+            BASE = f"http://127.0.0.1:{m.group(1)}"
+            break
+        time.sleep(0.05)
+    http("GET", "/open/test/bench/")
+    http("POST", "/upload/test/bench/", MK.encode(), {"Filename": "Makefile"})
+
+def stop():
+    PROC.send_signal(signal.SIGTERM)
+    PROC.wait(timeout=120)
+    shutil.rmtree(TMP, ignore_errors=True)
+
+def left_over():
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=tango.prefix=bench{os.getpid()}"],
+                         capture_output=True, text=True).stdout.split()
+    return len(out)
+
+def submit(name):
+    job = {"image": IMAGE, "files": [{"localFile": "Makefile", "destFile": "Makefile"}],
+           "output_file": name, "jobName": name, "timeout": 30}
+    _, body = http("POST", "/addJob/test/bench/", json.dumps(job).encode())
+    assert json.loads(body)["statusId"] == 0, body
+
+def wait_output(name, timeout=600):
+    end = time.time() + timeout
+    while time.time() < end:
+        ctype, body = http("GET", f"/poll/test/bench/{name}")
+        if "application/json" not in ctype:
+            assert b"Success" in body, body
+            return
+        time.sleep(0.005)
+    raise SystemExit(f"{name}: no output")
+
+def wait_pool(n):
+    end = time.time() + 300
+    while time.time() < end:
+        _, body = http("GET", f"/pool/test/{IMAGE}/")
+        p = json.loads(body)
+        if p["statusId"] == 0 and len(p["pools"][IMAGE]["free"]) >= n:
+            return
+        time.sleep(0.05)
+
+def docker_run_floor(n):
+    t0 = time.time()
+    for _ in range(n):
+        subprocess.run(["docker", "run", "--rm", "--network", "none", IMAGE, "sh", "-c",
+                        "mkdir -p /tmp/j && cd /tmp/j && printf 'all:\\n\\t@echo hi\\n' > Makefile && make"],
+                       check=True, capture_output=True)
+    return n / (time.time() - t0)
+
+def cold():
+    n = int(os.environ["COLD_N"])
+    floor = docker_run_floor(n)
+    start(0)
+    t0 = time.time()
+    for i in range(n):
+        submit(f"c{i}")
+        wait_output(f"c{i}")
+    ours = n / (time.time() - t0)
+    stop()
+    print(f"cold: {n} jobs one at a time: tango {ours:.2f} jobs/s, docker run --rm floor {floor:.2f} jobs/s, ratio {ours/floor:.2f} (target >= 0.8)")
+
+def warm():
+    n = int(os.environ["WARM_N"])
+    name = f"bench-floor-{os.getpid()}"
+    subprocess.run(["docker", "run", "-d", "--name", name, IMAGE, "sleep", "infinity"], check=True, capture_output=True)
+    floors = []
+    for _ in range(n):
+        t0 = time.time()
+        subprocess.run(["docker", "exec", name, "true"], check=True)
+        floors.append(time.time() - t0)
+    subprocess.run(["docker", "rm", "-f", name], check=True, capture_output=True)
+    start(2)
+    lat = []
+    for i in range(n):
+        wait_pool(2)
+        submit(f"w{i}")
+        t0 = time.time()
+        wait_output(f"w{i}")
+        lat.append(time.time() - t0)
+    stop()
+    ours, floor = statistics.median(lat), statistics.median(floors)
+    print(f"warm: median over {n} jobs: tango {ours*1000:.0f} ms (p90 {sorted(lat)[int(n*0.9)-1]*1000:.0f} ms), "
+          f"docker exec floor {floor*1000:.0f} ms, ratio {ours/floor:.2f} (target <= 3)")
+
+def sustained():
+    n = int(os.environ["SUSTAINED_N"])
+    start(4)
+    wait_pool(4)
+    t0 = time.time()
+    for i in range(n):
+        submit(f"s{i}")
+    for i in range(n):
+        wait_output(f"s{i}")
+    rate = n / (time.time() - t0)
+    stop()
+    print(f"sustained: {n} jobs submitted at once, pool of 4: all finished, {rate:.2f} jobs/s, "
+          f"containers left over: {left_over()}")
+
+for m in (["cold", "warm", "sustained"] if MODE == "all" else [MODE]):
+    globals()[m]()
+PY
