@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <set>
+
 namespace tango {
 
 JobManager::JobManager(const Config& cfg, Vmms& vmms, JobQueue& queue, Preallocator& preallocator,
@@ -50,9 +52,13 @@ void JobManager::dispatch() {
     if (cfg_.maxConcurrentJobs > 0 && running() >= static_cast<std::size_t>(cfg_.maxConcurrentJobs))
       return;
     std::optional<Preallocator::Allocation> alloc;
-    // FIFO, but a job whose pool is full does not hold up jobs of other images.
+    // FIFO, but a job whose pool is full does not hold up jobs of other
+    // images; a full pool is asked once per pass, not once per queued job.
+    std::set<std::string> full;
     auto job = queue_.takeNext([&](const TangoJob& j) {
+      if (full.count(j.vm.name)) return false;
       alloc = preallocator_.allocVM(j.vm.name);
+      if (!alloc) full.insert(j.vm.name);
       return alloc.has_value();
     });
     if (!job) return;
