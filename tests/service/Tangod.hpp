@@ -45,7 +45,13 @@ class Tangod {
                                        << "LOG_LEVEL = \"debug\"\n"
                                        << extraConfig << "\n"
                                        << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = 1000\n";
-    start();
+    try {
+      start();
+    } catch (...) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);  // the destructor will not run
+      throw;
+    }
   }
   ~Tangod() {
     stop(SIGKILL);
