@@ -37,7 +37,9 @@ class Tangod {
     dir_ = std::filesystem::path(TEST_TMP_DIR) / ("tangod-test-" + std::to_string(::getpid()) + "-" + std::to_string(tag));
     std::filesystem::create_directories(dir_);
     // A uid range of its own, so parallel test processes never share sandbox uids.
-    const unsigned uidBase = 300000 + (tag % 500) * 2000;
+    // By pid: two test processes running at once (ctest -j) never share it;
+    // above the range the VMMS's own tests use (300000 + ...).
+    const unsigned uidBase = 1000000 + static_cast<unsigned>(::getpid() % 4000) * 1000;
     std::ofstream(dir_ / "tango.toml") << "PORT = 0\n"
                                        << "HOST = \"127.0.0.1\"\n"
                                        << "DATA_DIR = \"" << (dir_ / "data").string() << "\"\n"
