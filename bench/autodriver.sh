@@ -6,6 +6,8 @@
 # same unprivileged uid. Prints a Markdown table for docs/benchmarks.md.
 #
 # Usage: bench/autodriver.sh [RUNS]   (default 300; needs root for setpriv)
+# hyperfine is not used: it runs all rounds of one command before the next,
+# which on a shared machine measures the load drift more than the autodriver.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${1:-300}
@@ -40,37 +42,41 @@ MAKE_CMD="$AS_U make -s -C $WORK/job"
 V1_CMD="$AS_U $WORK/autodriver-v1 -u 100 -f 104857600 -t 20 -o 1024000 $WORK/job"
 HARD_CMD="$AS_U $WORK/autodriver-hardened -u 100 -f 104857600 -t 20 -o 1024000 -c 60 -m 536870912 -I $WORK/in -P $WORK/partial -R $WORK/home"
 
-median_ms() {  # median wall time of RUNS runs of "$@", in ms (loop fallback)
-  for _ in $(seq "$RUNS"); do
-    local s e
-    s=$(date +%s%N)
-    "$@" >/dev/null 2>&1
-    e=$(date +%s%N)
-    echo $(((e - s) / 1000))
-  done | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]/1000}'
-}
+# Interleaved: each round runs the three commands back to back, so a change in
+# the machine's load (it is shared) hits all three alike; the figure that
+# matters is the median of the per-round differences. Timing is done inside
+# python (perf_counter around fork+exec+wait), which adds the same to each.
+read -r M V H DV DH < <(python3 - "$RUNS" "$WORK" "$MAKE_CMD" "$V1_CMD" "$HARD_CMD" <<'PY'
+import os, shutil, statistics, subprocess, sys, time
+runs, work = int(sys.argv[1]), sys.argv[2]
+cmds = [c.split() for c in sys.argv[3:6]]
+home = os.path.join(work, "home")
+def once(cmd):
+    t = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return (time.perf_counter() - t) * 1000
+def empty_home():
+    for n in os.listdir(home):
+        p = os.path.join(home, n)
+        shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+for _ in range(20):  # warm-up
+    for c in cmds:
+        empty_home(); once(c)
+t = [[], [], []]
+for _ in range(runs):
+    for i, c in enumerate(cmds):
+        empty_home(); t[i].append(once(c))
+med = [statistics.median(x) for x in t]
+dv = statistics.median(v - m for v, m in zip(t[1], t[0]))
+dh = statistics.median(h - m for h, m in zip(t[2], t[0]))
+print("%.2f %.2f %.2f %.2f %.2f" % (med[0], med[1], med[2], dv, dh))
+PY
+)
 
-if command -v hyperfine >/dev/null; then
-  # -N: no intermediate shell; the prepare step empties the hardened job's home.
-  hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$WORK/h.json" \
-    --prepare "find $WORK/home -mindepth 1 -delete" \
-    -n make "$MAKE_CMD" -n first "$V1_CMD" -n hardened "$HARD_CMD" >/dev/null
-  read -r M V H < <(python3 -c '
-import json,sys
-r={x["command"]:x["median"]*1000 for x in json.load(open(sys.argv[1]))["results"]}
-print("%.2f %.2f %.2f"%(r["make"],r["first"],r["hardened"]))' "$WORK/h.json")
-  TOOL="hyperfine $(hyperfine --version | cut -d' ' -f2)"
-else
-  M=$(median_ms $MAKE_CMD)
-  V=$(median_ms $V1_CMD)
-  H=$(median_ms sh -c "find $WORK/home -mindepth 1 -delete; exec $HARD_CMD")
-  TOOL="shell loop"
-fi
-
-echo "| command | median (ms) | added over make (ms) |"
+echo "| command | median (ms) | added over make: median of per-round differences (ms) |"
 echo "|---|---|---|"
 echo "| make directly | $M | - |"
-echo "| first autodriver ($FIRST) | $V | $(echo "$V $M" | awk '{printf "%.2f", $1-$2}') |"
-echo "| hardened autodriver | $H | $(echo "$H $M" | awk '{printf "%.2f", $1-$2}') |"
+echo "| first autodriver ($FIRST) | $V | $DV |"
+echo "| hardened autodriver | $H | $DH |"
 echo
-echo "$RUNS runs each, $TOOL, $(nproc) cores, $(uname -r), $(date -u +%F)."
+echo "$RUNS interleaved rounds, $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%F)."

@@ -15,7 +15,7 @@ IMAGE=${IMAGE:-tango-test-minimal}
 MODE=${1:-all}
 export BUILD IMAGE MODE COLD_N=${COLD_N:-100} WARM_N=${WARM_N:-50} SUSTAINED_N=${SUSTAINED_N:-500}
 exec python3 - <<'PY'
-import json, os, shutil, signal, statistics, subprocess, tempfile, time, urllib.request, re
+import atexit, json, os, shutil, signal, statistics, subprocess, tempfile, time, urllib.request, re
 
 BUILD, IMAGE, MODE = os.environ["BUILD"], os.environ["IMAGE"], os.environ["MODE"]
 MK = "all:\n\t@echo hi\n"
@@ -34,6 +34,8 @@ def start(pool, extra=""):
                 f'VMMS_NAME = "localDocker"\nPREFIX = "bench{os.getpid()}"\nPOOL_SIZE = {pool}\nLOG_LEVEL = "warn"\n{extra}')
     log = open(os.path.join(TMP, "tangod.log"), "w+")
     PROC = subprocess.Popen([f"{BUILD}/apps/tangod", "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
+    # An interrupted run still stops its service (which removes its containers).
+    atexit.register(lambda p=PROC: p.poll() is None and (p.terminate(), p.wait(timeout=120)))
     for _ in range(600):
         m = re.search(r"listening on http://[^:]+:(\d+)", open(log.name).read())
         if m:

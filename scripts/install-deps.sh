@@ -10,7 +10,9 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev
   bubblewrap make
+  docker.io mmdebstrap
   wrk
+  prometheus chromium  # promtool parses /metrics; headless chromium tests /status/
 )
 
 missing=()

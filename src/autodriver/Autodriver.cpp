@@ -1,5 +1,6 @@
 #include "autodriver/Autodriver.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -10,10 +11,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "autodriver/FileTree.hpp"
 #include "autodriver/GradingUser.hpp"
@@ -80,6 +83,43 @@ class JobDirectory {
   std::string path_;
 };
 
+// The "oom_kill N" counter of a cgroup file, 0 if unreadable: the message it
+// feeds is a courtesy, the limit itself is the cgroup's.
+std::int64_t read_oom_kills(const std::optional<std::string>& path) {
+  if (!path) return 0;
+  UniqueFd fd(open(path->c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return 0;
+  char buf[4096];
+  const ssize_t n = read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  const std::string_view text(buf, static_cast<size_t>(n));
+  constexpr std::string_view kKey = "oom_kill ";
+  for (std::size_t pos = 0; pos < text.size();) {
+    std::size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    const std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line.starts_with(kKey))
+      return std::strtoll(std::string(line.substr(kKey.size())).c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
+// Copies every entry of `from` into the existing directory `to` (links as
+// links, never followed; see copy_tree).
+void copy_inputs(const std::string& from, const std::string& to) {
+  std::vector<std::string> names;
+  {
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir(from.c_str()), closedir);
+    if (!dir) throw_errno("opendir " + from);
+    while (const dirent* e = readdir(dir.get())) {
+      const std::string_view n = e->d_name;
+      if (n != "." && n != "..") names.emplace_back(n);
+    }
+  }
+  for (const auto& n : names) copy_tree(from + "/" + n, to + "/" + n);
+}
+
 int run(const Options& options) {
   ensure_standard_fds();
   // A closed stdout must give us EPIPE, not kill us with the job running.
@@ -107,6 +147,12 @@ int run(const Options& options) {
   JobSettings settings;
   settings.spawn.nproc = options.nproc;
   settings.spawn.fsize = options.fsize;
+  settings.spawn.cpu = options.cpu_secs;
+  // Without a cgroup to enforce it, the address-space limit is the fallback:
+  // coarser (it counts mappings, not memory), but it holds everywhere.
+  if (options.memory_bytes && !options.oom_events) settings.spawn.as = options.memory_bytes;
+  if (options.input_dir) copy_inputs(*options.input_dir, options.dir);
+  const std::int64_t oom_before = read_oom_kills(options.oom_events);
   settings.timeout_secs = options.timeout_secs;
   settings.output_cap = static_cast<std::size_t>(options.output_cap);
   settings.partial_fd = partial.get();
@@ -142,7 +188,13 @@ int run(const Options& options) {
     if (!job_dir->remove()) damaged = true;
   }
 
-  if (!write_all(STDOUT_FILENO, status_line(result.report) + result.output)) {
+  std::string header = status_line(result.report);
+  if (read_oom_kills(options.oom_events) > oom_before) {
+    // After the status line, so Autolab still finds the score (if any) last.
+    const std::int64_t mb = options.memory_bytes.value_or(0) / (1024 * 1024);
+    header += "Autodriver: Job killed: out of memory (limit " + std::to_string(mb) + " MB)\n";
+  }
+  if (!write_all(STDOUT_FILENO, header + result.output)) {
     throw_errno("write output");
   }
   if (options.report_usage) write_all(STDERR_FILENO, usage_line(result.report));

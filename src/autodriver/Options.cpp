@@ -13,6 +13,8 @@ constexpr std::int64_t kMaxNproc = 4194304;                 // Linux PID_MAX_LIM
 constexpr std::int64_t kMaxFsize = INT64_MAX;               // any file size
 constexpr std::int64_t kMaxTimeout = 366LL * 24 * 60 * 60;  // one year
 constexpr std::int64_t kMaxOutputCap = 1LL << 30;           // 1 GiB in memory
+constexpr std::int64_t kMaxCpuSecs = kMaxTimeout;
+constexpr std::int64_t kMaxMemory = 1LL << 50;  // 1 PiB: any real machine
 
 std::optional<std::int64_t> parse_number(std::string_view text, std::int64_t max) {
   // strtoll accepts leading blanks and signs; we want digits only.
@@ -34,6 +36,7 @@ std::optional<std::int64_t> parse_number(std::string_view text, std::int64_t max
 
 const char* usage_text() {
   return "usage: autodriver [-u nproc] [-f fsize_bytes] [-t timeout_secs] [-o output_cap_bytes]\n"
+         "                  [-c cpu_secs] [-m memory_bytes] [-M oom_events_file] [-I input_dir]\n"
          "                  [-U user] [-P partial_file] [-R] DIR\n";
 }
 
@@ -59,7 +62,7 @@ std::variant<Options, UsageError> parse_options(int argc, const char* const* arg
       options.report_usage = true;
       continue;
     }
-    if (std::string_view("uftoUP").find(flag) == std::string_view::npos) {
+    if (std::string_view("uftoUPcmMI").find(flag) == std::string_view::npos) {
       return UsageError{"unknown option: " + std::string(arg)};
     }
     // The value is either glued to the flag ("-t5") or the next argument.
@@ -71,15 +74,19 @@ std::variant<Options, UsageError> parse_options(int argc, const char* const* arg
     } else {
       return UsageError{"option -" + std::string(1, flag) + " needs a value"};
     }
-    if (flag == 'U' || flag == 'P') {
+    if (flag == 'U' || flag == 'P' || flag == 'M' || flag == 'I') {
       if (value.empty()) return UsageError{"option -" + std::string(1, flag) + " needs a value"};
       if (flag == 'U') options.user = value;
       if (flag == 'P') options.partial_file = std::string(value);
+      if (flag == 'M') options.oom_events = std::string(value);
+      if (flag == 'I') options.input_dir = std::string(value);
       continue;
     }
     const std::int64_t max = flag == 'u'   ? kMaxNproc
                              : flag == 'f' ? kMaxFsize
                              : flag == 't' ? kMaxTimeout
+                             : flag == 'c' ? kMaxCpuSecs
+                             : flag == 'm' ? kMaxMemory
                                            : kMaxOutputCap;
     const auto number = parse_number(value, max);
     if (!number) {
@@ -95,6 +102,13 @@ std::variant<Options, UsageError> parse_options(int argc, const char* const* arg
         break;
       case 't':
         options.timeout_secs = *number;
+        break;
+      case 'c':
+        // 0 means no limit, as with -t.
+        if (*number > 0) options.cpu_secs = *number;
+        break;
+      case 'm':
+        if (*number > 0) options.memory_bytes = *number;
         break;
       default:
         options.output_cap = *number == 0 ? kDefaultOutputCap : *number;

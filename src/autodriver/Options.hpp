@@ -18,7 +18,16 @@ struct Options {
   std::string user = "autograde";               // -U: name or numeric uid
   std::optional<std::string> partial_file;      // -P: live copy of the output head
   bool report_usage = false;                    // -R: TANGO_USAGE line on stderr
-  std::string dir;                              // the job directory
+  std::optional<std::int64_t> cpu_secs;         // -c: RLIMIT_CPU of each job process
+  std::optional<std::int64_t> memory_bytes;     // -m: memory limit (RLIMIT_AS unless -M)
+  // -M: a cgroup file with an "oom_kill N" line (v1 memory.oom_control, v2
+  // memory.events). The cgroup enforces -m then; we only read it to tell the
+  // student that the job ran out of memory.
+  std::optional<std::string> oom_events;
+  // -I: copy the regular files of this directory into DIR first, so DIR can
+  // be a size-limited tmpfs while the inputs stay read-only on the host.
+  std::optional<std::string> input_dir;
+  std::string dir;  // the job directory
 };
 
 struct UsageError {

@@ -71,6 +71,18 @@ void close_fds_from(unsigned first) {
   if (request.fsize && !set_limit(RLIMIT_FSIZE, *request.fsize)) {
     fail_child(error_fd, "setrlimit(RLIMIT_FSIZE)");
   }
+  // The job, not the autodriver or the sandbox around it, is what the OOM
+  // killer should pick when the VM's memory runs out. Raising one's own score
+  // needs no privilege; where /proc is missing the default stays.
+  if (const int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC); oom >= 0) {
+    [[maybe_unused]] const ssize_t ignored = write(oom, "1000", 4);
+    close(oom);
+  }
+  if (request.cpu && !set_limit(RLIMIT_CPU, *request.cpu)) {
+    fail_child(error_fd, "setrlimit(RLIMIT_CPU)");
+  }
+  if (request.as && !set_limit(RLIMIT_AS, *request.as))
+    fail_child(error_fd, "setrlimit(RLIMIT_AS)");
   if (!set_limit(RLIMIT_CORE, 0)) fail_child(error_fd, "setrlimit(RLIMIT_CORE)");
 
   if (dup2(request.stdin_fd, STDIN_FILENO) < 0 || dup2(request.output_fd, STDOUT_FILENO) < 0 ||

@@ -10,6 +10,8 @@ namespace tango::autodriver {
 struct SpawnRequest {
   std::optional<std::int64_t> nproc;  // RLIMIT_NPROC, if set
   std::optional<std::int64_t> fsize;  // RLIMIT_FSIZE, if set
+  std::optional<std::int64_t> cpu;    // RLIMIT_CPU (seconds), if set
+  std::optional<std::int64_t> as;     // RLIMIT_AS (bytes), if set
   std::optional<uid_t> uid;           // drop to uid/gid (root mode only)
   gid_t gid = 0;
   int stdin_fd = -1;   // becomes the job's stdin (/dev/null)

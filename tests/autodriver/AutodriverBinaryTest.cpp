@@ -317,6 +317,53 @@ TEST_F(AutodriverBinary, FileSizeLimit) {
   EXPECT_LE(fs::file_size(job_ / "big"), 1000u);
 }
 
+TEST_F(AutodriverBinary, CpuTimeLimitKillsABusyLoop) {
+  write_makefile("\t@echo spin; while :; do :; done\n");
+  const RunResult r = run_job({"-c", "1", "-t", "20"});
+  EXPECT_EQ(r.exit_code, 0);
+  // SIGXCPU at the soft limit: make reports the recipe's death.
+  EXPECT_EQ(r.out.rfind("Autodriver: Job exited with status 2\nspin\n", 0), 0u) << r.out;
+  EXPECT_LT(r.seconds, 10);
+}
+
+TEST_F(AutodriverBinary, MemoryLimitWithoutCgroupIsAnAddressSpaceLimit) {
+  write_makefile("\t@tail /dev/zero\n");
+  const RunResult r = run_job({"-m", "33554432", "-t", "20"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out.rfind("Autodriver: Job exited with status 2\n", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("memory"), std::string::npos) << r.out;  // tail: memory exhausted
+}
+
+TEST_F(AutodriverBinary, OomCounterGrowthGivesTheOutOfMemoryLine) {
+  // A stand-in for the cgroup file, bumped by the job itself.
+  const fs::path events = base_ / "oom_events";
+  write_file(events, "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
+  write_makefile("\t@printf 'oom_kill_disable 0\\nunder_oom 0\\noom_kill 1\\n' > " +
+                 events.string() + "; echo ran\n");
+  if (geteuid() == 0) {
+    ASSERT_EQ(lchown(events.c_str(), kNobody, kNobody), 0);
+  }
+  const RunResult r = run_job({"-m", "67108864", "-M", events.string()});
+  EXPECT_EQ(r.out,
+            std::string(kExited0) + "Autodriver: Job killed: out of memory (limit 64 MB)\nran\n");
+}
+
+TEST_F(AutodriverBinary, InputDirIsCopiedIntoTheJobDirectory) {
+  const fs::path in = base_ / "in";
+  fs::create_directory(in);
+  write_file(in / "Makefile", "all:\n\t@cat data.txt; ls\n");
+  write_file(in / "data.txt", "from input\n");
+  fs::create_symlink("/etc/shadow", in / "link");
+  if (geteuid() == 0) {
+    for (const auto& p : {in, in / "Makefile", in / "data.txt", in / "link"}) {
+      ASSERT_EQ(lchown(p.c_str(), kNobody, kNobody), 0);
+    }
+  }
+  const RunResult r = run_job({"-I", in.string()});
+  EXPECT_EQ(r.out, std::string(kExited0) + "from input\nMakefile\ndata.txt\nlink\n");
+  EXPECT_TRUE(fs::is_symlink(job_ / "link"));  // copied as a link, never followed
+}
+
 TEST_F(AutodriverBinary, PartialFileGetsTheHeadWhileRunning) {
   const fs::path partial = base_ / "partial";
   // The job itself reads the partial file back: that it sees the head

@@ -58,6 +58,21 @@ TEST(Options, OurExtensionsAndGluedValues) {
   EXPECT_TRUE(o.report_usage);
 }
 
+TEST(Options, LimitsOomFileAndInputDir) {
+  const Options o =
+      parse_ok({"-c", "7", "-m", "67108864", "-M", "/run/oom", "-I", "/run/in", "dir"});
+  EXPECT_EQ(o.cpu_secs, 7);
+  EXPECT_EQ(o.memory_bytes, 67108864);
+  EXPECT_EQ(o.oom_events, "/run/oom");
+  EXPECT_EQ(o.input_dir, "/run/in");
+  // 0 means no limit, as with -t.
+  const Options none = parse_ok({"-c", "0", "-m", "0", "dir"});
+  EXPECT_FALSE(none.cpu_secs);
+  EXPECT_FALSE(none.memory_bytes);
+  EXPECT_NE(parse_error({"-m", "-5", "dir"}).find("invalid value for -m"), std::string::npos);
+  EXPECT_NE(parse_error({"-I", "", "dir"}).find("needs a value"), std::string::npos);
+}
+
 TEST(Options, FlagsAfterDirAndDoubleDash) {
   EXPECT_EQ(parse_ok({"dir", "-t", "3"}).timeout_secs, 3);
   EXPECT_EQ(parse_ok({"--", "-weird-dir"}).dir, "-weird-dir");

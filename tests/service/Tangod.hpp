@@ -56,7 +56,15 @@ class Tangod {
     }
   }
   ~Tangod() {
-    stop(SIGKILL);
+    // A clean stop destroys the sandboxes (and their cgroups) it still holds;
+    // SIGKILL only if it hangs.
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      for (int i = 0; i < 200 && ::waitpid(pid_, nullptr, WNOHANG) == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (::waitpid(pid_, nullptr, WNOHANG) == 0) stop(SIGKILL);
+      pid_ = -1;
+    }
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }

@@ -406,6 +406,50 @@ TEST_F(LocalVmmsTest, DestroyRemovesHostileTrees) {
   EXPECT_TRUE(fs::exists("/etc/passwd"));
 }
 
+// The memory group of a VM: <mount>/<our own group>/tango/<instance>.<uid>.
+fs::path memoryGroup(const std::string& name) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos ||
+        line.substr(a + 1, b - a - 1) != "memory")
+      continue;
+    return (fs::path("/sys/fs/cgroup/memory") / fs::path(line.substr(b + 1)).relative_path() /
+            "tango" / name)
+        .lexically_normal();
+  }
+  return {};
+}
+
+TEST_F(LocalVmmsTest, MemoryAndDiskLimitsAndTheirCgroupsGoWithTheVm) {
+  auto vm = machine(1016);
+  auto s = spec(20);
+  s.memoryLimitBytes = 48LL << 20;
+  s.diskLimitBytes = 8LL << 20;
+  // The home is a tmpfs of the disk limit; the job cannot create files in
+  // /run/tango-out (the host disk); then it eats memory.
+  auto [r, out] = runMakefile(vm,
+                              "all:\n\t@df -k /home/autograde /tmp | tail -2 | awk '{print $$2}'\n"
+                              "\t@touch /run/tango-out/x 2>/dev/null || echo no-host-files\n"
+                              "\t@tail /dev/zero\n",
+                              s);
+  EXPECT_EQ(r.status, 0) << r.error;
+  EXPECT_TRUE(out.starts_with("Autodriver: Job exited with status 2\n")) << out;
+  EXPECT_NE(out.find("\n8192\n8192\nno-host-files\n"), std::string::npos) << out;
+  auto uid = vmms_->vmUid(vm);
+  ASSERT_TRUE(uid.has_value());
+  const fs::path group =
+      memoryGroup(vmms_->vmDir(vm).filename().string() + "." + std::to_string(*uid));
+  if (::access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) == 0) {
+    EXPECT_NE(out.find("Autodriver: Job killed: out of memory (limit 48 MB)\n"), std::string::npos)
+        << out;
+    EXPECT_EQ(readFile(group / "memory.limit_in_bytes"), std::to_string(48 << 20) + "\n");
+  }
+  EXPECT_TRUE(vmms_->safeDestroyVM(vm).ok);
+  EXPECT_FALSE(fs::exists(group));
+}
+
 TEST_F(LocalVmmsTest, ConcurrentJobsInSeveralVms) {
   constexpr int kVms = 4;
   for (int i = 0; i < kVms; ++i) prepare(machine(3000 + i), "all:\n\t@echo job-$$(id -u)\n");

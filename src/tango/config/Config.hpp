@@ -44,6 +44,14 @@ struct Config {
   std::int64_t maxInputFileSize = 250LL * 1024 * 1024;  // MAX_INPUT_FILE_SIZE (bytes)
   std::int64_t vmUlimitFileSize = 100LL * 1024 * 1024;  // VM_ULIMIT_FILE_SIZE (bytes)
   int vmUlimitUserProc = 100;                           // VM_ULIMIT_USER_PROC
+  // Limits of the sandbox as a whole (local VMMS; see README "Security model").
+  // VM_MEMORY_LIMIT (MB): cgroup memory (+swap), else RLIMIT_AS.
+  int vmMemoryLimit = 512;
+  // VM_DISK_LIMIT (MB): size of each of the job's home, /tmp and /var/tmp
+  // (tmpfs mounts, whose pages also count against VM_MEMORY_LIMIT).
+  int vmDiskLimit = 128;
+  // VM_CPU_TIME_LIMIT (s): RLIMIT_CPU of each job process; 0 = none.
+  int vmCpuTimeLimit = 0;
   int maxJobTimeout = 3600;  // largest timeout a job may ask for (seconds)
 
   // Per-step timeouts (seconds)

@@ -48,6 +48,10 @@ class JobService {
                                 const boost::json::object& body) = 0;
   virtual SimpleResult build(const std::string& imageName,
                              const std::filesystem::path& tarball) = 0;
+  // For operators: the Prometheus text of /metrics and the JSON behind the
+  // live status page. Defaults keep other implementations (test doubles) simple.
+  virtual std::string metricsText() { return ""; }
+  virtual boost::json::object statusData() { return {}; }
 };
 
 }  // namespace tango

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "tango/metrics/JobMetrics.hpp"
+
 namespace tango {
 
 struct Stats {
@@ -18,6 +20,7 @@ struct Stats {
   std::atomic<std::int64_t> jobsFinished{0};
   std::atomic<std::int64_t> callbacksDelivered{0};
   std::atomic<std::int64_t> callbacksFailed{0};
+  metrics::JobMetrics metrics;  // histograms and per-label counters of /metrics
 };
 
 }  // namespace tango

@@ -6,7 +6,9 @@
 #include <thread>
 
 #include "tango/core/JobRequest.hpp"
+#include "tango/metrics/ServiceMetrics.hpp"
 #include "tango/model/JobJson.hpp"
+#include "tango/status/StatusData.hpp"
 #include "tango/store/SqliteJobStore.hpp"
 #include "tango/util/SafeName.hpp"
 #include "tango/vmms/VmmsFactory.hpp"
@@ -147,6 +149,27 @@ SimpleResult TangoServer::prealloc(const std::string& image, int num, const json
 SimpleResult TangoServer::build(const std::string& imageName, const std::filesystem::path& tarball) {
   auto r = vmms_->buildImage(imageName, tarball);
   return {r.ok, r.error};
+}
+
+std::string TangoServer::metricsText() {
+  metrics::ServiceSnapshot snap{stats_};
+  snap.queued = static_cast<std::int64_t>(queue_->unassignedCount());
+  snap.running = static_cast<std::int64_t>(manager_->running());
+  for (const auto& [image, p] : preallocator_->pools()) {
+    snap.pools[image] = {static_cast<std::int64_t>(p.total.size()),
+                         static_cast<std::int64_t>(p.free.size())};
+  }
+  return metrics::renderServiceMetrics(snap);
+}
+
+json::object TangoServer::statusData() {
+  status::StatusInput in;
+  in.live = queue_->liveJobs();
+  in.finished = store_->loadFinished(static_cast<int>(status::kFinishedShown));
+  in.pools = pools(std::nullopt).pools;
+  in.info = info();
+  in.prefix = cfg_.prefix;
+  return status::statusData(in, nowSeconds());
 }
 
 void TangoServer::sendCallback(const TangoJob& job) {

@@ -37,6 +37,8 @@ class TangoServer final : public JobService {
   PoolsResult pools(const std::optional<std::string>& image) override;
   SimpleResult prealloc(const std::string& image, int num, const boost::json::object& body) override;
   SimpleResult build(const std::string& imageName, const std::filesystem::path& tarball) override;
+  std::string metricsText() override;
+  boost::json::object statusData() override;
 
   Stats& stats() { return stats_; }
   JobQueue& queue() { return *queue_; }

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <type_traits>
 
 #include "tango/core/OutputFile.hpp"
 
@@ -64,7 +65,7 @@ class JobRun {
         return;
       }
       // A system failure: the VM is suspect, never reuse it.
-      ctx_.vmms.safeDestroyVM(vm);
+      destroy(vm);
       if (ctx_.shuttingDown) return;  // left "running" in the store: retried after restart
       if (attempt >= ctx_.cfg.jobRetries) {
         failAfterRetries(vm, failure, st);
@@ -87,29 +88,36 @@ class JobRun {
     const std::string inst = instanceName(cfg.prefix, vm);
     if (!ready) {
       step("initializeVM", job_.times.initializeVM);
-      auto r = ctx_.vmms.initializeVM(vm, seconds(cfg.initializeVmTimeout));
-      if (!r.ok) return "initializeVM failed: " + r.error;
+      auto r = timed("initializeVM",
+                     [&] { return ctx_.vmms.initializeVM(vm, seconds(cfg.initializeVmTimeout)); });
+      if (!r.ok) {
+        ctx_.stats.metrics.vmmsError("initializeVM");
+        return "initializeVM failed: " + r.error;
+      }
       trace("Assigned job " + tag + " new VM " + inst);
     } else {
       trace("Assigned job " + tag + " existing VM " + inst);
     }
 
     step("waitVM", job_.times.waitVM);
-    auto w = ctx_.vmms.waitVM(vm, seconds(cfg.waitVmTimeout));
+    auto w = timed("waitVM", [&] { return ctx_.vmms.waitVM(vm, seconds(cfg.waitVmTimeout)); });
     st.waitvm = w.ok ? 0 : -1;
     if (!w.ok) {
       ++ctx_.stats.waitvmTimeouts;
+      ctx_.stats.metrics.vmmsError("waitVM");
       trace("VM " + inst + " not ready for job " + tag + ": " + w.error);
       return "waitVM failed: " + w.error;
     }
 
     step("copyIn", job_.times.copyIn);
-    auto c = ctx_.vmms.copyIn(vm, job_.input, seconds(cfg.copyInTimeout));
+    auto c = timed("copyIn",
+                   [&] { return ctx_.vmms.copyIn(vm, job_.input, seconds(cfg.copyInTimeout)); });
     st.copyin = c.ok ? 0 : -1;
     trace("Input copied for job " + tag + " [status=" + show(st.copyin) + "]" +
           (c.ok ? "" : ": " + c.error));
     if (!c.ok) {
       ++ctx_.stats.copyinErrors;
+      ctx_.stats.metrics.vmmsError("copyIn");
       return "copyIn failed: " + c.error;
     }
 
@@ -123,25 +131,29 @@ class JobRun {
     // The autodriver enforces the job's timeout; this outer bound catches an
     // autodriver that cannot (a damaged VM).
     spec.hardTimeout = seconds(job_.timeout + 10);
-    RunResult run = ctx_.vmms.runJob(vm, spec);
+    RunResult run = timed("runJob", [&] { return ctx_.vmms.runJob(vm, spec); });
     st.runjob = run.status;
     trace("Job " + tag + " executed [status=" + std::to_string(run.status) + "]" +
           (run.error.empty() ? "" : ": " + run.error));
     if (run.status < 0) {
       ++ctx_.stats.runjobErrors;
+      ctx_.stats.metrics.vmmsError("runJob");
       return "runJob failed: " + run.error;
     }
     runStatus_ = run.status;
+    notice_ = run.notice;
     job_.usage = run.usage;
     if (run.status == 2) ++ctx_.stats.runjobTimeouts;
 
     step("copyOut", job_.times.copyOut);
-    auto o = ctx_.vmms.copyOut(vm, raw, seconds(cfg.copyOutTimeout));
+    auto o =
+        timed("copyOut", [&] { return ctx_.vmms.copyOut(vm, raw, seconds(cfg.copyOutTimeout)); });
     st.copyout = o.ok ? 0 : -1;
     trace("Output copied for job " + tag + " [status=" + show(st.copyout) + "]" +
           (o.ok ? "" : ": " + o.error));
     if (!o.ok) {
       ++ctx_.stats.copyoutErrors;
+      ctx_.stats.metrics.vmmsError("copyOut");
       return "copyOut failed: " + o.error;
     }
     return "";
@@ -149,9 +161,10 @@ class JobRun {
 
   void finish(const TangoMachine& vm, const std::filesystem::path& raw) {
     const std::string msg = runMessage(runStatus_, job_.timeout);
-    std::string header = autograderLine("Received job " + job_.name + ":" + std::to_string(job_.id)) +
-                         autograderLine(msg) +
-                         autograderLine("Here is the output from the autograder:\n---");
+    std::string header =
+        autograderLine("Received job " + job_.name + ":" + std::to_string(job_.id)) +
+        autograderLine(msg) + (notice_.empty() ? "" : autograderLine(notice_)) +
+        autograderLine("Here is the output from the autograder:\n---");
     std::string err = writeOutputFile(job_.outputFile, header, raw);
     if (runStatus_ == 2) {
       job_.outcome = JobOutcome::Timeout;
@@ -191,11 +204,27 @@ class JobRun {
     job_.callbackPending = job_.notifyURL.has_value();
     ctx_.queue.makeDead(job_);
     ++ctx_.stats.jobsFinished;
+    ctx_.stats.metrics.finished(toString(job_.outcome), nowSeconds() - job_.times.queued);
     if (ctx_.onFinished) ctx_.onFinished(job_);
     // Each VM runs exactly one job: destroy it after the output is in place
     // (so this does not delay the poll), then let the pool refill.
-    if (!destroyed) ctx_.vmms.safeDestroyVM(vm);
+    if (!destroyed) destroy(vm);
     ctx_.preallocator.releaseVM(vm);
+  }
+
+  // Runs one VMMS call and records its duration for /metrics.
+  template <class Call>
+  std::invoke_result_t<Call&> timed(std::string_view step, Call&& call) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto result = call();
+    ctx_.stats.metrics.observeStep(
+        step, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return result;
+  }
+
+  void destroy(const TangoMachine& vm) {
+    auto r = timed("destroyVM", [&] { return ctx_.vmms.safeDestroyVM(vm); });
+    if (!r.ok) ctx_.stats.metrics.vmmsError("destroyVM");
   }
 
   void setVm(const TangoMachine& vm) {
@@ -221,6 +250,7 @@ class JobRun {
   WorkerContext& ctx_;
   TangoJob& job_;
   int runStatus_ = -1;
+  std::string notice_;  // the VMMS's word on a limit that ended the run
 };
 
 }  // namespace

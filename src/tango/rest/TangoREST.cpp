@@ -5,9 +5,11 @@
 #include <charconv>
 #include <system_error>
 
+#include "tango/metrics/Exposition.hpp"
 #include "tango/rest/Exchanges.hpp"
 #include "tango/rest/TangoJson.hpp"
 #include "tango/rest/Target.hpp"
+#include "tango/status/StatusPage.hpp"
 #include "tango/util/SafeName.hpp"
 
 namespace tango {
@@ -117,7 +119,37 @@ std::unique_ptr<HttpExchange> TangoREST::begin(const HttpHead& head) {
   // Autolab sends prealloc as a GET with a body.
   if (is("prealloc", 4)) return get || post ? prealloc(s[1], s[2], s[3]) : methodNotAllowed();
   if (is("build", 2)) return post ? build(s[1], head) : methodNotAllowed();
+  // Operator routes (not Tango's): the key comes as ?key= or X-Tango-Key, not in the path.
+  if (is("metrics", 1) || is("status", 1) || (is("status", 2) && s[1] == "data")) {
+    if (!get) return methodNotAllowed();
+    return operatorRoute(s, head);
+  }
   return answerNow(jsonFailure("Unknown route", 404));
+}
+
+std::unique_ptr<HttpExchange> TangoREST::operatorRoute(const std::vector<std::string>& s,
+                                                       const HttpHead& head) {
+  std::optional<std::string> key;
+  if (auto h = head.header("X-Tango-Key")) key = std::string(*h);
+  if (!key) key = queryParam(head.target, "key");
+  if (!key || !keyOk(*key)) {
+    return answerNow(HttpResponse{
+        403, "text/plain; charset=utf-8",
+        "Key not recognized: add ?key=<one of KEYS> or the header X-Tango-Key\n", false});
+  }
+  if (s[0] == "metrics") {
+    return answerLater(
+        [this] {
+          return HttpResponse{200, std::string(metrics::Exposition::kContentType),
+                              jobs_.metricsText(), false};
+        },
+        true);
+  }
+  if (s.size() == 1) {
+    return answerNow(HttpResponse{200, "text/html; charset=utf-8",
+                                  std::string(status::statusPageHtml()), false});
+  }
+  return answerLater([this] { return jsonAnswer(jobs_.statusData()); }, true);
 }
 
 HttpResponse TangoREST::open(const std::string& key, const std::string& courselab) {

@@ -29,6 +29,9 @@ class TangoREST : public HttpHandler {
  private:
   bool keyOk(std::string_view key) const;
 
+  // /metrics, /status/ and /status/data (keyed by query or header).
+  std::unique_ptr<HttpExchange> operatorRoute(const std::vector<std::string>& segments,
+                                              const HttpHead& head);
   HttpResponse open(const std::string& key, const std::string& courselab);
   std::unique_ptr<HttpExchange> upload(const std::string& key, const std::string& courselab,
                                        const HttpHead& head);

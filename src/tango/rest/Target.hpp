@@ -17,4 +17,7 @@ std::optional<std::string> urlDecode(std::string_view s);
 // path or a segment is badly encoded.
 std::optional<std::vector<std::string>> splitTarget(std::string_view target);
 
+// The URL-decoded value of `name` in the target's query string ("?a=1&key=x").
+std::optional<std::string> queryParam(std::string_view target, std::string_view name);
+
 }  // namespace tango

@@ -28,7 +28,14 @@ struct ChildFailure {
   int step;
   int err;
 };
-enum ChildStep : int { kStepIo = 1, kStepCredentials, kStepVerify, kStepDeathSignal, kStepExec };
+enum ChildStep : int {
+  kStepIo = 1,
+  kStepCredentials,
+  kStepVerify,
+  kStepDeathSignal,
+  kStepExec,
+  kStepCgroup
+};
 
 const char* stepText(int step) {
   switch (step) {
@@ -42,6 +49,8 @@ const char* stepText(int step) {
       return "setting the parent-death signal";
     case kStepExec:
       return "exec";
+    case kStepCgroup:
+      return "joining its cgroups";
   }
   return "child setup";
 }
@@ -130,11 +139,15 @@ Process Process::spawn(const SpawnOptions& options) {
   const uid_t uid = dropCreds ? options.credentials->first : 0;
   const gid_t gid = dropCreds ? options.credentials->second : 0;
   const bool killWithParent = options.killWithParent;
+  const std::vector<int>& cgroupFds = options.joinCgroupFds;
 
   pid_t pid = ::fork();
   if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
   if (pid == 0) {
     const int fail = failW.get();
+    // "0" is the writing process itself, in cgroup v1 and v2 alike.
+    for (int fd : cgroupFds)
+      if (::write(fd, "0", 1) != 1) childFail(fail, kStepCgroup);
     resetSignals();
     if (::dup2(devNull.get(), 0) < 0 || ::dup2(outW.get(), 1) < 0 || ::dup2(errW.get(), 2) < 0)
       childFail(fail, kStepIo);

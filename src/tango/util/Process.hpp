@@ -29,6 +29,11 @@ struct SpawnOptions {
   // SIGKILL the child when the spawning thread dies, so a crashed service
   // leaves no orphan behind.
   bool killWithParent = true;
+  // Open (write-only) cgroup.procs files the child joins before anything
+  // else, while still root: every process of the child is then inside the
+  // cgroups from its first instruction, with no window to fork out of them.
+  // Not owned; they must stay open until spawn returns.
+  std::vector<int> joinCgroupFds;
 };
 
 class Process {

@@ -29,7 +29,8 @@ namespace {
 constexpr const char* kDefaultImage = "autograding_image";
 constexpr std::int64_t kOutputSlack = 64 * 1024;  // beyond the autodriver's own cap
 constexpr std::size_t kStderrCap = 64 * 1024;
-constexpr std::int64_t kTmpSize = 512LL * 1024 * 1024;      // /tmp and /var/tmp in the sandbox
+// The sandbox's own processes besides the job's: bwrap, its PID 1, the autodriver.
+constexpr std::int64_t kSandboxPids = 16;
 constexpr std::int64_t kSmallTmpSize = 16LL * 1024 * 1024;  // /run, /home, hiding mounts
 constexpr auto kKillWait = 10s;  // how long destroy waits for a uid's processes to go
 
@@ -285,6 +286,21 @@ LocalVmms::LocalVmms(const Config& cfg) : cfg_(cfg) {
     if (!entry.is_directory(ec) || entry.is_symlink(ec)) continue;
     if (auto uid = readUid(entry.path())) usedSlots_.insert(*uid - cfg_.local.uidBase);
   }
+  // Groups whose VM directory is gone (a crash between the two removals) are
+  // empty leftovers; only ours (our prefix and uid range) are touched, since
+  // other services may share the parent group.
+  for (const auto& group : cgroups_.list()) {
+    auto dot = group.rfind('.');
+    if (dot == std::string::npos || !group.starts_with(cfg_.prefix + "-")) continue;
+    const std::string inst = group.substr(0, dot);
+    char* end = nullptr;
+    const unsigned long uid = std::strtoul(group.c_str() + dot + 1, &end, 10);
+    if (*end != '\0' || uid < cfg_.local.uidBase ||
+        uid >= static_cast<unsigned long>(cfg_.local.uidBase) + cfg_.local.slots)
+      continue;
+    if (fs::symlink_status(vmsDir_ / inst, ec).type() == fs::file_type::not_found)
+      (void)cgroups_.remove(group, /*wait=*/false);
+  }
 }
 
 LocalVmms::~LocalVmms() = default;
@@ -392,12 +408,14 @@ StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds)
     if (!f || !writeAll(f.get(), std::to_string(uid) + "\n") || ::fsync(f.get()) != 0)
       return failed(errnoText("writing uid file"));
   }
-  for (const char* sub : {"job", "run"}) {
-    if (::mkdirat(d.get(), sub, 0700) != 0 ||
-        ::fchownat(d.get(), sub, uid, uid, AT_SYMLINK_NOFOLLOW) != 0 ||
-        ::fchmodat(d.get(), sub, 0700, 0) != 0)
-      return failed(errnoText(std::string("creating ") + sub));
-  }
+  if (::mkdirat(d.get(), "job", 0700) != 0 ||
+      ::fchownat(d.get(), "job", uid, uid, AT_SYMLINK_NOFOLLOW) != 0 ||
+      ::fchmodat(d.get(), "job", 0700, 0) != 0)
+    return failed(errnoText("creating job"));
+  // Root's: the job may write its partial-output file but create nothing
+  // else here, since this directory is on the host disk.
+  if (::mkdirat(d.get(), "run", 0711) != 0 || ::fchmodat(d.get(), "run", 0711, 0) != 0)
+    return failed(errnoText("creating run"));
   // Only now can the VM uid traverse the directory (it cannot list it).
   if (::fchmod(d.get(), 0711) != 0) return failed(errnoText("chmod " + dir.string()));
   spdlog::debug("local VMMS: created {} (uid {})", *inst, uid);
@@ -415,8 +433,9 @@ StepResult LocalVmms::waitVM(const TangoMachine& vm, std::chrono::seconds) {
   if (!d) return StepResult::failure(errnoText("open " + dir.string()));
   for (const char* sub : {"job", "run"}) {
     struct stat st {};
+    const uid_t owner = std::string_view(sub) == "job" ? *uid : 0;
     if (::fstatat(d.get(), sub, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
-        st.st_uid != *uid)
+        st.st_uid != owner)
       return StepResult::failure("VM " + *inst + " is damaged: " + sub + "/ is missing or foreign");
   }
   return StepResult::success();
@@ -458,8 +477,19 @@ StepResult LocalVmms::copyIn(const TangoMachine& vm, const std::vector<InputFile
   return StepResult::success();
 }
 
+LocalVmms::Limits LocalVmms::limitsFor(const RunSpec& spec) const {
+  constexpr std::int64_t kMB = 1024 * 1024;
+  Limits l;
+  l.memoryBytes = spec.memoryLimitBytes > 0 ? spec.memoryLimitBytes : cfg_.vmMemoryLimit * kMB;
+  l.diskBytes = spec.diskLimitBytes > 0 ? spec.diskLimitBytes : cfg_.vmDiskLimit * kMB;
+  l.cpuSecs = spec.cpuTimeSecs > 0 ? spec.cpuTimeSecs : cfg_.vmCpuTimeLimit;
+  return l;
+}
+
 std::vector<std::string> LocalVmms::sandboxArgs(const std::string& instance, const fs::path& dir,
-                                                const fs::path& root, const RunSpec& spec) const {
+                                                const fs::path& root, const RunSpec& spec,
+                                                const Limits& limits,
+                                                const std::optional<fs::path>& oomFile) const {
   std::vector<std::string> a{bwrap_.string(), "--unshare-user", "--unshare-pid",
                              "--unshare-ipc", "--unshare-uts",  "--unshare-cgroup-try"};
   if (spec.disableNetwork) a.push_back("--unshare-net");
@@ -473,7 +503,7 @@ std::vector<std::string> LocalVmms::sandboxArgs(const std::string& instance, con
   const std::vector<std::string> scratch{"/tmp", "/var/tmp", "/run", "/home"};
   for (const auto& s : scratch) {
     if (s == "/var/tmp" && !fs::is_directory(root / "var/tmp")) continue;
-    tmpfs(s, (s == "/tmp" || s == "/var/tmp") ? kTmpSize : kSmallTmpSize);
+    tmpfs(s, (s == "/tmp" || s == "/var/tmp") ? limits.diskBytes : kSmallTmpSize);
   }
   // The service's own state (state DB, other VMs, courselabs with every
   // student's files) must be invisible, not merely unreadable.
@@ -490,9 +520,14 @@ std::vector<std::string> LocalVmms::sandboxArgs(const std::string& instance, con
     tmpfs(*inside, kSmallTmpSize);
     hidden.push_back(*inside);
   }
-  a.insert(a.end(), {"--bind",
+  // The job's home is a tmpfs of the disk limit, filled by the autodriver
+  // from the read-only inputs (-I): what the job writes never reaches the
+  // host disk, and all of it is gone when the sandbox ends.
+  tmpfs("/home/autograde", limits.diskBytes);
+  if (oomFile) a.insert(a.end(), {"--ro-bind", oomFile->string(), "/run/tango/oom_events"});
+  a.insert(a.end(), {"--ro-bind",
                      (dir / "job").string(),
-                     "/home/autograde",
+                     "/run/tango-in",
                      "--bind",
                      (dir / "run").string(),
                      "/run/tango-out",
@@ -520,7 +555,11 @@ std::vector<std::string> LocalVmms::sandboxArgs(const std::string& instance, con
   if (spec.ulimitFileSize > 0) a.insert(a.end(), {"-f", std::to_string(spec.ulimitFileSize)});
   if (spec.timeoutSecs > 0) a.insert(a.end(), {"-t", std::to_string(spec.timeoutSecs)});
   if (spec.maxOutputBytes > 0) a.insert(a.end(), {"-o", std::to_string(spec.maxOutputBytes)});
-  a.insert(a.end(), {"-P", "/run/tango-out/partial", "-R", "/home/autograde"});
+  if (limits.cpuSecs > 0) a.insert(a.end(), {"-c", std::to_string(limits.cpuSecs)});
+  if (limits.memoryBytes > 0) a.insert(a.end(), {"-m", std::to_string(limits.memoryBytes)});
+  if (oomFile) a.insert(a.end(), {"-M", "/run/tango/oom_events"});
+  a.insert(a.end(),
+           {"-I", "/run/tango-in", "-P", "/run/tango-out/partial", "-R", "/home/autograde"});
   return a;
 }
 
@@ -550,15 +589,33 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
       ::openat(d.get(), "output", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!output) return fail(errnoText("create output file"));
   {
-    // A previous run's partial output must not show up as this run's.
+    // A previous run's partial output must not show up as this run's. The
+    // file is created here because the job's uid cannot create files in run/.
     Fd run = openDir(d.get(), "run");
-    if (run) ::unlinkat(run.get(), "partial", 0);
+    if (!run) return fail(errnoText("open run directory"));
+    ::unlinkat(run.get(), "partial", 0);
+    Fd partial(
+        ::openat(run.get(), "partial", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!partial || ::fchown(partial.get(), *uid, *uid) != 0)
+      return fail(errnoText("create the partial output file"));
   }
 
+  const Limits limits = limitsFor(spec);
+  const std::string group = cgroupName(*inst, *uid);
+  CgroupLimits cgLimits;
+  cgLimits.memoryBytes = limits.memoryBytes;
+  cgLimits.pids = spec.ulimitProcs > 0 ? spec.ulimitProcs + kSandboxPids : 0;
+  if (auto err = cgroups_.prepare(group, cgLimits); !err.empty())
+    return fail("cannot set up the VM's cgroups: " + err);
+  std::string cgError;
+  std::vector<Fd> cgroupProcs = cgroups_.openProcs(group, cgError);
+  if (!cgError.empty()) return fail("cannot set up the VM's cgroups: " + cgError);
+
   SpawnOptions opts;
-  opts.argv = sandboxArgs(*inst, dir, *root, spec);
+  opts.argv = sandboxArgs(*inst, dir, *root, spec, limits, cgroups_.oomEventsFile(group));
   opts.env = {"PATH=/usr/bin:/bin"};
   opts.credentials = std::make_pair(*uid, static_cast<gid_t>(*uid));
+  for (const Fd& fd : cgroupProcs) opts.joinCgroupFds.push_back(fd.get());
   const std::int64_t cap = std::max<std::int64_t>(spec.maxOutputBytes, 0) + kOutputSlack;
 
   std::optional<Process> proc;
@@ -691,6 +748,13 @@ StepResult LocalVmms::destroyVM(const TangoMachine& vm) {
   if (uid) killed = killUidProcesses(*uid);
   std::string error;
   bool removed = removeDirTree(vmsDir_, *inst, error);
+  if (uid && killed) {
+    if (auto err = cgroups_.remove(cgroupName(*inst, *uid)); !err.empty()) {
+      spdlog::warn("local VMMS: {}", err);
+      if (removed) error = err;
+      removed = false;
+    }
+  }
   if (uid) {
     if (killed) {
       std::lock_guard lock(mu_);

@@ -6,9 +6,14 @@
 //
 // Layout of one VM, <dataDir>/vms/<PREFIX>-<id>-<image>/ (root, 0711):
 //   uid      root-only: the host uid/gid of the VM (survives a restart)
-//   job/     the VM uid, 0700: the job's files, mounted as /home/autograde
-//   run/     the VM uid, 0700: the autodriver's partial output, /run/tango-out
+//   job/     the VM uid, 0700: the job's input files, mounted read-only at
+//            /run/tango-in and copied by the autodriver into /home/autograde,
+//            a tmpfs of VM_DISK_LIMIT: the job never writes to the host disk
+//   run/     root, 0711: holds only `partial` (the VM uid's), the autodriver's
+//            partial output, mounted as /run/tango-out; the job cannot add files
 //   output   root-only: the autodriver's stdout of the last run
+// Per VM, cgroups <own cgroup>/tango/<instance>.<uid> in the v1 memory and
+// pids controllers (see Cgroup.hpp), removed with the VM.
 #include <sys/types.h>
 
 #include <filesystem>
@@ -19,6 +24,7 @@
 #include <string>
 
 #include "tango/config/Config.hpp"
+#include "tango/vmms/Cgroup.hpp"
 #include "tango/vmms/Vmms.hpp"
 
 namespace tango {
@@ -61,16 +67,28 @@ class LocalVmms : public Vmms {
   std::optional<std::string> checkedInstance(const TangoMachine& vm) const;
   std::optional<std::filesystem::path> imageRoot(const TangoMachine& vm) const;
   std::optional<uid_t> readUid(const std::filesystem::path& dir) const;
+  // The limits of one run: the spec's overrides, else the configured defaults.
+  struct Limits {
+    std::int64_t memoryBytes = 0;
+    std::int64_t diskBytes = 0;
+    int cpuSecs = 0;
+  };
+  Limits limitsFor(const RunSpec& spec) const;
   std::vector<std::string> sandboxArgs(const std::string& instance,
                                        const std::filesystem::path& dir,
-                                       const std::filesystem::path& root,
-                                       const RunSpec& spec) const;
+                                       const std::filesystem::path& root, const RunSpec& spec,
+                                       const Limits& limits,
+                                       const std::optional<std::filesystem::path>& oomFile) const;
+  static std::string cgroupName(const std::string& instance, uid_t uid) {
+    return instance + "." + std::to_string(uid);
+  }
   // Kills every process of `uid` and waits (bounded) until none is left.
   bool killUidProcesses(uid_t uid) const;
 
   Config cfg_;
   std::filesystem::path vmsDir_;
   std::filesystem::path bwrap_;
+  CgroupV1 cgroups_;
 
   mutable std::mutex mu_;
   std::set<std::uint32_t> usedSlots_;       // guarded by mu_

@@ -29,6 +29,11 @@ struct RunSpec {
   int ulimitProcs = 100;             // VM_ULIMIT_USER_PROC (-u)
   std::int64_t ulimitFileSize = 0;   // VM_ULIMIT_FILE_SIZE in bytes (-f)
   std::chrono::seconds hardTimeout{0};  // the VMMS kills the run after this (timeout + grace)
+  // Per-job overrides; 0 = the VMMS's configured default
+  // (VM_MEMORY_LIMIT, VM_DISK_LIMIT, VM_CPU_TIME_LIMIT).
+  std::int64_t memoryLimitBytes = 0;
+  std::int64_t diskLimitBytes = 0;
+  int cpuTimeSecs = 0;
 };
 
 struct RunResult {
@@ -37,6 +42,9 @@ struct RunResult {
   int status = -1;
   std::string error;
   std::optional<ResourceUsage> usage;  // parsed from the autodriver's side channel
+  // A sentence for the output header when a VM limit ended the job (memory,
+  // processes), so the student reads why rather than a bare make failure.
+  std::string notice;
 };
 
 class Vmms {

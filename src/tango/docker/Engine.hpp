@@ -1,0 +1,111 @@
+#pragma once
+// The Docker Engine API operations the service uses, typed: containers,
+// exec, the archive endpoints, images. Every call goes through DockerClient
+// (the unix socket); nothing here runs the docker CLI.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tango/docker/DockerClient.hpp"
+
+namespace tango::docker {
+
+// The engine answered with an HTTP error; `message` is its explanation.
+struct EngineError : DockerError {
+  EngineError(long status, const std::string& what) : DockerError(what), status(status) {}
+  long status;
+};
+
+struct ContainerSpec {
+  std::string name;
+  std::string image;
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> cmd;
+  std::int64_t nanoCpus = 0;        // 0 = no limit
+  std::int64_t memoryBytes = 0;     // 0 = no limit; swap is capped to the same
+  std::int64_t pidsLimit = 0;       // 0 = no limit
+  std::vector<std::string> capAdd;  // after dropping ALL
+  bool networkNone = false;
+  bool init = true;  // a tiny init as PID 1 reaps the job's orphans
+};
+
+struct ContainerState {
+  bool running = false;
+  bool oomKilled = false;
+  int exitCode = 0;
+  std::vector<std::string> networks;
+};
+
+struct ContainerInfo {
+  std::string id;
+  std::string name;  // without the leading "/"
+  std::map<std::string, std::string> labels;
+};
+
+class Engine {
+ public:
+  using Sink = std::function<void(std::string_view)>;
+  explicit Engine(std::string socketPath = "/var/run/docker.sock");
+
+  std::string apiVersion() { return client_.negotiate(); }
+
+  void createContainer(const ContainerSpec& spec, std::chrono::milliseconds timeout);
+  void startContainer(const std::string& name, std::chrono::milliseconds timeout);
+  void killContainer(const std::string& name);
+  // Force-removes with its anonymous volumes; true when it is gone (also when
+  // it never existed).
+  bool removeContainer(const std::string& name);
+  std::optional<ContainerState> inspectContainer(const std::string& name);
+  void disconnectNetwork(const std::string& network, const std::string& container);
+  // All containers (running or not) carrying label `key=value`.
+  std::vector<ContainerInfo> listByLabel(const std::string& key, const std::string& value);
+
+  // Extracts the tar stream `tar` at `path` inside the container.
+  void putArchive(const std::string& name, const std::string& path, const std::string& tar,
+                  std::chrono::milliseconds timeout);
+  // The tar stream of `path` in the container, at most `maxBytes` of it
+  // (then cut); nullopt when the path does not exist.
+  std::optional<std::string> getArchive(const std::string& name, const std::string& path,
+                                        std::size_t maxBytes, std::chrono::milliseconds timeout);
+
+  // Runs `cmd` in the container and streams its stdout/stderr to the sinks;
+  // returns its exit code. Throws DockerTimeout after `timeout`.
+  int exec(const std::string& name, const std::vector<std::string>& cmd,
+           const std::vector<std::string>& env, const std::string& user, const Sink& out,
+           const Sink& err, std::chrono::milliseconds timeout);
+
+  // Every "repo:tag" of every image.
+  std::vector<std::string> imageTags();
+  std::optional<std::string> imageLabel(const std::string& image, const std::string& key);
+  // POST /images/load with a `docker save` tarball; returns the loaded
+  // reference ("name:tag" or "sha256:...").
+  std::string loadImage(const std::filesystem::path& tarball, std::chrono::milliseconds timeout);
+  // POST /images/create?fromSrc=- with a tar of a root filesystem; `changes`
+  // are Dockerfile instructions (LABEL, ENV, CMD) applied to the new image.
+  void importImage(const std::filesystem::path& rootTar, const std::string& repo,
+                   const std::string& tag, const std::vector<std::string>& changes,
+                   std::chrono::milliseconds timeout);
+  void tagImage(const std::string& source, const std::string& repo, const std::string& tag);
+  void removeImage(const std::string& name);
+  // GET /images/{name}/get into `dest` (a `docker save` tarball).
+  void saveImage(const std::string& name, const std::filesystem::path& dest);
+  // POST /commit: a new image `repo:latest` from the container's filesystem.
+  void commit(const std::string& container, const std::string& repo);
+
+ private:
+  Response call(Request req, std::initializer_list<long> okStatus);
+
+  DockerClient client_;
+};
+
+// Percent-encodes a query value.
+std::string urlEncode(std::string_view s);
+
+}  // namespace tango::docker

@@ -1,0 +1,77 @@
+#pragma once
+// The `localDocker` VMMS: every VM is a container of the local Docker engine,
+// driven through the Engine API over its unix socket (no docker CLI).
+//
+// A container (named <PREFIX>-<id>-<image>, labelled tango.prefix=<PREFIX>)
+// is created with a keepalive as its command and started by initializeVM;
+// waitVM puts the project's static autodriver into it (and an `autograde`
+// user when the image has none) through the archive endpoint, so any image
+// with `make` runs jobs. copyIn is one archive PUT, runJob one exec of the
+// autodriver as root (it drops to the grading user), copyOut writes the
+// exec's stdout kept in memory (already capped). Each container runs one job.
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "tango/config/Config.hpp"
+#include "tango/docker/Engine.hpp"
+#include "tango/vmms/Vmms.hpp"
+
+namespace tango {
+
+class DockerVmms : public Vmms {
+ public:
+  // Paths inside every container.
+  static constexpr const char* kAutodriver = "/opt/tango/autodriver";
+  static constexpr const char* kJobDir = "/opt/tango/job";
+  static constexpr const char* kPartial = "/opt/tango/partial";
+  // Where Tango's images ship their own autodriver (used when AUTODRIVER is unset).
+  static constexpr const char* kImageAutodriver = "/usr/bin/autodriver";
+
+  // `socketPath` defaults to $DOCKER_HOST (unix://...) or /var/run/docker.sock.
+  explicit DockerVmms(const Config& cfg, std::string socketPath = "");
+
+  std::string name() const override { return "localDocker"; }
+  StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
+  StepResult waitVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
+  StepResult copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,
+                    std::chrono::seconds timeout) override;
+  RunResult runJob(const TangoMachine& vm, const RunSpec& spec) override;
+  StepResult copyOut(const TangoMachine& vm, const std::filesystem::path& dest,
+                     std::chrono::seconds timeout) override;
+  StepResult destroyVM(const TangoMachine& vm) override;
+  StepResult safeDestroyVM(const TangoMachine& vm) override;
+  std::vector<TangoMachine> getVMs() override;
+  std::vector<std::string> getImages() override;
+  std::optional<std::string> getPartialOutput(const TangoMachine& vm) override;
+  StepResult buildImage(const std::string& imageName,
+                        const std::filesystem::path& tarball) override;
+
+  // <PREFIX>-<id>-<image> with characters Docker refuses in names replaced.
+  std::string containerName(const TangoMachine& vm) const;
+  docker::Engine& engine() { return engine_; }
+
+ private:
+  // Puts the autodriver (and a grading user if missing) into the container.
+  StepResult prepare(const std::string& container, std::chrono::milliseconds timeout);
+  // A clear sentence when the container's cgroup counted a memory or pids
+  // limit hit during the run; empty otherwise.
+  std::string limitNotice(const std::string& container, const TangoMachine& vm);
+  // The autodriver binary, read once (it is the same for every container).
+  const std::string* autodriverBytes();
+
+  Config cfg_;
+  docker::Engine engine_;
+
+  std::mutex mu_;
+  std::optional<std::string> autodriver_;            // guarded by mu_
+  std::set<std::string> prepared_;                   // guarded by mu_
+  std::map<std::string, std::string> outputs_;       // container -> stdout; guarded by mu_
+  std::map<std::string, std::int64_t> runningCaps_;  // container -> output cap; guarded by mu_
+  std::set<std::string> destroyedWhileRunning_;      // guarded by mu_
+};
+
+}  // namespace tango

@@ -1,0 +1,88 @@
+#pragma once
+// End-to-end tests of the localDocker VMMS against the real engine: the real
+// tangod with VMMS_NAME = "localDocker", driven over HTTP like Autolab.
+// Needs dockerd answering on /var/run/docker.sock and the test image built by
+// `./dev test` (tango-image build tango-test-minimal --no-defaults --packages
+// make --if-changed); a missing engine or image fails the test with that hint.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "../service/ServiceFixture.hpp"
+#include "tango/docker/Engine.hpp"
+
+namespace tango::test {
+
+inline std::string testImage() {
+  const char* e = std::getenv("TANGO_DOCKER_TEST_IMAGE");
+  return e && *e ? e : "tango-test-minimal";
+}
+
+class DockerTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    try {
+      engine.apiVersion();
+    } catch (const std::exception& e) {
+      GTEST_FAIL() << "no Docker engine: " << e.what() << " (./dev test starts dockerd)";
+    }
+    if (!engine.imageLabel(testImage() + ":latest", "tango.packages"))
+      GTEST_FAIL() << "test image " << testImage() << " missing: build/.../apps/tango-image build "
+                   << testImage() << " --no-defaults --packages make";
+    ServiceTest::SetUp();
+  }
+  void TearDown() override {
+    ServiceTest::TearDown();
+    if (tangod) tangod->stop(SIGKILL);
+    // Whatever a failed test left behind must not pile up on the engine.
+    for (const auto& c : engine.listByLabel("tango.prefix", prefix)) engine.removeContainer(c.name);
+  }
+  // A prefix per test process: ctest runs tests in parallel, and a service
+  // removes every container of its prefix at start-up.
+  std::string extraConfig() override {
+    return "VMMS_NAME = \"localDocker\"\nPREFIX = \"" + prefix + "\"\nPOOL_SIZE = 0\n" +
+           dockerConfig();
+  }
+  virtual std::string dockerConfig() { return ""; }
+
+  std::int64_t submitTo(const std::string& lab, const std::map<std::string, std::string>& files,
+                        const std::string& output, json::object extra = {}) {
+    if (!extra.contains("image")) extra["image"] = testImage();
+    return submit(lab, files, output, std::move(extra));
+  }
+  std::size_t containersOfPrefix() { return engine.listByLabel("tango.prefix", prefix).size(); }
+
+  docker::Engine engine;
+  std::string prefix = "tdt" + std::to_string(::getpid());
+};
+
+// A TCP listener on all addresses of this host, for network tests; the
+// kernel completes connections into its backlog without accept().
+class Listener {
+ public:
+  Listener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_, 16) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("listener");
+    port_ = ntohs(a.sin_port);
+  }
+  ~Listener() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+}  // namespace tango::test

@@ -1,0 +1,71 @@
+// The engine-independent pieces of the Docker client: the exec stream
+// demultiplexer, tar streams, version comparison, the usage line.
+#include <gtest/gtest.h>
+
+#include "tango/docker/DockerClient.hpp"
+#include "tango/docker/StreamDemux.hpp"
+#include "tango/docker/Tar.hpp"
+#include "tango/docker/UsageLine.hpp"
+
+namespace tango::docker {
+namespace {
+
+std::string frame(unsigned char stream, const std::string& payload) {
+  std::string f(8, '\0');
+  f[0] = static_cast<char>(stream);
+  const auto n = static_cast<std::uint32_t>(payload.size());
+  f[4] = static_cast<char>(n >> 24);
+  f[5] = static_cast<char>(n >> 16);
+  f[6] = static_cast<char>(n >> 8);
+  f[7] = static_cast<char>(n);
+  return f + payload;
+}
+
+TEST(StreamDemux, SplitsFramesFedOneByteAtATime) {
+  std::string out, err;
+  StreamDemux d([&](std::string_view s) { out += s; }, [&](std::string_view s) { err += s; });
+  const std::string stream =
+      frame(1, "hello ") + frame(2, "oops") + frame(1, "") + frame(1, std::string(70000, 'x'));
+  for (char c : stream) d.feed(std::string_view(&c, 1));
+  EXPECT_EQ(out, "hello " + std::string(70000, 'x'));
+  EXPECT_EQ(err, "oops");
+  EXPECT_FALSE(d.partial());
+  d.feed(frame(1, "cut").substr(0, 9));
+  EXPECT_TRUE(d.partial());
+}
+
+TEST(Tar, RoundTripsTheFirstFileAndBoundsIt) {
+  const std::string tar = makeTar({{"dir", TarEntry::Kind::Dir, "", 0755},
+                                   {"dir/f", TarEntry::Kind::File, std::string(5000, 'a'), 0644}});
+  // The first member is a directory: not a file to read.
+  EXPECT_FALSE(firstFileOfTar(tar, 100));
+  const std::string one = makeTar({{"f", TarEntry::Kind::File, "0123456789", 0644}});
+  EXPECT_EQ(firstFileOfTar(one, 100), "0123456789");
+  EXPECT_EQ(firstFileOfTar(one, 4), "0123");
+  // A download cut in the middle of the data yields what arrived.
+  const std::string big = makeTar({{"f", TarEntry::Kind::File, std::string(4096, 'b'), 0644}});
+  auto cut = firstFileOfTar(std::string_view(big).substr(0, 512 + 1000), 1 << 20);
+  ASSERT_TRUE(cut);
+  EXPECT_LE(cut->size(), 1000u);
+}
+
+TEST(DockerClient, ComparesApiVersionsNumerically) {
+  EXPECT_TRUE(versionLess("1.9", "1.41"));
+  EXPECT_TRUE(versionLess("1.41", "1.43"));
+  EXPECT_FALSE(versionLess("1.43", "1.43"));
+  EXPECT_FALSE(versionLess("1.44", "1.43"));
+}
+
+TEST(UsageLine, ParsesTheLastReport) {
+  auto u = parseUsageLine(
+      "noise\nTANGO_USAGE {\"exit_status\":2,\"max_rss_kb\":10}\n"
+      "TANGO_USAGE {\"exit_status\":3,\"timed_out\":true}\n");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->exitStatus, 3);
+  EXPECT_TRUE(u->timedOut);
+  EXPECT_FALSE(parseUsageLine("nothing here\n"));
+  EXPECT_EQ(stderrExcerpt("a\nTANGO_USAGE {}\nb\n"), "a; b");
+}
+
+}  // namespace
+}  // namespace tango::docker

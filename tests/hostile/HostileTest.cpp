@@ -1,0 +1,510 @@
+// The hostile-job suite: each case is a job directory tests/hostile/<case>/
+// (its README.md says what it attacks and what must hold) submitted to the
+// real tangod through the REST API, on the `local` VMMS. For every case: the
+// job ends with the right status within its timeout + 5 s, no process of a
+// sandbox uid and no cgroup of the service's VMs is left, no file of a
+// sandbox uid is left in the host's shared scratch places, and a normal job
+// submitted right after runs normally.
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+
+#include "../service/ServiceFixture.hpp"
+#include "tango/util/Fd.hpp"
+
+namespace tango::test {
+namespace {
+
+namespace fs = std::filesystem;
+using tango::Fd;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kSlots = 1000;  // Tangod's SLOTS
+constexpr auto kBound = 5s;   // a job must end within its timeout + this
+
+const fs::path kCases = fs::path(SOURCE_DIR) / "tests/hostile";
+
+// "<mount>/<our own group>/tango" in a v1 controller, where the service (our
+// child, so in our groups) creates its per-VM groups; empty if absent.
+fs::path cgroupBase(const std::string& controller) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    if (line.substr(a + 1, b - a - 1) != controller) continue;
+    fs::path p = (fs::path("/sys/fs/cgroup") / controller /
+                  fs::path(line.substr(b + 1)).relative_path() / "tango")
+                     .lexically_normal();
+    return p;
+  }
+  return {};
+}
+
+bool memoryCgroupUsable() {
+  return ::geteuid() == 0 && ::access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) == 0;
+}
+
+struct CaseRun {
+  std::string output;
+  json::object job;
+  Clock::duration elapsed{};
+};
+
+class HostileTest : public ServiceTest {
+ protected:
+  std::string extraConfig() override {
+    return "POOL_SIZE = " + std::to_string(poolSize()) +
+           "\nVM_MEMORY_LIMIT = 128\nVM_DISK_LIMIT = 16\n";
+  }
+  virtual int poolSize() { return 3; }
+
+  void SetUp() override {
+    ServiceTest::SetUp();
+    // The sandbox uid range Tangod gave this service.
+    std::string toml = readFile(tangod->dir() / "tango.toml");
+    auto pos = toml.find("UID_BASE = ");
+    ASSERT_NE(pos, std::string::npos);
+    uidBase_ = static_cast<uid_t>(std::stoul(toml.substr(pos + 11)));
+    // As an operator must: the config holds the API keys (README "Security model").
+    fs::permissions(tangod->dir() / "tango.toml", fs::perms::owner_read | fs::perms::owner_write);
+  }
+
+  void TearDown() override {
+    if (!HasFailure()) expectHostClean();
+    ServiceTest::TearDown();
+  }
+
+  bool sandboxUid(uid_t u) const { return u >= uidBase_ && u < uidBase_ + kSlots; }
+
+  // The files of a case directory, README excluded, plus `extra`.
+  std::map<std::string, std::string> caseFiles(const std::string& name,
+                                               std::map<std::string, std::string> extra = {}) {
+    for (const auto& e : fs::directory_iterator(kCases / name)) {
+      const std::string f = e.path().filename().string();
+      if (f != "README.md") extra.emplace(f, readFile(e.path()));
+    }
+    return extra;
+  }
+
+  // Submits a case and waits (bounded) for its output and its dead-job record.
+  CaseRun runCase(const std::string& name, const std::string& lab, int timeout,
+                  std::map<std::string, std::string> extraFiles = {}, json::object extra = {}) {
+    CaseRun r;
+    const std::string output = name + ".out";
+    extra["timeout"] = timeout;
+    const auto start = Clock::now();
+    auto id = submit(lab, caseFiles(name, std::move(extraFiles)), output, extra);
+    EXPECT_GT(id, 0);
+    auto out = waitOutput(lab, output, std::chrono::seconds(timeout) + kBound + 60s);
+    r.elapsed = Clock::now() - start;
+    EXPECT_TRUE(out) << name << ": no output";
+    if (out) r.output = *out;
+    EXPECT_LE(r.elapsed, std::chrono::seconds(timeout) + kBound)
+        << name << " took " << std::chrono::duration<double>(r.elapsed).count() << " s";
+    auto job = waitDead(id);
+    EXPECT_TRUE(job) << name << ": not in the dead jobs";
+    if (job) r.job = *job;
+    return r;
+  }
+
+  static std::string outcome(const CaseRun& r) {
+    auto* o = r.job.if_contains("outcome");
+    return o && o->is_string() ? std::string(o->as_string()) : "";
+  }
+  // What the autodriver printed: everything after the Autograder header.
+  static std::string body(const CaseRun& r) {
+    auto pos = r.output.find("\n---\n");
+    return pos == std::string::npos ? r.output : r.output.substr(pos + 5);
+  }
+
+  // Live processes of the sandbox uids (real, effective or saved), zombies included.
+  std::vector<std::string> strayProcesses() const {
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/proc", ec)) {
+      const std::string pid = e.path().filename().string();
+      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream in(e.path() / "status");
+      std::string line, name;
+      while (std::getline(in, line)) {
+        if (line.starts_with("Name:")) name = line;
+        if (!line.starts_with("Uid:")) continue;
+        std::istringstream fields(line.substr(4));
+        uid_t u;
+        for (int i = 0; i < 3 && fields >> u; ++i)
+          if (sandboxUid(u)) found.push_back(pid + " " + name);
+        break;
+      }
+    }
+    return found;
+  }
+
+  std::vector<std::string> leftoverCgroups() const {
+    std::vector<std::string> found;
+    for (const char* c : {"memory", "pids"}) {
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(cgroupBase(c), ec)) {
+        const std::string n = e.path().filename().string();
+        auto dot = n.rfind('.');
+        if (dot == std::string::npos) continue;
+        const std::string digits = n.substr(dot + 1);
+        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+        if (sandboxUid(static_cast<uid_t>(std::stoul(digits)))) found.push_back(e.path());
+      }
+    }
+    return found;
+  }
+
+  // Files of sandbox uids in the host's shared scratch places.
+  std::vector<std::string> leftoverFiles() const {
+    std::vector<std::string> found;
+    for (const char* top : {"/tmp", "/var/tmp", "/dev/shm"}) {
+      std::error_code ec;
+      fs::recursive_directory_iterator it(top, fs::directory_options::skip_permission_denied, ec);
+      for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it.depth() > 2) it.disable_recursion_pending();
+        struct stat st {};
+        if (::lstat(it->path().c_str(), &st) == 0 && sandboxUid(st.st_uid))
+          found.push_back(it->path());
+      }
+    }
+    return found;
+  }
+
+  // Destroying a VM follows its output by a moment: wait (bounded) for it.
+  void expectHostClean() {
+    const auto deadline = Clock::now() + kBound;
+    std::vector<std::string> procs, groups;
+    while (Clock::now() < deadline) {
+      procs = strayProcesses();
+      groups = leftoverCgroups();
+      if (procs.empty() && groups.empty()) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_TRUE(procs.empty()) << "stray processes: " << procs.size() << ", first: " << procs[0];
+    EXPECT_TRUE(groups.empty()) << "leftover cgroups: " << groups.size()
+                                << ", first: " << groups[0];
+    auto files = leftoverFiles();
+    EXPECT_TRUE(files.empty()) << "leftover files: " << files.size() << ", first: " << files[0];
+  }
+
+  // A normal job right after the hostile one runs normally.
+  void expectNormalJob(const std::string& tag = "after") {
+    auto id = submit(tag, {{"autograde-Makefile", kHelloMakefile}, {"hello.sh", kHelloScript}},
+                     tag + ".out", {{"timeout", 10}});
+    auto out = waitOutput(tag, tag + ".out", 30s);
+    ASSERT_TRUE(out);
+    EXPECT_TRUE(
+        out->ends_with("---\nAutodriver: Job exited with status 0\nHello from the "
+                       "sandbox\n{\"scores\": {\"hello\": 100}}\n"))
+        << *out;
+    auto job = waitDead(id);
+    ASSERT_TRUE(job);
+    EXPECT_EQ((*job)["outcome"].as_string(), "success");
+  }
+
+  std::string pathsMk(const std::string& extra = "") const {
+    return "DATA = " + tangod->dataDir().string() +
+           "\nCONFIG = " + (tangod->dir() / "tango.toml").string() + "\n" + extra;
+  }
+
+  // Bytes in the service's test directory (data dir, config, logs).
+  std::uintmax_t serviceDirBytes() const {
+    std::uintmax_t total = 0;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(tangod->dir(), ec), end; !ec && it != end;
+         it.increment(ec))
+      if (it->is_regular_file(ec) && !it->is_symlink(ec)) total += it->file_size(ec);
+    return total;
+  }
+
+  uid_t uidBase_ = 0;
+};
+
+TEST_F(HostileTest, ForkBomb) {
+  auto r = runCase("fork_bomb", "bomb", 3);
+  EXPECT_EQ(outcome(r), "timeout") << r.output;
+  EXPECT_TRUE(body(r).starts_with("Autodriver: Job timed out after 3 seconds\nbomb start\n"))
+      << body(r).substr(0, 300);
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, ThreadBomb) {
+  auto r = runCase("thread_bomb", "threads", 4);
+  EXPECT_EQ(outcome(r), "timeout") << r.output;
+  EXPECT_NE(r.output.find("thread limit after "), std::string::npos) << r.output;
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, OneGigabyteToStdout) {
+  // Whether 1 GiB gets through a pipe in 5 s depends on the machine (a loaded
+  // CI runner manages ~100 MB/s): both endings are right, as long as the
+  // output stays capped and the job ends within its bound.
+  auto r = runCase("stdout_1gb", "flood", 5);
+  const std::string b = body(r);
+  if (outcome(r) == "success") {
+    EXPECT_TRUE(b.starts_with("Autodriver: Job exited with status 0\n0123456789abc"))
+        << b.substr(0, 200);
+    EXPECT_TRUE(b.ends_with("\nEND-OF-FLOOD\n"));
+  } else {
+    EXPECT_EQ(outcome(r), "timeout");
+    EXPECT_TRUE(b.starts_with("Autodriver: Job timed out after 5 seconds\n0123456789abc"))
+        << b.substr(0, 200);
+  }
+  EXPECT_NE(b.find("\n...[excess bytes elided]...\n"), std::string::npos);
+  EXPECT_LE(r.output.size(), 1000u * 1024 + 1024);  // MAX_OUTPUT_FILE_SIZE + header
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, DiskFillStopsAtTheDiskLimit) {
+  const auto before = serviceDirBytes();
+  auto r = runCase("disk_fill", "disk", 5);
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  EXPECT_TRUE(
+      body(r).ends_with("No space left on device\nNo space left on device\ndisk-fill done\n"))
+      << body(r);
+  // Nothing the job wrote landed on the host disk (logs grow a little).
+  EXPECT_LT(serviceDirBytes(), before + 4 * 1024 * 1024);
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, MemoryHogIsKilledAtTheLimitWithAClearMessage) {
+  auto r = runCase("memory_hog", "memory", 5);
+  EXPECT_EQ(outcome(r), "make_failed") << r.output;
+  if (memoryCgroupUsable()) {
+    EXPECT_TRUE(
+        body(r).starts_with("Autodriver: Job exited with status 2\n"
+                            "Autodriver: Job killed: out of memory (limit 128 MB)\n"
+                            "allocating\n"))
+        << body(r);
+  } else {
+    // RLIMIT_AS fallback: the allocation fails instead.
+    EXPECT_NE(body(r).find("memory"), std::string::npos) << body(r);
+  }
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, LoopIgnoringSigtermIsKilledAtTheTimeout) {
+  auto r = runCase("ignore_sigterm", "spin", 2);
+  EXPECT_EQ(outcome(r), "timeout") << r.output;
+  EXPECT_TRUE(body(r).starts_with("Autodriver: Job timed out after 2 seconds\nspinning\n"))
+      << body(r);
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, DoubleForkedDaemonDiesWithTheJob) {
+  auto r = runCase("double_fork_daemon", "daemon", 5);
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  EXPECT_TRUE(
+      body(r).ends_with("Autodriver: Job exited with status 0\ndaemon started\nmake done\n"))
+      << body(r);
+  EXPECT_LT(r.elapsed, 4s);  // ends with make, not at the timeout
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, ClosedStdoutAndSleepEndsAtTheTimeout) {
+  auto r = runCase("close_stdout", "closed", 2);
+  EXPECT_EQ(outcome(r), "timeout") << r.output;
+  EXPECT_EQ(body(r), "Autodriver: Job timed out after 2 seconds\nclosing\n");
+  expectNormalJob();
+}
+
+// A listening TCP socket on all the host's addresses, closed on scope exit.
+class Listener {
+ public:
+  Listener() {
+    fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    socklen_t len = sizeof a;
+    if (!fd_ || ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_.get(), 64) != 0 ||
+        ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("listen failed");
+    port_ = ntohs(a.sin_port);
+  }
+  int port() const { return port_; }
+
+ private:
+  Fd fd_;
+  int port_ = 0;
+};
+
+std::vector<std::string> hostIpv4Addresses() {
+  std::vector<std::string> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    char buf[INET_ADDRSTRLEN];
+    auto* in = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf) && std::string(buf) != "127.0.0.1")
+      out.emplace_back(buf);
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+TEST_F(HostileTest, NoNetworkWhenDisabled) {
+  Listener listener;
+  std::string hosts;
+  for (const auto& h : hostIpv4Addresses()) hosts += " " + h;
+  const std::string mk = "PORT = " + std::to_string(listener.port()) + "\nHOSTS =" + hosts + "\n";
+  auto r = runCase("network", "net", 8, {{"paths.mk", mk}}, {{"disable_network", true}});
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  EXPECT_EQ(r.output.find("CONNECTED"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("blocked 127.0.0.1\n"), std::string::npos) << r.output;
+  // The probe itself works: with the network on, the host is reachable.
+  auto on = runCase("network", "neton", 8, {{"paths.mk", mk}}, {{"disable_network", false}});
+  EXPECT_NE(on.output.find("CONNECTED"), std::string::npos) << on.output;
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, CannotReadOtherJobsOrTheCourselabs) {
+  // The victim holds a secret in its home (and its courselab) while the attacker runs.
+  const std::string secret = "TOPSECRET answers\n";
+  auto victim = submit(
+      "victim",
+      {{"autograde-Makefile", "all:\n\t@sleep 3; echo victim done\n"}, {"secret.txt", secret}},
+      "victim.out", {{"timeout", 10}});
+  ASSERT_GT(victim, 0);
+  std::this_thread::sleep_for(1s);
+  auto r = runCase("read_other_jobs", "thief", 5, {{"paths.mk", pathsMk()}});
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  EXPECT_EQ(r.output.find("TOPSECRET"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("secret.txt"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("entries listed\n0\n0\n"), std::string::npos) << r.output;
+  auto v = waitOutput("victim", "victim.out", 20s);
+  ASSERT_TRUE(v);
+  EXPECT_TRUE(v->ends_with("status 0\nvictim done\n")) << *v;
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, CannotReadShadowOrTheServiceConfig) {
+  auto r = runCase("read_secrets", "secrets", 5, {{"paths.mk", pathsMk()}});
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  const std::string b = body(r);
+  EXPECT_NE(b.find("cat: /etc/shadow: Permission denied\n"), std::string::npos) << b;
+  EXPECT_NE(b.find("tango.toml: Permission denied\n"), std::string::npos) << b;
+  EXPECT_EQ(b.find("root:"), std::string::npos) << b;
+  EXPECT_EQ(b.find("UID_BASE"), std::string::npos) << b;
+  EXPECT_EQ(b.find("DATA_DIR"), std::string::npos) << b;
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, TmpFilesDoNotReachTheNextJob) {
+  auto first = runCase("tmp_leftovers", "tmp1", 5);
+  EXPECT_TRUE(body(first).ends_with("status 0\n0\nplanted\n")) << body(first);
+  auto second = runCase("tmp_leftovers", "tmp2", 5);
+  EXPECT_TRUE(body(second).ends_with("status 0\n0\nplanted\n")) << body(second);
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, SymlinkNamedLikeTheOutputLeaksNothing) {
+  auto r = runCase("symlink_output", "links", 5, {{"paths.mk", "OUTPUT = symlink_output.out\n"}});
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  EXPECT_TRUE(
+      body(r).ends_with("status 0\nlinks made\npartial link refused\nextra link refused\n"
+                        "symlink job done\n"))
+      << body(r);
+  EXPECT_EQ(r.output.find("root:"), std::string::npos);
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, NulBytesInvalidUtf8AndA50MegabyteLine) {
+  auto r = runCase("weird_output", "weird", 10);
+  EXPECT_EQ(outcome(r), "success") << r.output.substr(0, 300);
+  const std::string b = body(r);
+  const std::string head = std::string("Autodriver: Job exited with status 0\nnul[") + '\0' +
+                           "] bad[\xff\xfe\xc0] end\nyyyy";
+  EXPECT_EQ(b.substr(0, head.size()), head);
+  EXPECT_NE(b.find("\n...[excess bytes elided]...\n"), std::string::npos);
+  EXPECT_TRUE(b.ends_with("yyyy\n{\"scores\": {\"weird\": 1}}\n")) << b.substr(b.size() - 100);
+  // The job list (which carries the trace) stays valid JSON.
+  EXPECT_EQ(http->get("/jobs/test/1/").json()["statusId"].as_int64(), 0);
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, MakeKilledBySignal) {
+  auto r = runCase("make_killed", "killed", 10);
+  EXPECT_EQ(outcome(r), "make_failed") << r.output;
+  EXPECT_EQ(body(r), "Autodriver: Job exited with status 137\nabout to kill make\n");
+  EXPECT_LT(r.elapsed, 5s);  // at once, not at the timeout
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, MakefileReadingStdinEndsAtOnce) {
+  auto r = runCase("stdin_wait", "stdin", 10);
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  EXPECT_EQ(body(r), "Autodriver: Job exited with status 0\nread returned 1\ncat returned 0\n");
+  EXPECT_LT(r.elapsed, 5s);
+  expectNormalJob();
+}
+
+class HostileMixTest : public HostileTest {
+ protected:
+  int poolSize() override { return 8; }
+};
+
+TEST_F(HostileMixTest, TwentyHostileAndTwentyNormalJobsAtOnce) {
+  const std::vector<std::string> hostile{"fork_bomb", "ignore_sigterm", "memory_hog",
+                                         "double_fork_daemon", "close_stdout"};
+  constexpr int kTimeout = 2;
+  struct Submitted {
+    std::int64_t id;
+    std::string lab, output;
+    bool normal;
+  };
+  std::vector<Submitted> jobs;
+  const auto start = Clock::now();
+  for (int i = 0; i < 40; ++i) {
+    const bool normal = i % 2 == 1;
+    const std::string lab = "mix" + std::to_string(i);
+    const std::string output = "mix" + std::to_string(i) + ".out";
+    std::int64_t id;
+    if (normal) {
+      id = submit(lab, {{"autograde-Makefile", kHelloMakefile}, {"hello.sh", kHelloScript}}, output,
+                  {{"timeout", 10}});
+    } else {
+      id = submit(lab, caseFiles(hostile[static_cast<std::size_t>(i / 2) % hostile.size()]), output,
+                  {{"timeout", kTimeout}});
+    }
+    ASSERT_GT(id, 0);
+    jobs.push_back({id, lab, output, normal});
+  }
+  for (const auto& j : jobs) {
+    auto out = waitOutput(j.lab, j.output, 120s);
+    ASSERT_TRUE(out) << j.output;
+    if (j.normal) {
+      EXPECT_TRUE(
+          out->ends_with("---\nAutodriver: Job exited with status 0\nHello from the "
+                         "sandbox\n{\"scores\": {\"hello\": 100}}\n"))
+          << *out;
+    }
+    auto dead = waitDead(j.id, 30s);
+    ASSERT_TRUE(dead) << j.output;
+    // Each run within its bound, whatever it waited in the queue.
+    auto& times = (*dead)["times"].as_object();
+    const double ran =
+        times.at("finished").to_number<double>() - times.at("runJob").to_number<double>();
+    EXPECT_LE(ran, (j.normal ? 10 : kTimeout) + 5.0) << j.output;
+    EXPECT_EQ((*dead)["retries"].as_int64(), 0) << j.output;
+    if (j.normal) {
+      EXPECT_EQ((*dead)["outcome"].as_string(), "success") << *out;
+    }
+  }
+  // 40 jobs on 8 VMs: 20 hostile ones of at most ~2 s each.
+  EXPECT_LT(Clock::now() - start, 90s);
+}
+
+}  // namespace
+}  // namespace tango::test
