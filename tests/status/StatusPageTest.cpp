@@ -40,7 +40,9 @@ class StatusPage : public ServiceTest {
 
   // The live job `id`, once `pred` holds for it.
   bool waitLive(std::int64_t id, const std::function<bool(const json::object&)>& pred) {
-    for (int i = 0; i < 400; ++i) {
+    // Generous: the first job sleeps 20 s and Chromium is slow on a loaded machine.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
       auto live = http->get("/jobs/test/0/").json();  // keep it alive while iterating
       for (auto& j : live["jobs"].as_array())
         if (j.as_object().at("id").as_int64() == id && pred(j.as_object())) return true;
