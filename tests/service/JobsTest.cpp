@@ -41,6 +41,10 @@ TEST_F(JobsTest, HelloJobOutputIsTangosFormatByteForByte) {
   for (auto& line : trace) EXPECT_TRUE(std::regex_match(std::string(line.as_string()), traceLine)) << line;
   EXPECT_NE(std::string(trace.front().as_string()).find("Added job job-hello.out:" + std::to_string(id) + " to queue"), std::string::npos);
   EXPECT_NE(std::string(trace.back().as_string()).find("Success: Autodriver returned normally"), std::string::npos);
+  bool usageTraced = false;
+  for (auto& line : trace)
+    usageTraced |= std::string(line.as_string()).find("Resources used by job job-hello.out:" + std::to_string(id) + ": wall ") != std::string::npos;
+  EXPECT_TRUE(usageTraced);
   auto& times = (*job)["times"].as_object();
   EXPECT_GT(times.at("queued").as_double(), 0);
   EXPECT_GE(times.at("finished").as_double(), times.at("runJob").as_double());

@@ -278,6 +278,8 @@ const std::vector<Knob>& knobs() {
              asOneOf(k, r, {"local", "localDocker", "distDocker", "ec2SSH", "tashiSSH"}, false);
        }},
       {"REUSE_VMS", [](Config& c, std::string_view k, const Raw& r) { c.reuseVms = asBool(k, r); }},
+      {"OPERATOR_ROUTES_NEED_KEY",
+       [](Config& c, std::string_view k, const Raw& r) { c.operatorRoutesNeedKey = asBool(k, r); }},
       {"POOL_SIZE", intIn(&Config::poolSize, 0, 1000)},
       {"JOB_RETRIES", intIn(&Config::jobRetries, 0, 100)},
       {"MAX_OUTPUT_FILE_SIZE", bytes(&Config::maxOutputFileSize, kMaxFileSize)},

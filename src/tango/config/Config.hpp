@@ -36,6 +36,9 @@ struct Config {
   std::optional<std::filesystem::path> logFile;  // LOG_FILE
 
   // Jobs and pools
+  // OPERATOR_ROUTES_NEED_KEY: /metrics and /status/ ask for a key (?key= or
+  // X-Tango-Key); false opens them, e.g. to a Prometheus behind a firewall.
+  bool operatorRoutesNeedKey = true;
   bool reuseVms = false;                         // REUSE_VMS (a VM never runs two jobs: see README)
   int poolSize = 2;                              // POOL_SIZE: default number of VMs per image
   int maxConcurrentJobs = 0;                     // 0 = number of VMs in pools

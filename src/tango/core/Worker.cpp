@@ -24,11 +24,16 @@ std::string show(const std::optional<int>& v) { return v ? std::to_string(*v) : 
 // The final message of a run, as Tango words it.
 std::string runMessage(int status, int timeout) {
   switch (status) {
-    case 0: return "Success: Autodriver returned normally";
-    case 1: return "Error: Autodriver usage error (status=1)";
-    case 2: return "Error: Job timed out after " + std::to_string(timeout) + " seconds";
-    case 3: return "Error: OS error while running job on VM";
-    default: return "Error: Unknown autodriver error (status=" + std::to_string(status) + ")";
+    case 0:
+      return "Success: Autodriver returned normally";
+    case 1:
+      return "Error: Autodriver usage error (status=1)";
+    case 2:
+      return "Error: Job timed out after " + std::to_string(timeout) + " seconds";
+    case 3:
+      return "Error: OS error while running job on VM";
+    default:
+      return "Error: Unknown autodriver error (status=" + std::to_string(status) + ")";
   }
 }
 
@@ -41,7 +46,8 @@ std::optional<int> makeStatusFromOutput(const std::filesystem::path& raw) {
   if (line.rfind(prefix, 0) != 0) return std::nullopt;
   int v = 0;
   auto rest = std::string_view(line).substr(prefix.size());
-  if (std::from_chars(rest.data(), rest.data() + rest.size(), v).ec != std::errc()) return std::nullopt;
+  if (std::from_chars(rest.data(), rest.data() + rest.size(), v).ec != std::errc())
+    return std::nullopt;
   return v;
 }
 
@@ -143,6 +149,14 @@ class JobRun {
     runStatus_ = run.status;
     notice_ = run.notice;
     job_.usage = run.usage;
+    if (const auto& u = run.usage) {
+      // The autodriver's side-channel report, kept out of the output file.
+      trace("Resources used by job " + tag + ": wall " + std::to_string(u->wallMs) + " ms, cpu " +
+            std::to_string(u->userMs + u->sysMs) + " ms, peak memory " +
+            std::to_string(u->maxRssKb) + " kB, " +
+            (u->signal ? "killed by signal " + std::to_string(u->signal)
+                       : "exit status " + std::to_string(u->exitStatus)));
+    }
     if (run.status == 2) ++ctx_.stats.runjobTimeouts;
 
     step("copyOut", job_.times.copyOut);
@@ -171,7 +185,8 @@ class JobRun {
     } else if (runStatus_ != 0) {
       job_.outcome = JobOutcome::InternalError;
     } else {
-      auto makeStatus = job_.usage ? std::optional<int>(job_.usage->exitStatus) : makeStatusFromOutput(raw);
+      auto makeStatus =
+          job_.usage ? std::optional<int>(job_.usage->exitStatus) : makeStatusFromOutput(raw);
       job_.outcome = makeStatus.value_or(0) == 0 ? JobOutcome::Success : JobOutcome::MakeFailed;
     }
     std::error_code ec;

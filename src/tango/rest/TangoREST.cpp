@@ -67,6 +67,7 @@ std::unique_ptr<HttpExchange> methodNotAllowed() {
 
 TangoREST::TangoREST(const Config& cfg, JobService& jobs, Courselabs& labs)
     : keys_(cfg.keys),
+      operatorRoutesNeedKey_(cfg.operatorRoutesNeedKey),
       maxInputFileSize_(
           static_cast<std::uint64_t>(std::max<std::int64_t>(cfg.maxInputFileSize, 0))),
       maxJsonBodyBytes_(cfg.maxJsonBodyBytes),
@@ -132,7 +133,7 @@ std::unique_ptr<HttpExchange> TangoREST::operatorRoute(const std::vector<std::st
   std::optional<std::string> key;
   if (auto h = head.header("X-Tango-Key")) key = std::string(*h);
   if (!key) key = queryParam(head.target, "key");
-  if (!key || !keyOk(*key)) {
+  if (operatorRoutesNeedKey_ && (!key || !keyOk(*key))) {
     return answerNow(HttpResponse{
         403, "text/plain; charset=utf-8",
         "Key not recognized: add ?key=<one of KEYS> or the header X-Tango-Key\n", false});

@@ -47,6 +47,7 @@ class TangoREST : public HttpHandler {
   std::unique_ptr<HttpExchange> build(const std::string& key, const HttpHead& head);
 
   std::vector<std::string> keys_;
+  bool operatorRoutesNeedKey_ = true;
   std::uint64_t maxInputFileSize_;
   std::uint64_t maxJsonBodyBytes_;
   std::filesystem::path tmpDir_;
