@@ -43,7 +43,9 @@ TEST_F(MetricsRoute, CountsAJobAndParsesWithPromtool) {
   auto id = submit("lab", {{"autograde-Makefile", kHelloMakefile}, {"hello.sh", kHelloScript}},
                    "hello.out");
   ASSERT_GT(id, 0);
-  auto fail = submit("lab", {{"autograde-Makefile", "all:\n\t@exit 3\n"}}, "fail.out");
+  // Its own courselab: jobs of one courselab share its files, so uploading
+  // this Makefile to "lab" could replace the hello job's before it runs.
+  auto fail = submit("lab2", {{"autograde-Makefile", "all:\n\t@exit 3\n"}}, "fail.out");
   // The metrics must agree with the outcomes the service recorded.
   std::map<std::string, int> outcomes;
   for (auto job : {id, fail}) {
