@@ -1,7 +1,7 @@
 #pragma once
 // The autodriver's side channel: with -R it prints one line
-// `TANGO_USAGE {json}` on stderr. (LocalVmms has the same parser in its own
-// file; the two can share this one once that file is free to change.)
+// `TANGO_USAGE {json}` on stderr. Shared by every VMMS that runs it
+// (LocalVmms, DockerVmms).
 #include <optional>
 #include <string>
 #include <string_view>

@@ -16,6 +16,7 @@
 #include <system_error>
 #include <thread>
 
+#include "tango/docker/UsageLine.hpp"
 #include "tango/util/Fd.hpp"
 #include "tango/util/Process.hpp"
 #include "tango/util/SafeName.hpp"
@@ -184,59 +185,6 @@ bool removeDirTree(const fs::path& parent, const std::string& name, std::string&
     return false;
   }
   return true;
-}
-
-std::optional<ResourceUsage> parseUsage(std::string_view stderrText) {
-  constexpr std::string_view kTag = "TANGO_USAGE ";
-  std::optional<ResourceUsage> result;
-  std::size_t pos = 0;
-  while (pos < stderrText.size()) {
-    std::size_t nl = stderrText.find('\n', pos);
-    if (nl == std::string_view::npos) nl = stderrText.size();
-    std::string_view line = stderrText.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (!line.starts_with(kTag)) continue;
-    boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(line.substr(kTag.size()), ec);
-    if (ec || !v.is_object()) continue;
-    const auto& o = v.get_object();
-    auto num = [&](const char* key) -> std::int64_t {
-      const auto* p = o.if_contains(key);
-      if (!p) return 0;
-      if (p->is_int64()) return p->get_int64();
-      if (p->is_uint64()) return static_cast<std::int64_t>(p->get_uint64());
-      if (p->is_double()) return static_cast<std::int64_t>(p->get_double());
-      return 0;
-    };
-    ResourceUsage u;
-    u.wallMs = num("wall_ms");
-    u.userMs = num("user_ms");
-    u.sysMs = num("sys_ms");
-    u.maxRssKb = num("max_rss_kb");
-    u.exitStatus = static_cast<int>(num("exit_status"));
-    u.signal = static_cast<int>(num("signal"));
-    const auto* t = o.if_contains("timed_out");
-    u.timedOut = t && t->is_bool() && t->get_bool();
-    u.outputBytes = num("output_bytes");
-    result = u;  // the last report wins
-  }
-  return result;
-}
-
-// stderr without the usage line, shortened, for a trace message.
-std::string stderrExcerpt(std::string_view text) {
-  std::string out;
-  std::size_t pos = 0;
-  while (pos < text.size() && out.size() < 1024) {
-    std::size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (line.empty() || line.starts_with("TANGO_USAGE ")) continue;
-    if (!out.empty()) out += "; ";
-    out.append(line.substr(0, 1024 - std::min<std::size_t>(out.size(), 1024)));
-  }
-  return out;
 }
 
 fs::path findBwrap() {
@@ -679,7 +627,7 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   unregister.now();
   const int st = proc->reap();
   if (hardKilled) killAllOfUid(*uid, *uid);
-  result.usage = parseUsage(errText);
+  result.usage = docker::parseUsageLine(errText);
 
   if (unregister.killedByDestroy) return fail("the VM was destroyed while the job ran");
   if (hardKilled)
@@ -692,11 +640,11 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   // bwrap reports its own setup failures with exit status 1 and a "bwrap:"
   // message; the autodriver never prints that.
   if (errText.starts_with("bwrap: ") || errText.find("\nbwrap: ") != std::string::npos)
-    return fail("sandbox setup failed: " + stderrExcerpt(errText));
+    return fail("sandbox setup failed: " + docker::stderrExcerpt(errText));
   result.status = code;
   if (code != 0 && code != 2)
     result.error = "autodriver exited with status " + std::to_string(code) +
-                   (errText.empty() ? "" : ": " + stderrExcerpt(errText));
+                   (errText.empty() ? "" : ": " + docker::stderrExcerpt(errText));
   return result;
 }
 
