@@ -110,7 +110,6 @@ void Engine::createContainer(const ContainerSpec& spec, std::chrono::millisecond
                     {"Cmd", strings(spec.cmd)},
                     {"User", "root"},
                     {"WorkingDir", "/"},
-                    {"NetworkDisabled", spec.networkNone},
                     {"HostConfig", std::move(host)}};
   Request req;
   req.method = "POST";
@@ -161,10 +160,21 @@ std::optional<ContainerState> Engine::inspectContainer(const std::string& name) 
     if (const auto* x = o.if_contains("ExitCode"); x && x->is_int64())
       s.exitCode = static_cast<int>(x->get_int64());
   }
+  if (const auto* x = v.as_object().if_contains("Image"); x && x->is_string())
+    s.imageId = x->get_string();
   if (const auto* ns = v.as_object().if_contains("NetworkSettings"); ns && ns->is_object())
     if (const auto* nets = ns->as_object().if_contains("Networks"); nets && nets->is_object())
       for (const auto& [k, _] : nets->as_object()) s.networks.emplace_back(k);
   return s;
+}
+
+void Engine::connectNetwork(const std::string& network, const std::string& container) {
+  Request req;
+  req.method = "POST";
+  req.path = "/networks/" + urlEncode(network) + "/connect";
+  req.body = json::serialize(json::object{{"Container", container}});
+  req.timeout = 30s;
+  call(std::move(req), {200});
 }
 
 void Engine::disconnectNetwork(const std::string& network, const std::string& container) {

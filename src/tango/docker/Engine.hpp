@@ -32,14 +32,15 @@ struct ContainerSpec {
   std::int64_t memoryBytes = 0;     // 0 = no limit; swap is capped to the same
   std::int64_t pidsLimit = 0;       // 0 = no limit
   std::vector<std::string> capAdd;  // after dropping ALL
-  bool networkNone = false;
-  bool init = true;  // a tiny init as PID 1 reaps the job's orphans
+  bool networkNone = false;  // NetworkMode "none": loopback only until a network is connected
+  bool init = true;          // a tiny init as PID 1 reaps the job's orphans
 };
 
 struct ContainerState {
   bool running = false;
   bool oomKilled = false;
   int exitCode = 0;
+  std::string imageId;  // "sha256:..." of the image it was created from
   std::vector<std::string> networks;
 };
 
@@ -63,6 +64,7 @@ class Engine {
   // it never existed).
   bool removeContainer(const std::string& name);
   std::optional<ContainerState> inspectContainer(const std::string& name);
+  void connectNetwork(const std::string& network, const std::string& container);
   void disconnectNetwork(const std::string& network, const std::string& container);
   // All containers (running or not) carrying label `key=value`.
   std::vector<ContainerInfo> listByLabel(const std::string& key, const std::string& value);

@@ -143,6 +143,9 @@ StepResult DockerVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
   // autodriver and make.
   spec.pidsLimit = std::max(cfg_.vmUlimitUserProc, 1) + 32;
   spec.capAdd = kCaps;
+  // No network until a job asks for one: most jobs run without, and a
+  // container without a network endpoint starts and goes faster.
+  spec.networkNone = true;
   try {
     try {
       engine_.createContainer(spec, ms(timeout));
@@ -163,8 +166,9 @@ StepResult DockerVmms::waitVM(const TangoMachine& vm, std::chrono::seconds timeo
   const std::string name = containerName(vm);
   const auto deadline = Clock::now() + timeout;
   try {
+    std::optional<docker::ContainerState> st;
     while (true) {
-      auto st = engine_.inspectContainer(name);
+      st = engine_.inspectContainer(name);
       if (!st) return StepResult::failure("container " + name + " does not exist");
       if (st->running) break;
       if (Clock::now() >= deadline)
@@ -173,33 +177,39 @@ StepResult DockerVmms::waitVM(const TangoMachine& vm, std::chrono::seconds timeo
     }
     {
       std::lock_guard lock(mu_);
-      if (prepared_.count(name)) return StepResult::success();
+      if (setups_.count(name)) return StepResult::success();
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    auto r = prepare(name, std::max(left, std::chrono::milliseconds(5s)));
-    if (r.ok) {
-      std::lock_guard lock(mu_);
-      prepared_.insert(name);
-    }
-    return r;
+    auto setup = setupFor(name, st->imageId, std::max(left, std::chrono::milliseconds(5s)));
+    if (!setup.entries) return StepResult::failure(setup.error);
+    std::lock_guard lock(mu_);
+    setups_[name] = {std::move(setup.entries), st->networks};
+    return StepResult::success();
   } catch (const docker::DockerError& e) {
     return StepResult::failure(e.what());
   }
 }
 
-StepResult DockerVmms::prepare(const std::string& name, std::chrono::milliseconds timeout) {
-  std::vector<TarEntry> entries;
+DockerVmms::ImageSetup DockerVmms::setupFor(const std::string& name, const std::string& imageId,
+                                            std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = setupByImage_.find(imageId); it != setupByImage_.end() && !imageId.empty())
+      return {it->second, ""};
+  }
+  auto entries = std::make_shared<std::vector<TarEntry>>();
   // Root-owned and not writable by the job: it cannot swap the autodriver or
   // fake its partial output.
-  entries.push_back({"opt", TarEntry::Kind::Dir, "", 0755});
-  entries.push_back({"opt/tango", TarEntry::Kind::Dir, "", 0755});
+  entries->push_back({"opt", TarEntry::Kind::Dir, "", 0755});
+  entries->push_back({"opt/tango", TarEntry::Kind::Dir, "", 0755});
   if (const std::string* ad = autodriverBytes()) {
-    entries.push_back({"opt/tango/autodriver", TarEntry::Kind::File, *ad, 0755});
+    entries->push_back({"opt/tango/autodriver", TarEntry::Kind::File, *ad, 0755});
   } else if (!cfg_.autodriver.empty()) {
-    return StepResult::failure("autodriver not readable at '" + cfg_.autodriver.string() + "'");
+    return {nullptr, "autodriver not readable at '" + cfg_.autodriver.string() + "'"};
   }
   // Images without a grading user (any image with make) get one, so the
-  // autodriver can drop privileges; Tango's images already have it.
+  // autodriver can drop privileges; Tango's images already have it. Every
+  // container of an image has the same files: they are read once per image.
   auto passwdTar = engine_.getArchive(name, "/etc/passwd", 4 << 20, timeout);
   auto groupTar = engine_.getArchive(name, "/etc/group", 4 << 20, timeout);
   std::string passwd = passwdTar ? docker::firstFileOfTar(*passwdTar, 4 << 20).value_or("") : "";
@@ -213,18 +223,28 @@ StepResult DockerVmms::prepare(const std::string& name, std::chrono::millisecond
       if (!group.empty() && group.back() != '\n') group += '\n';
       group += "autograde:x:" + std::to_string(id) + ":\n";
     }
-    entries.push_back({"etc/passwd", TarEntry::Kind::File, passwd, 0644});
-    entries.push_back({"etc/group", TarEntry::Kind::File, group, 0644});
-    entries.push_back({"home", TarEntry::Kind::Dir, "", 0755});
-    entries.push_back({"home/autograde", TarEntry::Kind::Dir, "", 0755, id, id});
+    entries->push_back({"etc/passwd", TarEntry::Kind::File, passwd, 0644});
+    entries->push_back({"etc/group", TarEntry::Kind::File, group, 0644});
+    entries->push_back({"home", TarEntry::Kind::Dir, "", 0755});
+    entries->push_back({"home/autograde", TarEntry::Kind::Dir, "", 0755, id, id});
   }
-  engine_.putArchive(name, "/", docker::makeTar(entries), timeout);
-  return StepResult::success();
+  std::lock_guard lock(mu_);
+  if (!imageId.empty()) setupByImage_[imageId] = entries;
+  return {std::move(entries), ""};
 }
 
 StepResult DockerVmms::copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,
                               std::chrono::seconds timeout) {
+  const std::string name = containerName(vm);
   std::vector<TarEntry> entries;
+  {
+    // The container's setup (autodriver, grading user) travels in the job's
+    // archive: each archive call costs a chroot'd tar process in dockerd.
+    std::lock_guard lock(mu_);
+    auto it = setups_.find(name);
+    if (it == setups_.end()) return StepResult::failure("container " + name + " was not prepared");
+    entries = *it->second.entries;
+  }
   entries.push_back({std::string(kJobDir).substr(1), TarEntry::Kind::Dir, "", 0755});
   for (const auto& f : files) {
     auto bytes = readHostFile(f.localFile, cfg_.maxInputFileSize);
@@ -233,7 +253,7 @@ StepResult DockerVmms::copyIn(const TangoMachine& vm, const std::vector<InputFil
                        std::move(*bytes), 0644});
   }
   try {
-    engine_.putArchive(containerName(vm), "/", docker::makeTar(entries), ms(timeout));
+    engine_.putArchive(name, "/", docker::makeTar(entries), ms(timeout));
   } catch (const std::exception& e) {
     return StepResult::failure(e.what());
   }
@@ -258,17 +278,24 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   if (ours) cmd.insert(cmd.end(), {"-P", kPartial, "-R"});
   cmd.push_back(kJobDir);
 
+  std::vector<std::string> networks;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = setups_.find(name); it != setups_.end()) networks = it->second.networks;
+  }
   try {
-    if (spec.disableNetwork) {
-      // Containers are created on the default bridge (a pool does not know its
-      // jobs); a job without network is cut off from every network before it
-      // runs, leaving only loopback.
-      auto st = engine_.inspectContainer(name);
-      if (!st) return fail("container " + name + " does not exist");
-      for (const auto& net : st->networks) engine_.disconnectNetwork(net, name);
+    // Containers start with NetworkMode "none" (loopback only). A job asking
+    // for the network gets the default bridge; a job without it runs with
+    // none, whatever other network a container was somehow given.
+    if (!spec.disableNetwork) {
+      engine_.disconnectNetwork("none", name);
+      engine_.connectNetwork("bridge", name);
+    } else {
+      for (const auto& net : networks)
+        if (net != "none") engine_.disconnectNetwork(net, name);
     }
   } catch (const docker::DockerError& e) {
-    return fail(std::string("cannot disable the network: ") + e.what());
+    return fail(std::string("cannot set up the job's network: ") + e.what());
   }
 
   const std::int64_t cap = std::max<std::int64_t>(spec.maxOutputBytes, 0) + kOutputSlack;
@@ -394,7 +421,7 @@ StepResult DockerVmms::destroyVM(const TangoMachine& vm) {
   const std::string name = containerName(vm);
   {
     std::lock_guard lock(mu_);
-    prepared_.erase(name);
+    setups_.erase(name);
     outputs_.erase(name);
     if (runningCaps_.count(name)) destroyedWhileRunning_.insert(name);
   }
@@ -447,6 +474,12 @@ std::vector<TangoMachine> DockerVmms::getVMs() {
 }
 
 std::vector<std::string> DockerVmms::getImages() {
+  // Every addJob checks its image: answer from a list at most a moment old
+  // rather than asking the engine each time (a build through us refreshes it).
+  {
+    std::lock_guard lock(mu_);
+    if (imagesAt_ && Clock::now() - *imagesAt_ < kImagesTtl) return images_;
+  }
   std::set<std::string> names;
   try {
     for (auto tag : engine_.imageTags()) {
@@ -456,8 +489,12 @@ std::vector<std::string> DockerVmms::getImages() {
     }
   } catch (const docker::DockerError& e) {
     spdlog::warn("cannot list images: {}", e.what());
+    return {};
   }
-  return {names.begin(), names.end()};
+  std::lock_guard lock(mu_);
+  images_.assign(names.begin(), names.end());
+  imagesAt_ = Clock::now();
+  return images_;
 }
 
 std::optional<std::string> DockerVmms::getPartialOutput(const TangoMachine& vm) {
@@ -482,6 +519,8 @@ StepResult DockerVmms::buildImage(const std::string& imageName, const fs::path& 
   try {
     const std::string loaded = engine_.loadImage(tarball, 600s);
     engine_.tagImage(loaded, imageName, "latest");
+    std::lock_guard lock(mu_);
+    imagesAt_.reset();
   } catch (const docker::DockerError& e) {
     spdlog::warn("image build for {} failed: {}", imageName, e.what());
     // Tango's words first: clients match on them.

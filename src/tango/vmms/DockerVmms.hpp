@@ -3,14 +3,16 @@
 // driven through the Engine API over its unix socket (no docker CLI).
 //
 // A container (named <PREFIX>-<id>-<image>, labelled tango.prefix=<PREFIX>)
-// is created with a keepalive as its command and started by initializeVM;
-// waitVM puts the project's static autodriver into it (and an `autograde`
-// user when the image has none) through the archive endpoint, so any image
-// with `make` runs jobs. copyIn is one archive PUT, runJob one exec of the
-// autodriver as root (it drops to the grading user), copyOut writes the
+// is created with a keepalive as its command and no network, and started by
+// initializeVM. waitVM works out what the container needs before a job: the
+// project's static autodriver and an `autograde` user when the image has
+// none (read once per image), so any image with `make` runs jobs. copyIn
+// sends that and the job's files as one archive PUT, runJob is one exec of
+// the autodriver as root (it drops to the grading user), copyOut writes the
 // exec's stdout kept in memory (already capped). Each container runs one job.
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -18,6 +20,7 @@
 
 #include "tango/config/Config.hpp"
 #include "tango/docker/Engine.hpp"
+#include "tango/docker/Tar.hpp"
 #include "tango/vmms/Vmms.hpp"
 
 namespace tango {
@@ -55,8 +58,16 @@ class DockerVmms : public Vmms {
   docker::Engine& engine() { return engine_; }
 
  private:
-  // Puts the autodriver (and a grading user if missing) into the container.
-  StepResult prepare(const std::string& container, std::chrono::milliseconds timeout);
+  using Entries = std::shared_ptr<const std::vector<docker::TarEntry>>;
+  struct ImageSetup {
+    Entries entries;  // null on failure
+    std::string error;
+  };
+  // What a container of `imageId` needs before a job: the autodriver, and a
+  // grading user when the image has none. Read from `container` the first
+  // time, then cached by image id.
+  ImageSetup setupFor(const std::string& container, const std::string& imageId,
+                      std::chrono::milliseconds timeout);
   // A clear sentence when the container's cgroup counted a memory or pids
   // limit hit during the run; empty otherwise.
   std::string limitNotice(const std::string& container, const TangoMachine& vm);
@@ -67,8 +78,16 @@ class DockerVmms : public Vmms {
   docker::Engine engine_;
 
   std::mutex mu_;
-  std::optional<std::string> autodriver_;            // guarded by mu_
-  std::set<std::string> prepared_;                   // guarded by mu_
+  std::optional<std::string> autodriver_;  // guarded by mu_
+  struct ContainerSetup {
+    Entries entries;                    // sent with the job's files by copyIn
+    std::vector<std::string> networks;  // as created ("none")
+  };
+  static constexpr std::chrono::seconds kImagesTtl{2};
+  std::map<std::string, Entries> setupByImage_;   // image id -> entries; guarded by mu_
+  std::map<std::string, ContainerSetup> setups_;  // containers waitVM saw ready; guarded by mu_
+  std::vector<std::string> images_;               // getImages' answer; guarded by mu_
+  std::optional<std::chrono::steady_clock::time_point> imagesAt_;  // when; guarded by mu_
   std::map<std::string, std::string> outputs_;       // container -> stdout; guarded by mu_
   std::map<std::string, std::int64_t> runningCaps_;  // container -> output cap; guarded by mu_
   std::set<std::string> destroyedWhileRunning_;      // guarded by mu_
