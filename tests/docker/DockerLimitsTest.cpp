@@ -37,5 +37,54 @@ TEST_F(DockerLimitsTest, CoresAndMemoryAreVisibleAndAHogIsKilledWithAClearMessag
   EXPECT_LT(hog->find("memory limit"), hog->find("---\n")) << *hog;
 }
 
+TEST_F(DockerLimitsTest, LimitsAskedForByTheJobReplaceTheContainersOnes) {
+  // Read inside the container: its cgroup's memory and pids limits, the
+  // rlimits the autodriver set, the size of the job's tmpfs places.
+  const std::string mk =
+      "all:\n\t@cat /sys/fs/cgroup/memory.max 2>/dev/null || cat "
+      "/sys/fs/cgroup/memory/memory.limit_in_bytes\n"
+      "\t@cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max\n"
+      "\t@ulimit -f; ulimit -t\n"
+      "\t@df -m /tmp /home/autograde | tail -2 | tr -s ' ' | cut -d' ' -f2,6\n"
+      "\t@pwd\n";
+  const json::object limits{
+      {"procs", 20}, {"file_size_mb", 3}, {"memory_mb", 48}, {"disk_mb", 8}, {"cpu_seconds", 7}};
+  submitTo("own", {{"autograde-Makefile", mk}}, "own.out", {{"limits", limits}});
+  auto own = waitOutput("own", "own.out");
+  ASSERT_TRUE(own) << tangod->log();
+  // 48 MB, 20 + 32 pids, 3 MB in dash's 512-byte blocks, 7 s, 8 MB tmpfs;
+  // the job runs in its home, on the tmpfs.
+  EXPECT_TRUE(
+      own->ends_with("---\nAutodriver: Job exited with status 0\n50331648\n52\n6144\n7\n"
+                     "8 /tmp\n8 /home/autograde\n/home/autograde/job\n"))
+      << *own;
+
+  // Without limits of its own: the configured ones (64 MB, 100 + 32 pids,
+  // VM_DISK_LIMIT 128 MB).
+  submitTo("cfg", {{"autograde-Makefile", mk}}, "cfg.out");
+  auto cfg = waitOutput("cfg", "cfg.out");
+  ASSERT_TRUE(cfg) << tangod->log();
+  EXPECT_NE(
+      cfg->find("status 0\n67108864\n132\n204800\nunlimited\n128 /tmp\n128 /home/autograde\n"),
+      std::string::npos)
+      << *cfg;
+}
+
+TEST_F(DockerLimitsTest, AJobFillingItsDiskStopsAtTheTmpfsAndLeavesTheHostDiskAlone) {
+  // 40 MB into a 16 MB home and /tmp: both end with ENOSPC.
+  submitTo(
+      "fill",
+      {{"autograde-Makefile",
+        "all:\n\t@dd if=/dev/zero of=big bs=1M count=40 2>&1 | grep -o 'No space left on device'"
+        "\n\t@dd if=/dev/zero of=/tmp/big bs=1M count=40 2>&1 | grep -o 'No space left on "
+        "device'\n\t@echo filled\n"}},
+      "fill.out", {{"limits", json::object{{"disk_mb", 16}}}});
+  auto out = waitOutput("fill", "fill.out");
+  ASSERT_TRUE(out) << tangod->log();
+  EXPECT_TRUE(
+      out->ends_with("status 0\nNo space left on device\nNo space left on device\nfilled\n"))
+      << *out;
+}
+
 }  // namespace
 }  // namespace tango::test

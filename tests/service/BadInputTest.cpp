@@ -14,7 +14,8 @@ class BadInputTest : public ServiceTest {
     std::set<std::string> files;
     for (auto& e : std::filesystem::recursive_directory_iterator(tangod->dir()))
       if (e.path().filename().string().find("tango.sqlite") == std::string::npos &&
-          e.path().string().find("/vms/") == std::string::npos && !e.path().string().ends_with(".log"))
+          e.path().string().find("/vms/") == std::string::npos &&
+          !e.path().string().ends_with(".log"))
         files.insert(e.path().string());
     return files;
   }
@@ -27,7 +28,8 @@ class BadInputTest : public ServiceTest {
   }
   json::object job(std::initializer_list<std::pair<const char*, json::value>> over = {}) {
     json::object j{{"image", "autograding_image"},
-                   {"files", json::array{json::object{{"localFile", "autograde-Makefile"}, {"destFile", "Makefile"}}}},
+                   {"files", json::array{json::object{{"localFile", "autograde-Makefile"},
+                                                      {"destFile", "Makefile"}}}},
                    {"output_file", "out"},
                    {"jobName", "j"},
                    {"timeout", 10}};
@@ -56,15 +58,27 @@ TEST_F(BadInputTest, EveryBadRequestFailsCleanlyAndWritesNothing) {
   expectFailure(http->post("/upload/test/lab/", "x", {{"Filename", "../../x"}}), "");
   expectFailure(http->post("/upload/test/lab/", "x", {{"Filename", "/etc/x"}}), "");
   expectFailure(http->post("/upload/test/lab/", "x", {}), "");
-  expectFailure(http->post("/upload/test/never-opened/", "x", {{"Filename", "f"}}), "Courselab not found");
-  expectFailure(http->post("/addJob/test/never-opened/", json::serialize(job())), "Courselab not found");
+  expectFailure(http->post("/upload/test/never-opened/", "x", {{"Filename", "f"}}),
+                "Courselab not found");
+  expectFailure(http->post("/addJob/test/never-opened/", json::serialize(job())),
+                "Courselab not found");
   expectFailure(http->post("/addJob/test/lab/", "{not json"), "");
   expectFailure(http->post("/addJob/test/lab/", "[1,2]"), "");
-  expectJobRejected(job({{"files", json::array{json::object{{"localFile", "../../../etc/passwd"}, {"destFile", "Makefile"}}}}}), "localFile");
-  expectJobRejected(job({{"files", json::array{json::object{{"localFile", "/etc/passwd"}, {"destFile", "Makefile"}}}}}), "localFile");
-  expectJobRejected(job({{"files", json::array{json::object{{"localFile", "autograde-Makefile"}, {"destFile", "../Makefile"}}}}}), "destFile");
-  expectJobRejected(job({{"files", json::array{json::object{{"localFile", "autograde-Makefile"}, {"destFile", "notmake"}}}}}), "Makefile");
-  expectJobRejected(job({{"files", json::array{json::object{{"localFile", "missing"}, {"destFile", "Makefile"}}}}}), "missing");
+  expectJobRejected(job({{"files", json::array{json::object{{"localFile", "../../../etc/passwd"},
+                                                            {"destFile", "Makefile"}}}}}),
+                    "localFile");
+  expectJobRejected(job({{"files", json::array{json::object{{"localFile", "/etc/passwd"},
+                                                            {"destFile", "Makefile"}}}}}),
+                    "localFile");
+  expectJobRejected(job({{"files", json::array{json::object{{"localFile", "autograde-Makefile"},
+                                                            {"destFile", "../Makefile"}}}}}),
+                    "destFile");
+  expectJobRejected(job({{"files", json::array{json::object{{"localFile", "autograde-Makefile"},
+                                                            {"destFile", "notmake"}}}}}),
+                    "Makefile");
+  expectJobRejected(job({{"files", json::array{json::object{{"localFile", "missing"},
+                                                            {"destFile", "Makefile"}}}}}),
+                    "missing");
   expectJobRejected(job({{"files", "Makefile"}}), "files");
   expectJobRejected(job({{"output_file", "../../out"}}), "output_file");
   expectJobRejected(job({{"output_file", ""}}), "output_file");
@@ -77,6 +91,17 @@ TEST_F(BadInputTest, EveryBadRequestFailsCleanlyAndWritesNothing) {
   expectJobRejected(job({{"jobName", "a\nAutograder: fake line"}}), "jobName");
   expectJobRejected(job({{"callback_url", "file:///etc/passwd"}}), "callback_url");
   expectJobRejected(job({{"disable_network", "no"}}), "disable_network");
+  expectJobRejected(job({{"limits", "lots"}}), "field 'limits' must be an object");
+  expectJobRejected(job({{"limits", json::object{{"memory", 64}}}}), "unknown limit 'memory'");
+  expectJobRejected(job({{"limits", json::object{{"memory_mb", 8}}}}),
+                    "limits.memory_mb must be an integer from 16 to 4096");
+  expectJobRejected(job({{"limits", json::object{{"memory_mb", 1 << 20}}}}), "limits.memory_mb");
+  expectJobRejected(job({{"limits", json::object{{"procs", 0}}}}), "limits.procs");
+  expectJobRejected(job({{"limits", json::object{{"procs", -3}}}}), "limits.procs");
+  expectJobRejected(job({{"limits", json::object{{"disk_mb", "big"}}}}), "limits.disk_mb");
+  expectJobRejected(job({{"limits", json::object{{"cpu_seconds", 1.5}}}}), "limits.cpu_seconds");
+  expectJobRejected(job({{"limits", json::object{{"file_size_mb", 1 << 30}}}}),
+                    "limits.file_size_mb");
   json::object noImage = job();
   noImage.erase("image");
   expectJobRejected(noImage, "image");
@@ -88,7 +113,8 @@ TEST_F(BadInputTest, EveryBadRequestFailsCleanlyAndWritesNothing) {
   expectFailure(http->post("/prealloc/test/no-such-image/2/", ""), "Invalid image name");
 
   // A header far over the limit, then a body over the JSON limit.
-  HttpResponse huge = http->request("GET", "/info/test/", "", {{"X-Big", std::string(200 * 1024, 'a')}});
+  HttpResponse huge =
+      http->request("GET", "/info/test/", "", {{"X-Big", std::string(200 * 1024, 'a')}});
   EXPECT_NE(huge.status, 200);
   EXPECT_EQ(huge.json()["statusId"].as_int64(), -1);
   expectFailure(http->post("/addJob/test/lab/", std::string(3 * 1024 * 1024, ' ')), "");

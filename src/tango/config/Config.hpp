@@ -56,6 +56,12 @@ struct Config {
   // VM_CPU_TIME_LIMIT (s): RLIMIT_CPU of each job process; 0 = none.
   int vmCpuTimeLimit = 0;
   int maxJobTimeout = 3600;  // largest timeout a job may ask for (seconds)
+  // The most a job may ask for in its "limits" (it may always ask for less).
+  int maxJobProcs = 1024;                              // MAX_JOB_PROCS
+  std::int64_t maxJobFileSize = 1024LL * 1024 * 1024;  // MAX_JOB_FILE_SIZE (bytes)
+  int maxJobMemory = 4096;                             // MAX_JOB_MEMORY (MB)
+  int maxJobDisk = 1024;                               // MAX_JOB_DISK (MB)
+  int maxJobCpuTime = 3600;                            // MAX_JOB_CPU_TIME (s)
 
   // Per-step timeouts (seconds)
   int initializeVmTimeout = 180;  // INITIALIZEVM_TIMEOUT

@@ -48,6 +48,48 @@ bool printable(const std::string& s) {
   });
 }
 
+// "limits": {"procs", "file_size_mb", "memory_mb", "disk_mb", "cpu_seconds"},
+// each optional, each between a floor that still runs `make` and the
+// operator's ceiling (MAX_JOB_*, or the default when that is higher).
+JobLimits parseLimits(const Config& cfg, const json::value* v) {
+  JobLimits l;
+  if (!v || v->is_null()) return l;
+  if (!v->is_object()) throw Invalid{"field 'limits' must be an object"};
+  const auto& o = v->get_object();
+  static const std::set<std::string> known{"procs", "file_size_mb", "memory_mb", "disk_mb",
+                                           "cpu_seconds"};
+  for (const auto& [k, _] : o)
+    if (!known.count(std::string(k)))
+      throw Invalid{"unknown limit '" + std::string(k) +
+                    "' (known: procs, file_size_mb, memory_mb, disk_mb, cpu_seconds)"};
+  auto get = [&](const char* name, std::int64_t lo,
+                 std::int64_t hi) -> std::optional<std::int64_t> {
+    std::optional<std::int64_t> n;
+    try {
+      n = optionalInt(o, name);
+    } catch (const Invalid&) {
+      n = -1;
+    }
+    if (!n) return std::nullopt;
+    if (*n < lo || *n > hi)
+      throw Invalid{"limits." + std::string(name) + " must be an integer from " +
+                    std::to_string(lo) + " to " + std::to_string(hi)};
+    return n;
+  };
+  constexpr std::int64_t kMB = 1024 * 1024;
+  if (auto n = get("procs", 1, std::max(cfg.maxJobProcs, cfg.vmUlimitUserProc)))
+    l.procs = static_cast<int>(*n);
+  if (auto n = get("file_size_mb", 1, std::max(cfg.maxJobFileSize, cfg.vmUlimitFileSize) / kMB))
+    l.fileSizeBytes = *n * kMB;
+  if (auto n = get("memory_mb", 16, std::max(cfg.maxJobMemory, cfg.vmMemoryLimit)))
+    l.memoryMb = static_cast<int>(*n);
+  if (auto n = get("disk_mb", 1, std::max(cfg.maxJobDisk, cfg.vmDiskLimit)))
+    l.diskMb = static_cast<int>(*n);
+  if (auto n = get("cpu_seconds", 1, std::max(cfg.maxJobCpuTime, cfg.vmCpuTimeLimit)))
+    l.cpuSecs = static_cast<int>(*n);
+  return l;
+}
+
 TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
   if (!body.is_object()) throw Invalid{"job must be a JSON object"};
   const auto& o = body.get_object();
@@ -61,7 +103,9 @@ TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
 
   const std::string image = requireString(o, "image");
   if (!isSafeImageName(image)) throw Invalid{"Invalid image name '" + image + "'"};
-  if (!ctx.images.count(image)) throw Invalid{"Invalid image name '" + image + "': not an image of the " + ctx.vmmsName + " VMMS"};
+  if (!ctx.images.count(image))
+    throw Invalid{"Invalid image name '" + image + "': not an image of the " + ctx.vmmsName +
+                  " VMMS"};
   job.vm.name = image;
   job.vm.image = image;
   job.vm.vmms = ctx.vmmsName;
@@ -84,7 +128,7 @@ TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
     if (!isSafeName(dest)) throw Invalid{"destFile '" + dest + "' must be a plain file name"};
     if (!dests.insert(dest).second) throw Invalid{"destFile '" + dest + "' appears twice"};
     auto path = ctx.courselabDir / local;
-    struct stat st{};
+    struct stat st {};
     // lstat: a symlink in the courselab dir is never followed into the host.
     if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
       throw Invalid{"localFile '" + local + "' was not uploaded to this courselab"};
@@ -109,7 +153,8 @@ TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
     if (!v->is_string()) throw Invalid{std::string("field '") + name + "' must be a string"};
     std::string url(v->get_string());
     if (url.empty()) continue;
-    if (!isValidCallbackUrl(url)) throw Invalid{std::string("field '") + name + "' must be an http(s) URL"};
+    if (!isValidCallbackUrl(url))
+      throw Invalid{std::string("field '") + name + "' must be an http(s) URL"};
     job.notifyURL = url;
   }
 
@@ -120,8 +165,10 @@ TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
     job.disableNetwork = v->get_bool();
   }
   job.vm.network = !job.disableNetwork;
+  job.limits = parseLimits(ctx.cfg, field(o, "limits"));
 
-  for (auto [name, dst] : {std::pair{"accessKeyId", &job.accessKeyId}, std::pair{"accessKey", &job.accessKey}}) {
+  for (auto [name, dst] :
+       {std::pair{"accessKeyId", &job.accessKeyId}, std::pair{"accessKey", &job.accessKey}}) {
     auto* v = field(o, name);
     if (!v || v->is_null()) continue;
     if (!v->is_string()) throw Invalid{std::string("field '") + name + "' must be a string"};

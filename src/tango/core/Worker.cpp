@@ -93,6 +93,9 @@ class JobRun {
     const auto& cfg = ctx_.cfg;
     const std::string inst = instanceName(cfg.prefix, vm);
     if (!ready) {
+      // A VM made for this job can be sized for it (a VMMS that fixes the
+      // disk at creation, like localDocker's tmpfs mounts, reads vm.disk).
+      if (job_.limits.diskMb) vm.disk = job_.vm.disk = job_.limits.diskMb;
       step("initializeVM", job_.times.initializeVM);
       auto r = timed("initializeVM",
                      [&] { return ctx_.vmms.initializeVM(vm, seconds(cfg.initializeVmTimeout)); });
@@ -132,8 +135,15 @@ class JobRun {
     spec.timeoutSecs = job_.timeout;
     spec.maxOutputBytes = job_.maxOutputFileSize;
     spec.disableNetwork = job_.disableNetwork;
-    spec.ulimitProcs = cfg.vmUlimitUserProc;
-    spec.ulimitFileSize = cfg.vmUlimitFileSize;
+    // The job's own limits where it asked (checked against MAX_JOB_* at
+    // addJob), the configured ones otherwise.
+    const JobLimits& lim = job_.limits;
+    constexpr std::int64_t kMB = 1024 * 1024;
+    spec.ulimitProcs = lim.procs.value_or(cfg.vmUlimitUserProc);
+    spec.ulimitFileSize = lim.fileSizeBytes.value_or(cfg.vmUlimitFileSize);
+    spec.memoryLimitBytes = lim.memoryMb ? *lim.memoryMb * kMB : 0;
+    spec.diskLimitBytes = lim.diskMb ? *lim.diskMb * kMB : 0;
+    spec.cpuTimeSecs = lim.cpuSecs.value_or(0);
     // The autodriver enforces the job's timeout; this outer bound catches an
     // autodriver that cannot (a damaged VM).
     spec.hardTimeout = seconds(job_.timeout + 10);

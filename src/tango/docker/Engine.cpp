@@ -104,6 +104,12 @@ void Engine::createContainer(const ContainerSpec& spec, std::chrono::millisecond
     host["MemorySwap"] = spec.memoryBytes;  // no swap beyond the limit
   }
   if (spec.pidsLimit > 0) host["PidsLimit"] = spec.pidsLimit;
+  if (!spec.tmpfs.empty()) {
+    json::object t;
+    for (const auto& [path, opts] : spec.tmpfs) t[path] = opts;
+    host["Tmpfs"] = std::move(t);
+  }
+  if (spec.shmBytes > 0) host["ShmSize"] = spec.shmBytes;
   json::object body{{"Image", spec.image},
                     {"Labels", std::move(labels)},
                     {"Entrypoint", strings(spec.entrypoint)},
@@ -166,6 +172,23 @@ std::optional<ContainerState> Engine::inspectContainer(const std::string& name) 
     if (const auto* nets = ns->as_object().if_contains("Networks"); nets && nets->is_object())
       for (const auto& [k, _] : nets->as_object()) s.networks.emplace_back(k);
   return s;
+}
+
+void Engine::updateContainer(const std::string& name, std::int64_t memoryBytes,
+                             std::int64_t pidsLimit) {
+  json::object body;
+  if (memoryBytes > 0) {
+    body["Memory"] = memoryBytes;
+    body["MemorySwap"] = memoryBytes;
+  }
+  if (pidsLimit > 0) body["PidsLimit"] = pidsLimit;
+  if (body.empty()) return;
+  Request req;
+  req.method = "POST";
+  req.path = "/containers/" + urlEncode(name) + "/update";
+  req.body = json::serialize(body);
+  req.timeout = 30s;
+  call(std::move(req), {200});
 }
 
 void Engine::connectNetwork(const std::string& network, const std::string& container) {

@@ -28,9 +28,13 @@ struct ContainerSpec {
   std::map<std::string, std::string> labels;
   std::vector<std::string> entrypoint;
   std::vector<std::string> cmd;
-  std::int64_t nanoCpus = 0;        // 0 = no limit
-  std::int64_t memoryBytes = 0;     // 0 = no limit; swap is capped to the same
-  std::int64_t pidsLimit = 0;       // 0 = no limit
+  std::int64_t nanoCpus = 0;     // 0 = no limit
+  std::int64_t memoryBytes = 0;  // 0 = no limit; swap is capped to the same
+  std::int64_t pidsLimit = 0;    // 0 = no limit
+  // Mount point -> tmpfs options ("size=16m,mode=1777"): writable places
+  // whose size is bounded, unlike the container's layer on the host disk.
+  std::map<std::string, std::string> tmpfs;
+  std::int64_t shmBytes = 0;        // size of /dev/shm; 0 = the engine's default
   std::vector<std::string> capAdd;  // after dropping ALL
   bool networkNone = false;  // NetworkMode "none": loopback only until a network is connected
   bool init = true;          // a tiny init as PID 1 reaps the job's orphans
@@ -64,6 +68,9 @@ class Engine {
   // it never existed).
   bool removeContainer(const std::string& name);
   std::optional<ContainerState> inspectContainer(const std::string& name);
+  // Changes a container's memory (and swap, to the same) and pids limits;
+  // 0 leaves one as it is.
+  void updateContainer(const std::string& name, std::int64_t memoryBytes, std::int64_t pidsLimit);
   void connectNetwork(const std::string& network, const std::string& container);
   void disconnectNetwork(const std::string& network, const std::string& container);
   // All containers (running or not) carrying label `key=value`.

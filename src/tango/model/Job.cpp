@@ -11,20 +11,28 @@ std::string instanceName(const std::string& prefix, const TangoMachine& vm) {
 
 const char* toString(JobState s) {
   switch (s) {
-    case JobState::Queued: return "queued";
-    case JobState::Running: return "running";
-    case JobState::Finished: return "finished";
+    case JobState::Queued:
+      return "queued";
+    case JobState::Running:
+      return "running";
+    case JobState::Finished:
+      return "finished";
   }
   return "unknown";
 }
 
 const char* toString(JobOutcome o) {
   switch (o) {
-    case JobOutcome::None: return "none";
-    case JobOutcome::Success: return "success";
-    case JobOutcome::MakeFailed: return "make_failed";
-    case JobOutcome::Timeout: return "timeout";
-    case JobOutcome::InternalError: return "internal_error";
+    case JobOutcome::None:
+      return "none";
+    case JobOutcome::Success:
+      return "success";
+    case JobOutcome::MakeFailed:
+      return "make_failed";
+    case JobOutcome::Timeout:
+      return "timeout";
+    case JobOutcome::InternalError:
+      return "internal_error";
   }
   return "unknown";
 }

@@ -48,6 +48,18 @@ struct ResourceUsage {
   std::int64_t outputBytes = 0;
 };
 
+// Limits a job asked for in its addJob body ("limits"); each unset one is
+// the configured default (VM_ULIMIT_USER_PROC, VM_ULIMIT_FILE_SIZE,
+// VM_MEMORY_LIMIT, VM_DISK_LIMIT, VM_CPU_TIME_LIMIT).
+struct JobLimits {
+  std::optional<int> procs;
+  std::optional<std::int64_t> fileSizeBytes;
+  std::optional<int> memoryMb;
+  std::optional<int> diskMb;
+  std::optional<int> cpuSecs;
+  bool empty() const { return !procs && !fileSizeBytes && !memoryMb && !diskMb && !cpuSecs; }
+};
+
 // Per-step wall-clock timestamps (seconds since the epoch, 0 = not reached).
 struct StepTimes {
   double queued = 0, assigned = 0, initializeVM = 0, waitVM = 0, copyIn = 0, runJob = 0,
@@ -62,9 +74,10 @@ struct TangoJob {
   std::vector<InputFile> input;
   std::string outputFile;  // absolute host path of the final output file
   std::optional<std::string> notifyURL;
-  int timeout = 0;                         // seconds
-  std::int64_t maxOutputFileSize = 0;      // bytes
+  int timeout = 0;                     // seconds
+  std::int64_t maxOutputFileSize = 0;  // bytes
   bool disableNetwork = false;
+  JobLimits limits;
   int retries = 0;
   bool assigned = false;
   std::vector<std::string> trace;  // "<ctime>|<message>"

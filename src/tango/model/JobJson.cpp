@@ -13,14 +13,21 @@ json::value opt(const std::optional<T>& v) {
 }
 
 json::object machineJson(const TangoMachine& vm) {
-  return {{"name", vm.name},       {"image", vm.image},     {"vmms", vm.vmms},
-          {"cores", opt(vm.cores)}, {"memory", opt(vm.memory)}, {"disk", opt(vm.disk)},
-          {"network", opt(vm.network)}, {"id", vm.id},      {"resume", opt(vm.resume)}};
+  return {{"name", vm.name},
+          {"image", vm.image},
+          {"vmms", vm.vmms},
+          {"cores", opt(vm.cores)},
+          {"memory", opt(vm.memory)},
+          {"disk", opt(vm.disk)},
+          {"network", opt(vm.network)},
+          {"id", vm.id},
+          {"resume", opt(vm.resume)}};
 }
 
 json::array inputJson(const std::vector<InputFile>& input) {
   json::array a;
-  for (const auto& f : input) a.push_back(json::object{{"localFile", f.localFile}, {"destFile", f.destFile}});
+  for (const auto& f : input)
+    a.push_back(json::object{{"localFile", f.localFile}, {"destFile", f.destFile}});
   return a;
 }
 
@@ -67,9 +74,9 @@ bool boolean(const json::object& o, const char* k) {
 }  // namespace
 
 json::object toJson(const ResourceUsage& u) {
-  return {{"wall_ms", u.wallMs},         {"user_ms", u.userMs},   {"sys_ms", u.sysMs},
-          {"max_rss_kb", u.maxRssKb},     {"exit_status", u.exitStatus}, {"signal", u.signal},
-          {"timed_out", u.timedOut},      {"output_bytes", u.outputBytes}};
+  return {{"wall_ms", u.wallMs},      {"user_ms", u.userMs},          {"sys_ms", u.sysMs},
+          {"max_rss_kb", u.maxRssKb}, {"exit_status", u.exitStatus},  {"signal", u.signal},
+          {"timed_out", u.timedOut},  {"output_bytes", u.outputBytes}};
 }
 
 std::optional<ResourceUsage> usageFromJson(const json::value& v) {
@@ -85,6 +92,33 @@ std::optional<ResourceUsage> usageFromJson(const json::value& v) {
   u.timedOut = boolean(o, "timed_out");
   u.outputBytes = i64(o, "output_bytes");
   return u;
+}
+
+json::object toJson(const JobLimits& l) {
+  json::object o;
+  if (l.procs) o["procs"] = *l.procs;
+  if (l.fileSizeBytes) o["file_size_mb"] = *l.fileSizeBytes / (1024 * 1024);
+  if (l.memoryMb) o["memory_mb"] = *l.memoryMb;
+  if (l.diskMb) o["disk_mb"] = *l.diskMb;
+  if (l.cpuSecs) o["cpu_seconds"] = *l.cpuSecs;
+  return o;
+}
+
+JobLimits limitsFromJson(const json::value& v) {
+  JobLimits l;
+  if (!v.is_object()) return l;
+  const auto& o = v.get_object();
+  auto opt = [&](const char* k) -> std::optional<std::int64_t> {
+    auto* x = o.if_contains(k);
+    if (x && x->is_int64() && x->get_int64() > 0) return x->get_int64();
+    return std::nullopt;
+  };
+  if (auto n = opt("procs")) l.procs = static_cast<int>(*n);
+  if (auto n = opt("file_size_mb")) l.fileSizeBytes = *n * 1024 * 1024;
+  if (auto n = opt("memory_mb")) l.memoryMb = static_cast<int>(*n);
+  if (auto n = opt("disk_mb")) l.diskMb = static_cast<int>(*n);
+  if (auto n = opt("cpu_seconds")) l.cpuSecs = static_cast<int>(*n);
+  return l;
 }
 
 json::object toTangoJson(const TangoJob& job, std::optional<std::int64_t> queuePosition) {
@@ -109,6 +143,7 @@ json::object toTangoJson(const TangoJob& job, std::optional<std::int64_t> queueP
       {"times", timesJson(job.times)},
       {"outcome", toString(job.outcome)},
       {"disableNetwork", job.disableNetwork},
+      {"limits", toJson(job.limits)},
   };
   o["queuePosition"] = queuePosition ? json::value(*queuePosition) : json::value(nullptr);
   o["usage"] = job.usage ? json::value(toJson(*job.usage)) : json::value(nullptr);
@@ -139,6 +174,7 @@ TangoJob fromStoreJson(const json::value& doc) {
   j.maxOutputFileSize = i64(o, "maxOutputFileSize");
   j.timeout = static_cast<int>(i64(o, "timeout"));
   j.disableNetwork = boolean(o, "disableNetwork");
+  if (auto* l = o.if_contains("limits")) j.limits = limitsFromJson(*l);
   if (auto* t = o.if_contains("trace"); t && t->is_array())
     for (const auto& s : t->get_array())
       if (s.is_string()) j.trace.emplace_back(s.get_string());

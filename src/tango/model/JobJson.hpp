@@ -18,5 +18,8 @@ TangoJob fromStoreJson(const boost::json::value& doc);
 
 boost::json::object toJson(const ResourceUsage& usage);
 std::optional<ResourceUsage> usageFromJson(const boost::json::value& v);
+// A job's "limits" as the addJob body spells them; only what the job set.
+boost::json::object toJson(const JobLimits& limits);
+JobLimits limitsFromJson(const boost::json::value& v);
 
 }  // namespace tango

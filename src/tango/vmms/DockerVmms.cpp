@@ -24,6 +24,8 @@ namespace {
 constexpr const char* kPrefixLabel = "tango.prefix";
 constexpr const char* kIdLabel = "tango.vmId";
 constexpr const char* kImageLabel = "tango.image";
+// The grading user's home in Tango's images and in the user we add.
+constexpr const char* kGradingHome = "/home/autograde";
 // Extra stdout kept beyond the job's cap: the autodriver's header line and
 // the elision marker. The autodriver caps; this bounds a broken one.
 constexpr std::int64_t kOutputSlack = 64 * 1024;
@@ -98,6 +100,11 @@ std::int64_t counter(std::string_view text, std::string_view key) {
   return 0;
 }
 
+// RLIMIT_NPROC (-u) counts per uid across the host; the pids limit bounds
+// the container whatever uid a process has, with headroom for init, the
+// autodriver and make.
+std::int64_t pidsLimitFor(int procs) { return std::max(procs, 1) + 32; }
+
 std::chrono::milliseconds ms(std::chrono::seconds s) {
   return s.count() > 0 ? std::chrono::milliseconds(s) : std::chrono::milliseconds(60s);
 }
@@ -138,11 +145,19 @@ StepResult DockerVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
     spec.nanoCpus = static_cast<std::int64_t>(*cores) * 1'000'000'000;
   if (auto mem = vm.memory ? vm.memory : cfg_.dockerMemoryLimit; mem && *mem > 0)
     spec.memoryBytes = static_cast<std::int64_t>(*mem) * 1024 * 1024;
-  // RLIMIT_NPROC (-u) counts per uid across the host; the pids limit bounds
-  // this container whatever uid a process has. Headroom for init, the
-  // autodriver and make.
-  spec.pidsLimit = std::max(cfg_.vmUlimitUserProc, 1) + 32;
+  spec.pidsLimit = pidsLimitFor(cfg_.vmUlimitUserProc);
   spec.capAdd = kCaps;
+  // Every place the grading user can write is a tmpfs of VM_DISK_LIMIT (the
+  // pool's `disk` if set): the job's files (moved into its home by the
+  // autodriver), /tmp, /var/tmp, /dev/shm. Nothing it writes reaches the
+  // host disk, and with a memory limit its files count against it too.
+  const std::int64_t diskMb = vm.disk && *vm.disk > 0 ? *vm.disk : cfg_.vmDiskLimit;
+  const std::string size = "size=" + std::to_string(diskMb) + "m";
+  spec.tmpfs = {{"/tmp", "rw,nosuid,nodev," + size + ",mode=1777"},
+                {"/var/tmp", "rw,nosuid,nodev," + size + ",mode=1777"},
+                {"/run/lock", "rw,nosuid,nodev,noexec,size=1m,mode=1777"},
+                {kGradingHome, "rw,nosuid,nodev," + size + ",mode=1777"}};
+  spec.shmBytes = diskMb * 1024 * 1024;
   // No network until a job asks for one: most jobs run without, and a
   // container without a network endpoint starts and goes faster.
   spec.networkNone = true;
@@ -274,7 +289,9 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   if (spec.ulimitFileSize > 0) cmd.insert(cmd.end(), {"-f", std::to_string(spec.ulimitFileSize)});
   if (spec.timeoutSecs > 0) cmd.insert(cmd.end(), {"-t", std::to_string(spec.timeoutSecs)});
   if (spec.maxOutputBytes > 0) cmd.insert(cmd.end(), {"-o", std::to_string(spec.maxOutputBytes)});
-  // Tango's own autodriver knows neither the partial file nor the usage report.
+  // Tango's own autodriver knows neither CPU time, the partial file nor the usage report.
+  const int cpuSecs = spec.cpuTimeSecs > 0 ? spec.cpuTimeSecs : cfg_.vmCpuTimeLimit;
+  if (ours && cpuSecs > 0) cmd.insert(cmd.end(), {"-c", std::to_string(cpuSecs)});
   if (ours) cmd.insert(cmd.end(), {"-P", kPartial, "-R"});
   cmd.push_back(kJobDir);
 
@@ -296,6 +313,16 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
     }
   } catch (const docker::DockerError& e) {
     return fail(std::string("cannot set up the job's network: ") + e.what());
+  }
+  try {
+    // A job's own memory and process limits replace the container's (a
+    // pool's containers were made before their jobs were known).
+    const std::int64_t pids = spec.ulimitProcs > 0 && spec.ulimitProcs != cfg_.vmUlimitUserProc
+                                  ? pidsLimitFor(spec.ulimitProcs)
+                                  : 0;
+    engine_.updateContainer(name, spec.memoryLimitBytes, pids);
+  } catch (const docker::DockerError& e) {
+    return fail(std::string("cannot apply the job's limits: ") + e.what());
   }
 
   const std::int64_t cap = std::max<std::int64_t>(spec.maxOutputBytes, 0) + kOutputSlack;
@@ -352,7 +379,7 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
     // 137: the container was killed under it.
     auto st = engine_.inspectContainer(name);
     if (st && st->oomKilled) {
-      result.notice = limitNotice(name, vm);
+      result.notice = limitNotice(name, vm, spec);
       return fail("the container was killed by the memory limit");
     }
     return fail("the autodriver exited with " + std::to_string(code) +
@@ -363,13 +390,14 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   // A job killed by a cgroup limit looks like any failing make; say why.
   const bool clean =
       code == 0 && result.usage && result.usage->exitStatus == 0 && result.usage->signal == 0;
-  if (!clean) result.notice = limitNotice(name, vm);
+  if (!clean) result.notice = limitNotice(name, vm, spec);
   std::lock_guard lock(mu_);
   outputs_[name] = std::move(out);
   return result;
 }
 
-std::string DockerVmms::limitNotice(const std::string& name, const TangoMachine& vm) {
+std::string DockerVmms::limitNotice(const std::string& name, const TangoMachine& vm,
+                                    const RunSpec& spec) {
   // cgroup v2 and v1 paths; the container sees its own cgroup at these.
   const std::string script =
       "for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do "
@@ -391,13 +419,18 @@ std::string DockerVmms::limitNotice(const std::string& name, const TangoMachine&
   const std::string_view mem = std::string_view(text).substr(0, sep);
   const std::string_view pids =
       sep == std::string::npos ? std::string_view() : std::string_view(text).substr(sep + 2);
-  auto memLimit = vm.memory ? vm.memory : cfg_.dockerMemoryLimit;
+  auto memLimit = spec.memoryLimitBytes > 0
+                      ? std::optional<int>(static_cast<int>(spec.memoryLimitBytes >> 20))
+                  : vm.memory ? vm.memory
+                              : cfg_.dockerMemoryLimit;
   if (counter(mem, "oom_kill") > 0)
     return "Error: the job was killed for exceeding the memory limit" +
            (memLimit ? " of " + std::to_string(*memLimit) + " MB" : std::string());
   if (counter(pids, "max") > 0)
     return "Error: the job hit the limit on the number of processes (" +
-           std::to_string(std::max(cfg_.vmUlimitUserProc, 1) + 32) + ")";
+           std::to_string(
+               pidsLimitFor(spec.ulimitProcs > 0 ? spec.ulimitProcs : cfg_.vmUlimitUserProc)) +
+           ")";
   return "";
 }
 

@@ -70,7 +70,8 @@ class DockerVmms : public Vmms {
                       std::chrono::milliseconds timeout);
   // A clear sentence when the container's cgroup counted a memory or pids
   // limit hit during the run; empty otherwise.
-  std::string limitNotice(const std::string& container, const TangoMachine& vm);
+  std::string limitNotice(const std::string& container, const TangoMachine& vm,
+                          const RunSpec& spec);
   // The autodriver binary, read once (it is the same for every container).
   const std::string* autodriverBytes();
 
