@@ -9,7 +9,9 @@ namespace tango {
 Preallocator::Preallocator(const Config& cfg, Vmms& vmms, JobStore& store,
                            std::function<void()> onFree)
     : cfg_(cfg), vmms_(vmms), store_(store), onFree_(std::move(onFree)) {
-  warmer_ = std::thread([this] { warmLoop(); });
+  // Making a VM is mostly waiting (a container start is ~0.5 s of kernel
+  // and runtime work): several at once keep pools full under load.
+  for (int i = 0; i < kWarmers; ++i) warmers_.emplace_back([this] { warmLoop(); });
 }
 
 Preallocator::~Preallocator() {
@@ -18,7 +20,7 @@ Preallocator::~Preallocator() {
     stop_ = true;
   }
   cv_.notify_all();
-  warmer_.join();
+  for (auto& t : warmers_) t.join();
   // Warm VMs hold resources (directories, containers): give them back.
   for (auto& [image, pool] : pools_)
     for (auto& [id, vm] : pool.free) vmms_.destroyVM(vm);
@@ -98,8 +100,8 @@ void Preallocator::update(const std::string& image, int num, std::optional<int> 
 void Preallocator::warmLoop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
-    // Destroy surplus first, then create one missing VM per pass so that
-    // every pool gets its turn.
+    // Destroy surplus first, then create one missing VM per pass. Each of
+    // the kWarmers threads runs this loop.
     if (!surplus_.empty()) {
       TangoMachine vm = surplus_.back();
       surplus_.pop_back();
@@ -110,11 +112,13 @@ void Preallocator::warmLoop() {
     }
     Pool* needy = nullptr;
     std::string image;
+    // The short pool with the fewest VMs in the making, so that warmers
+    // spread over pools instead of all serving the first.
     for (auto& [name, pool] : pools_) {
-      if (pool.size() < static_cast<std::size_t>(pool.target)) {
+      if (pool.size() >= static_cast<std::size_t>(pool.target)) continue;
+      if (!needy || pool.warming.size() < needy->warming.size()) {
         needy = &pool;
         image = name;
-        break;
       }
     }
     if (!needy) {

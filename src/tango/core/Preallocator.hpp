@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tango/config/Config.hpp"
 #include "tango/model/Job.hpp"
@@ -44,7 +45,8 @@ class Preallocator {
   void releaseVM(const TangoMachine& vm);
 
   // Tango's prealloc: keep `num` VMs for `image` (0 = no warm VMs; jobs still run, one at a time).
-  void update(const std::string& image, int num, std::optional<int> cores, std::optional<int> memory);
+  void update(const std::string& image, int num, std::optional<int> cores,
+              std::optional<int> memory);
   std::optional<PoolState> pool(const std::string& image) const;
   std::map<std::string, PoolState> pools() const;
   std::size_t busyCount() const;
@@ -71,7 +73,8 @@ class Preallocator {
   std::map<std::string, Pool> pools_;
   std::vector<TangoMachine> surplus_;  // free VMs above target, to destroy
   bool stop_ = false;
-  std::thread warmer_;
+  static constexpr int kWarmers = 4;  // VMs made at once, across all pools
+  std::vector<std::thread> warmers_;
 };
 
 }  // namespace tango
