@@ -10,12 +10,10 @@
 #include <ctime>
 #include <memory>
 
-#include "tango/courselab/Fd.hpp"
+#include "tango/util/Fd.hpp"
 #include "tango/util/SafeName.hpp"
 
 namespace tango {
-
-using courselab::Fd;
 
 namespace {
 

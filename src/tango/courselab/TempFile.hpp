@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "tango/courselab/Fd.hpp"
+#include "tango/util/Fd.hpp"
 
 namespace tango::courselab {
 
