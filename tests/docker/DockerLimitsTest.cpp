@@ -52,20 +52,20 @@ TEST_F(DockerLimitsTest, LimitsAskedForByTheJobReplaceTheContainersOnes) {
   submitTo("own", {{"autograde-Makefile", mk}}, "own.out", {{"limits", limits}});
   auto own = waitOutput("own", "own.out");
   ASSERT_TRUE(own) << tangod->log();
-  // 48 MB, 20 + 32 pids, 3 MB in dash's 512-byte blocks, 7 s, 8 MB tmpfs;
-  // the job runs in its home, on the tmpfs.
+  // 48 MB, 20 + 4 pids (init, keepalive, autodriver), 3 MB in dash's 512-byte blocks, 7 s, 8 MB
+  // tmpfs; the job runs in its home, on the tmpfs.
   EXPECT_TRUE(
-      own->ends_with("---\nAutodriver: Job exited with status 0\n50331648\n52\n6144\n7\n"
+      own->ends_with("---\nAutodriver: Job exited with status 0\n50331648\n24\n6144\n7\n"
                      "8 /tmp\n8 /home/autograde\n/home/autograde/job\n"))
       << *own;
 
-  // Without limits of its own: the configured ones (64 MB, 100 + 32 pids,
+  // Without limits of its own: the configured ones (64 MB, 100 + 4 pids,
   // VM_DISK_LIMIT 128 MB).
   submitTo("cfg", {{"autograde-Makefile", mk}}, "cfg.out");
   auto cfg = waitOutput("cfg", "cfg.out");
   ASSERT_TRUE(cfg) << tangod->log();
   EXPECT_NE(
-      cfg->find("status 0\n67108864\n132\n204800\nunlimited\n128 /tmp\n128 /home/autograde\n"),
+      cfg->find("status 0\n67108864\n104\n204800\nunlimited\n128 /tmp\n128 /home/autograde\n"),
       std::string::npos)
       << *cfg;
 }

@@ -86,6 +86,15 @@ Response Engine::call(Request req, std::initializer_list<long> okStatus) {
                                   ": " + engineMessage(r));
 }
 
+bool Engine::supportsPidsLimit() {
+  Request req;
+  req.path = "/info";
+  req.timeout = 30s;
+  json::value v = parseJson(call(std::move(req), {200}), "engine info");
+  const auto* x = v.is_object() ? v.as_object().if_contains("PidsLimit") : nullptr;
+  return x && x->is_bool() && x->get_bool();
+}
+
 void Engine::createContainer(const ContainerSpec& spec, std::chrono::milliseconds timeout) {
   json::object labels;
   for (const auto& [k, v] : spec.labels) labels[k] = v;

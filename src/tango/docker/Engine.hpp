@@ -61,6 +61,9 @@ class Engine {
 
   std::string apiVersion() { return client_.negotiate(); }
 
+  // GET /info: whether the engine can limit a container's processes.
+  bool supportsPidsLimit();
+
   void createContainer(const ContainerSpec& spec, std::chrono::milliseconds timeout);
   void startContainer(const std::string& name, std::chrono::milliseconds timeout);
   void killContainer(const std::string& name);

@@ -30,6 +30,7 @@ constexpr const char* kGradingHome = "/home/autograde";
 // the elision marker. The autodriver caps; this bounds a broken one.
 constexpr std::int64_t kOutputSlack = 64 * 1024;
 constexpr std::size_t kStderrCap = 64 * 1024;
+constexpr int kVmmsProcesses = 4;
 // What the autodriver needs as root in the container: hand the job directory
 // to the grading user (CHOWN, FOWNER, DAC_OVERRIDE), become that user
 // (SETUID, SETGID) and kill what the job left behind (KILL). Nothing else.
@@ -100,10 +101,9 @@ std::int64_t counter(std::string_view text, std::string_view key) {
   return 0;
 }
 
-// RLIMIT_NPROC (-u) counts per uid across the host; the pids limit bounds
-// the container whatever uid a process has, with headroom for init, the
-// autodriver and make.
-std::int64_t pidsLimitFor(int procs) { return std::max(procs, 1) + 32; }
+// The job's processes and threads, plus what the VMMS runs in the container
+// besides them: init, the keepalive, the autodriver.
+std::int64_t pidsLimitFor(int procs) { return std::max(procs, 1) + kVmmsProcesses; }
 
 std::chrono::milliseconds ms(std::chrono::seconds s) {
   return s.count() > 0 ? std::chrono::milliseconds(s) : std::chrono::milliseconds(60s);
@@ -119,6 +119,23 @@ std::string DockerVmms::containerName(const TangoMachine& vm) const {
   for (char& c : n)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') c = '_';
   return n;
+}
+
+bool DockerVmms::pidsLimited() {
+  std::lock_guard lock(mu_);
+  if (!pidsLimited_) {
+    try {
+      pidsLimited_ = engine_.supportsPidsLimit();
+    } catch (const docker::DockerError& e) {
+      spdlog::warn("cannot ask the engine about pids limits: {}", e.what());
+      return false;  // ask again next time; meanwhile -u holds
+    }
+    if (!*pidsLimited_)
+      spdlog::warn(
+          "the Docker engine cannot limit processes per container: falling back to "
+          "RLIMIT_NPROC, which all containers' grading users share");
+  }
+  return *pidsLimited_;
 }
 
 const std::string* DockerVmms::autodriverBytes() {
@@ -285,7 +302,12 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   const std::string name = containerName(vm);
   const bool ours = !cfg_.autodriver.empty();
   std::vector<std::string> cmd{ours ? kAutodriver : kImageAutodriver};
-  if (spec.ulimitProcs > 0) cmd.insert(cmd.end(), {"-u", std::to_string(spec.ulimitProcs)});
+  // RLIMIT_NPROC counts every process of a host uid, and the grading user
+  // of every container is the same host uid: one job's fork bomb would make
+  // the fork of every other job fail. The container's pids limit is the
+  // job's own; -u only where the engine cannot set one.
+  if (spec.ulimitProcs > 0 && !pidsLimited())
+    cmd.insert(cmd.end(), {"-u", std::to_string(spec.ulimitProcs)});
   if (spec.ulimitFileSize > 0) cmd.insert(cmd.end(), {"-f", std::to_string(spec.ulimitFileSize)});
   if (spec.timeoutSecs > 0) cmd.insert(cmd.end(), {"-t", std::to_string(spec.timeoutSecs)});
   if (spec.maxOutputBytes > 0) cmd.insert(cmd.end(), {"-o", std::to_string(spec.maxOutputBytes)});
@@ -428,9 +450,7 @@ std::string DockerVmms::limitNotice(const std::string& name, const TangoMachine&
            (memLimit ? " of " + std::to_string(*memLimit) + " MB" : std::string());
   if (counter(pids, "max") > 0)
     return "Error: the job hit the limit on the number of processes (" +
-           std::to_string(
-               pidsLimitFor(spec.ulimitProcs > 0 ? spec.ulimitProcs : cfg_.vmUlimitUserProc)) +
-           ")";
+           std::to_string(spec.ulimitProcs > 0 ? spec.ulimitProcs : cfg_.vmUlimitUserProc) + ")";
   return "";
 }
 

@@ -72,6 +72,8 @@ class DockerVmms : public Vmms {
   // limit hit during the run; empty otherwise.
   std::string limitNotice(const std::string& container, const TangoMachine& vm,
                           const RunSpec& spec);
+  // Whether the engine sets pids limits (asked once).
+  bool pidsLimited();
   // The autodriver binary, read once (it is the same for every container).
   const std::string* autodriverBytes();
 
@@ -80,6 +82,7 @@ class DockerVmms : public Vmms {
 
   std::mutex mu_;
   std::optional<std::string> autodriver_;  // guarded by mu_
+  std::optional<bool> pidsLimited_;        // guarded by mu_
   struct ContainerSetup {
     Entries entries;                    // sent with the job's files by copyIn
     std::vector<std::string> networks;  // as created ("none")
