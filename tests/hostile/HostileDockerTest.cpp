@@ -187,8 +187,8 @@ TEST_F(HostileDockerTest, ForkBomb) {
   expectNormalJob();
 }
 
-TEST_F(HostileDockerTest, ForkBombDoesNotStarveAJobRunningBesideIt) {
-  expectNormalJobBesideAForkBomb();
+TEST_F(HostileDockerTest, ProcessHogDoesNotStarveAJobRunningBesideIt) {
+  expectNormalJobBesideAProcessHog();
 }
 
 TEST_F(HostileDockerTest, ThreadBomb) {

@@ -171,7 +171,9 @@ TEST_F(HostileTest, ForkBomb) {
   expectNormalJob();
 }
 
-TEST_F(HostileTest, ForkBombDoesNotStarveAJobRunningBesideIt) { expectNormalJobBesideAForkBomb(); }
+TEST_F(HostileTest, ProcessHogDoesNotStarveAJobRunningBesideIt) {
+  expectNormalJobBesideAProcessHog();
+}
 
 TEST_F(HostileTest, ThreadBomb) {
   auto r = runCase("thread_bomb", "threads", 4);
