@@ -148,7 +148,7 @@ class HostileCases : public Base {
         << *out;
     auto job = this->waitDead(id);
     ASSERT_TRUE(job);
-    EXPECT_EQ((*job)["outcome"].as_string(), "success");
+    EXPECT_EQ(std::string((*job)["outcome"].as_string()), "success");
   }
 
   // A job holding every process it may have in one VM does not keep a
@@ -220,7 +220,7 @@ class HostileCases : public Base {
       EXPECT_LE(ran, (j.normal ? 10 : kTimeout) + 5.0) << j.output;
       EXPECT_EQ((*dead)["retries"].as_int64(), 0) << j.output;
       if (j.normal) {
-        EXPECT_EQ((*dead)["outcome"].as_string(), "success") << *out;
+        EXPECT_EQ(std::string((*dead)["outcome"].as_string()), "success") << *out;
       }
     }
     EXPECT_LT(Clock::now() - start, budget);
