@@ -29,15 +29,15 @@ namespace tango::test {
 // the attacks would leave if they leaked: stdout_1gb 1 GiB (disk or the
 // service's memory), disk_fill 32 MB of tmpfs on `local` and ~300 MB of a
 // container's layer on localDocker, memory_hog 128 MB, process_hog ~100
-// sleeping processes. What a clean case shows (quiet 2-core VM, the whole
-// suite): disk at most 1.3 MB less free (the service's log and database, a
-// pool container replaced by a fresh one), the job processes and tmpfs a
-// few MB more, and MemAvailable up to 48 MB either way (72 MB once) even with
-// other processes' memory added back (page cache, slab, the VM's own drift,
-// the caches of tangod and the Docker daemons).
-//  - disk 48 MB: 6x under the smallest disk leak above, 35x over the noise;
-//  - held memory (the job processes + Shmem) 24 MB: under the 32 MB of
-//    tmpfs disk_fill leaves on `local`, well over the noise: the sharp check;
+// sleeping processes. What clean cases showed (both suites, 2-core VM, two
+// full runs): disk at most 4.9 MB less free (the service's log and
+// database, the mix's 40 jobs; a pool container replaced by a fresh one),
+// the job processes and tmpfs at most 16 kB more, MemAvailable up to 57 MB
+// less (72 MB once) even with other processes' memory added back (page
+// cache, slab, the VM's own drift, the caches of tangod and the daemons).
+//  - disk 48 MB: 6x under the smallest disk leak above, 10x over the noise;
+//  - held memory (job processes + Shmem) 24 MB: under the 32 MB of tmpfs
+//    disk_fill leaves on `local`, far over the noise: the sharp check;
 //  - MemAvailable 96 MB: over its noise; it catches what no job process
 //    holds (the service or the engine keeping a flood of output, kernel
 //    memory) from ~150 MB up, the held check does the rest.
