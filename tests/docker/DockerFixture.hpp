@@ -4,12 +4,11 @@
 // Needs dockerd answering on /var/run/docker.sock and the test image built by
 // `./dev test` (tango-image build tango-test-minimal --no-defaults --packages
 // make --if-changed); a missing engine or image fails the test with that hint.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
 
+#include "../service/Listener.hpp"
 #include "../service/ServiceFixture.hpp"
 #include "tango/docker/Engine.hpp"
 
@@ -42,9 +41,10 @@ class DockerTest : public ServiceTest {
   // A prefix per test process: ctest runs tests in parallel, and a service
   // removes every container of its prefix at start-up.
   std::string extraConfig() override {
-    return "VMMS_NAME = \"localDocker\"\nPREFIX = \"" + prefix + "\"\nPOOL_SIZE = 0\n" +
-           dockerConfig();
+    return "VMMS_NAME = \"localDocker\"\nPREFIX = \"" + prefix +
+           "\"\nPOOL_SIZE = " + std::to_string(poolSize()) + "\n" + dockerConfig();
   }
+  virtual int poolSize() { return 0; }
   virtual std::string dockerConfig() { return ""; }
 
   std::int64_t submitTo(const std::string& lab, const std::map<std::string, std::string>& files,
@@ -56,33 +56,6 @@ class DockerTest : public ServiceTest {
 
   docker::Engine engine;
   std::string prefix = "tdt" + std::to_string(::getpid());
-};
-
-// A TCP listener on all addresses of this host, for network tests; the
-// kernel completes connections into its backlog without accept().
-class Listener {
- public:
-  Listener() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_ANY);
-    socklen_t len = sizeof a;
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::listen(fd_, 16) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      throw std::runtime_error("listener");
-    port_ = ntohs(a.sin_port);
-  }
-  ~Listener() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Listener(const Listener&) = delete;
-  Listener& operator=(const Listener&) = delete;
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
 };
 
 }  // namespace tango::test

@@ -1,5 +1,6 @@
 // Limits from config on localDocker: cores and memory visible inside the
-// container, and a memory hog ended with a clear message in the header.
+// container, and a memory hog or a job over the process limit ended with a
+// clear message in the header.
 #include "DockerFixture.hpp"
 
 namespace tango::test {
@@ -83,6 +84,29 @@ TEST_F(DockerLimitsTest, AJobFillingItsDiskStopsAtTheTmpfsAndLeavesTheHostDiskAl
   ASSERT_TRUE(out) << tangod->log();
   EXPECT_TRUE(
       out->ends_with("status 0\nNo space left on device\nNo space left on device\nfilled\n"))
+
+      << *out;
+}
+
+class DockerPidsLimitTest : public DockerTest {
+ protected:
+  // The job's process limit: the container's pids limit is 8 + 4.
+  std::string dockerConfig() override { return "VM_ULIMIT_USER_PROC = 8\n"; }
+};
+
+TEST_F(DockerPidsLimitTest, AJobOverTheProcessLimitGetsAClearMessage) {
+  // 60 background sleeps: well beyond the process limit.
+  submitTo("pids",
+           {{"autograde-Makefile",
+             "all:\n\t@echo forking\n\t@for i in $$(seq 1 60); do sleep 5 & done; wait\n"}},
+           "pids.out", {{"timeout", 20}});
+  auto out = waitOutput("pids", "pids.out");
+  ASSERT_TRUE(out) << tangod->log();
+  const auto notice = out->find("]: Error: the job hit the limit on the number of processes (8)\n");
+  EXPECT_NE(notice, std::string::npos) << *out;
+  // In the header, before the job's own output.
+  EXPECT_LT(notice, out->find("\n---\n")) << *out;
+  EXPECT_NE(out->find("\n---\nAutodriver: Job exited with status 2\nforking\n"), std::string::npos)
       << *out;
 }
 

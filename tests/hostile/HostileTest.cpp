@@ -1,35 +1,29 @@
-// The hostile-job suite: each case is a job directory tests/hostile/<case>/
-// (its README.md says what it attacks and what must hold) submitted to the
-// real tangod through the REST API, on the `local` VMMS. For every case: the
-// job ends with the right status within its timeout + 5 s, no process of a
-// sandbox uid and no cgroup of the service's VMs is left, no file of a
-// sandbox uid is left in the host's shared scratch places, and a normal job
-// submitted right after runs normally.
-#include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+// The hostile-job suite on the `local` VMMS: each case is a job directory
+// tests/hostile/<case>/ (its README.md says what it attacks and what must
+// hold) submitted to the real tangod through the REST API. For every case:
+// the job ends with the right status within its timeout + 5 s, no process of
+// a sandbox uid and no cgroup of the service's VMs is left, no file of a
+// sandbox uid is left in the host's shared scratch places, free disk and
+// memory are back where they were, and a normal job submitted right after
+// runs normally. HostileDockerTest.cpp runs the same cases on localDocker.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <set>
 
-#include "../service/ServiceFixture.hpp"
-#include "tango/util/Fd.hpp"
+#include "../service/Listener.hpp"
+#include "HostileCases.hpp"
 
 namespace tango::test {
 namespace {
 
 namespace fs = std::filesystem;
-using tango::Fd;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using hostile::kBound;
+using Clock = hostile::Clock;
 
 constexpr int kSlots = 1000;  // Tangod's SLOTS
-constexpr auto kBound = 5s;   // a job must end within its timeout + this
-
-const fs::path kCases = fs::path(SOURCE_DIR) / "tests/hostile";
 
 // "<mount>/<our own group>/tango" in a v1 controller, where the service (our
 // child, so in our groups) creates its per-VM groups; empty if absent.
@@ -52,13 +46,7 @@ bool memoryCgroupUsable() {
   return ::geteuid() == 0 && ::access("/sys/fs/cgroup/memory/cgroup.procs", W_OK) == 0;
 }
 
-struct CaseRun {
-  std::string output;
-  json::object job;
-  Clock::duration elapsed{};
-};
-
-class HostileTest : public ServiceTest {
+class HostileTest : public HostileCases<ServiceTest> {
  protected:
   std::string extraConfig() override {
     return "POOL_SIZE = " + std::to_string(poolSize()) +
@@ -66,8 +54,7 @@ class HostileTest : public ServiceTest {
   }
   virtual int poolSize() { return 3; }
 
-  void SetUp() override {
-    ServiceTest::SetUp();
+  void prepareService() override {
     // The sandbox uid range Tangod gave this service.
     std::string toml = readFile(tangod->dir() / "tango.toml");
     auto pos = toml.find("UID_BASE = ");
@@ -77,52 +64,14 @@ class HostileTest : public ServiceTest {
     fs::permissions(tangod->dir() / "tango.toml", fs::perms::owner_read | fs::perms::owner_write);
   }
 
-  void TearDown() override {
-    if (!HasFailure()) expectHostClean();
-    ServiceTest::TearDown();
-  }
-
   bool sandboxUid(uid_t u) const { return u >= uidBase_ && u < uidBase_ + kSlots; }
-
-  // The files of a case directory, README excluded, plus `extra`.
-  std::map<std::string, std::string> caseFiles(const std::string& name,
-                                               std::map<std::string, std::string> extra = {}) {
-    for (const auto& e : fs::directory_iterator(kCases / name)) {
-      const std::string f = e.path().filename().string();
-      if (f != "README.md") extra.emplace(f, readFile(e.path()));
-    }
-    return extra;
+  bool sandboxProcess(const std::string& pid) const {
+    const std::int64_t uid = statusField(pid, "Uid:");
+    return uid >= 0 && sandboxUid(static_cast<uid_t>(uid));
   }
-
-  // Submits a case and waits (bounded) for its output and its dead-job record.
-  CaseRun runCase(const std::string& name, const std::string& lab, int timeout,
-                  std::map<std::string, std::string> extraFiles = {}, json::object extra = {}) {
-    CaseRun r;
-    const std::string output = name + ".out";
-    extra["timeout"] = timeout;
-    const auto start = Clock::now();
-    auto id = submit(lab, caseFiles(name, std::move(extraFiles)), output, extra);
-    EXPECT_GT(id, 0);
-    auto out = waitOutput(lab, output, std::chrono::seconds(timeout) + kBound + 60s);
-    r.elapsed = Clock::now() - start;
-    EXPECT_TRUE(out) << name << ": no output";
-    if (out) r.output = *out;
-    EXPECT_LE(r.elapsed, std::chrono::seconds(timeout) + kBound)
-        << name << " took " << std::chrono::duration<double>(r.elapsed).count() << " s";
-    auto job = waitDead(id);
-    EXPECT_TRUE(job) << name << ": not in the dead jobs";
-    if (job) r.job = *job;
-    return r;
-  }
-
-  static std::string outcome(const CaseRun& r) {
-    auto* o = r.job.if_contains("outcome");
-    return o && o->is_string() ? std::string(o->as_string()) : "";
-  }
-  // What the autodriver printed: everything after the Autograder header.
-  static std::string body(const CaseRun& r) {
-    auto pos = r.output.find("\n---\n");
-    return pos == std::string::npos ? r.output : r.output.substr(pos + 5);
+  // An escaped job process is no descendant of the test, but it is the case's.
+  OursPredicate ours() override {
+    return [this](const std::string& pid) { return sandboxProcess(pid); };
   }
 
   // Live processes of the sandbox uids (real, effective or saved), zombies included.
@@ -180,7 +129,7 @@ class HostileTest : public ServiceTest {
   }
 
   // Destroying a VM follows its output by a moment: wait (bounded) for it.
-  void expectHostClean() {
+  void expectHostClean() override {
     const auto deadline = Clock::now() + kBound;
     std::vector<std::string> procs, groups;
     while (Clock::now() < deadline) {
@@ -194,21 +143,6 @@ class HostileTest : public ServiceTest {
                                 << ", first: " << groups[0];
     auto files = leftoverFiles();
     EXPECT_TRUE(files.empty()) << "leftover files: " << files.size() << ", first: " << files[0];
-  }
-
-  // A normal job right after the hostile one runs normally.
-  void expectNormalJob(const std::string& tag = "after") {
-    auto id = submit(tag, {{"autograde-Makefile", kHelloMakefile}, {"hello.sh", kHelloScript}},
-                     tag + ".out", {{"timeout", 10}});
-    auto out = waitOutput(tag, tag + ".out", 30s);
-    ASSERT_TRUE(out);
-    EXPECT_TRUE(
-        out->ends_with("---\nAutodriver: Job exited with status 0\nHello from the "
-                       "sandbox\n{\"scores\": {\"hello\": 100}}\n"))
-        << *out;
-    auto job = waitDead(id);
-    ASSERT_TRUE(job);
-    EXPECT_EQ((*job)["outcome"].as_string(), "success");
   }
 
   std::string pathsMk(const std::string& extra = "") const {
@@ -235,6 +169,10 @@ TEST_F(HostileTest, ForkBomb) {
   EXPECT_TRUE(body(r).starts_with("Autodriver: Job timed out after 3 seconds\nbomb start\n"))
       << body(r).substr(0, 300);
   expectNormalJob();
+}
+
+TEST_F(HostileTest, ProcessHogDoesNotStarveAJobRunningBesideIt) {
+  expectNormalJobBesideAProcessHog();
 }
 
 TEST_F(HostileTest, ThreadBomb) {
@@ -315,43 +253,6 @@ TEST_F(HostileTest, ClosedStdoutAndSleepEndsAtTheTimeout) {
   EXPECT_EQ(outcome(r), "timeout") << r.output;
   EXPECT_EQ(body(r), "Autodriver: Job timed out after 2 seconds\nclosing\n");
   expectNormalJob();
-}
-
-// A listening TCP socket on all the host's addresses, closed on scope exit.
-class Listener {
- public:
-  Listener() {
-    fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_ANY);
-    socklen_t len = sizeof a;
-    if (!fd_ || ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::listen(fd_.get(), 64) != 0 ||
-        ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      throw std::runtime_error("listen failed");
-    port_ = ntohs(a.sin_port);
-  }
-  int port() const { return port_; }
-
- private:
-  Fd fd_;
-  int port_ = 0;
-};
-
-std::vector<std::string> hostIpv4Addresses() {
-  std::vector<std::string> out;
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return out;
-  for (ifaddrs* i = list; i; i = i->ifa_next) {
-    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
-    char buf[INET_ADDRSTRLEN];
-    auto* in = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
-    if (::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf) && std::string(buf) != "127.0.0.1")
-      out.emplace_back(buf);
-  }
-  ::freeifaddrs(list);
-  return out;
 }
 
 TEST_F(HostileTest, NoNetworkWhenDisabled) {
@@ -456,54 +357,8 @@ class HostileMixTest : public HostileTest {
 };
 
 TEST_F(HostileMixTest, TwentyHostileAndTwentyNormalJobsAtOnce) {
-  const std::vector<std::string> hostile{"fork_bomb", "ignore_sigterm", "memory_hog",
-                                         "double_fork_daemon", "close_stdout"};
-  constexpr int kTimeout = 2;
-  struct Submitted {
-    std::int64_t id;
-    std::string lab, output;
-    bool normal;
-  };
-  std::vector<Submitted> jobs;
-  const auto start = Clock::now();
-  for (int i = 0; i < 40; ++i) {
-    const bool normal = i % 2 == 1;
-    const std::string lab = "mix" + std::to_string(i);
-    const std::string output = "mix" + std::to_string(i) + ".out";
-    std::int64_t id;
-    if (normal) {
-      id = submit(lab, {{"autograde-Makefile", kHelloMakefile}, {"hello.sh", kHelloScript}}, output,
-                  {{"timeout", 10}});
-    } else {
-      id = submit(lab, caseFiles(hostile[static_cast<std::size_t>(i / 2) % hostile.size()]), output,
-                  {{"timeout", kTimeout}});
-    }
-    ASSERT_GT(id, 0);
-    jobs.push_back({id, lab, output, normal});
-  }
-  for (const auto& j : jobs) {
-    auto out = waitOutput(j.lab, j.output, 120s);
-    ASSERT_TRUE(out) << j.output;
-    if (j.normal) {
-      EXPECT_TRUE(
-          out->ends_with("---\nAutodriver: Job exited with status 0\nHello from the "
-                         "sandbox\n{\"scores\": {\"hello\": 100}}\n"))
-          << *out;
-    }
-    auto dead = waitDead(j.id, 30s);
-    ASSERT_TRUE(dead) << j.output;
-    // Each run within its bound, whatever it waited in the queue.
-    auto& times = (*dead)["times"].as_object();
-    const double ran =
-        times.at("finished").to_number<double>() - times.at("runJob").to_number<double>();
-    EXPECT_LE(ran, (j.normal ? 10 : kTimeout) + 5.0) << j.output;
-    EXPECT_EQ((*dead)["retries"].as_int64(), 0) << j.output;
-    if (j.normal) {
-      EXPECT_EQ((*dead)["outcome"].as_string(), "success") << *out;
-    }
-  }
   // 40 jobs on 8 VMs: 20 hostile ones of at most ~2 s each.
-  EXPECT_LT(Clock::now() - start, 90s);
+  runMix(90s);
 }
 
 }  // namespace
