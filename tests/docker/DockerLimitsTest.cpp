@@ -88,6 +88,19 @@ TEST_F(DockerLimitsTest, AJobFillingItsDiskStopsAtTheTmpfsAndLeavesTheHostDiskAl
       << *out;
 }
 
+TEST_F(DockerLimitsTest, JobsRunProgramsTheyWriteInTheirHomeAndTmp) {
+  // The tmpfs mounts must not be noexec (Docker's default): students run what
+  // they compile.
+  submitTo("exec",
+           {{"autograde-Makefile",
+             "all:\n\t@cp /bin/echo ./myecho && ./myecho home-ok\n"
+             "\t@cp /bin/echo /tmp/myecho && /tmp/myecho tmp-ok\n"}},
+           "exec.out");
+  auto out = waitOutput("exec", "exec.out");
+  ASSERT_TRUE(out) << tangod->log();
+  EXPECT_TRUE(out->ends_with("status 0\nhome-ok\ntmp-ok\n")) << *out;
+}
+
 class DockerPidsLimitTest : public DockerTest {
  protected:
   // The job's process limit: the container's pids limit is 8 + 4.

@@ -168,12 +168,13 @@ StepResult DockerVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
   // pool's `disk` if set): the job's files (moved into its home by the
   // autodriver), /tmp, /var/tmp, /dev/shm. Nothing it writes reaches the
   // host disk, and with a memory limit its files count against it too.
+  // Docker mounts tmpfs noexec unless told: jobs run what they compile.
   const std::int64_t diskMb = vm.disk && *vm.disk > 0 ? *vm.disk : cfg_.vmDiskLimit;
   const std::string size = "size=" + std::to_string(diskMb) + "m";
-  spec.tmpfs = {{"/tmp", "rw,nosuid,nodev," + size + ",mode=1777"},
-                {"/var/tmp", "rw,nosuid,nodev," + size + ",mode=1777"},
+  spec.tmpfs = {{"/tmp", "rw,exec,nosuid,nodev," + size + ",mode=1777"},
+                {"/var/tmp", "rw,exec,nosuid,nodev," + size + ",mode=1777"},
                 {"/run/lock", "rw,nosuid,nodev,noexec,size=1m,mode=1777"},
-                {kGradingHome, "rw,nosuid,nodev," + size + ",mode=1777"}};
+                {kGradingHome, "rw,exec,nosuid,nodev," + size + ",mode=1777"}};
   spec.shmBytes = diskMb * 1024 * 1024;
   // No network until a job asks for one: most jobs run without, and a
   // container without a network endpoint starts and goes faster.
