@@ -5,8 +5,9 @@
 #              `docker run --rm IMAGE make` run the same way
 #   warm       median addJob-answer -> output-pollable with a warm pool, vs
 #              the median of `docker exec CONTAINER true`
-#   sustained  500 jobs submitted at once with a pool of 4
-# Usage: bench/docker.sh [cold|warm|sustained|all]  (env: BUILD, IMAGE, COLD_N, WARM_N, SUSTAINED_N)
+#   sustained  500 jobs submitted at once with a pool of 4, vs `docker run --rm`
+#              four at a time (sustained_floor: the floor alone)
+# Usage: bench/docker.sh [cold|warm|sustained|sustained_floor|all]  (env: BUILD, IMAGE, COLD_N, WARM_N, SUSTAINED_N)
 # Needs a release build (./dev serve builds it), dockerd and the image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -123,8 +124,25 @@ def warm():
     print(f"warm: median over {n} jobs: tango {ours*1000:.0f} ms (p90 {sorted(lat)[int(n*0.9)-1]*1000:.0f} ms), "
           f"docker exec floor {floor*1000:.0f} ms, ratio {ours/floor:.2f} (target <= 3)")
 
+def parallel_floor(n, parallel=4):
+    # The same trivial job through `docker run --rm`, `parallel` at a time.
+    from concurrent.futures import ThreadPoolExecutor
+    def one(_):
+        subprocess.run(["docker", "run", "--rm", "--network", "none", IMAGE, "sh", "-c",
+                        "mkdir -p /tmp/j && cd /tmp/j && printf 'all:\\n\\t@echo hi\\n' > Makefile && make"],
+                       check=True, capture_output=True)
+    t0 = time.time()
+    with ThreadPoolExecutor(parallel) as ex:
+        list(ex.map(one, range(n)))
+    return n / (time.time() - t0)
+
+def sustained_floor():
+    n = min(int(os.environ["SUSTAINED_N"]), 100)
+    print(f"sustained floor: {n} x docker run --rm, 4 at a time: {parallel_floor(n):.2f} jobs/s")
+
 def sustained():
     n = int(os.environ["SUSTAINED_N"])
+    floor = parallel_floor(min(n, 100))
     start(4)
     wait_pool(4)
     t0 = time.time()
@@ -135,7 +153,8 @@ def sustained():
     rate = n / (time.time() - t0)
     stop()
     print(f"sustained: {n} jobs submitted at once, pool of 4: all finished, {rate:.2f} jobs/s, "
-          f"containers left over: {left_over()}")
+          f"containers left over: {left_over()}; floor (docker run --rm, 4 at a time, "
+          f"{min(n, 100)} runs) {floor:.2f} jobs/s, ratio {rate/floor:.2f}")
 
 for m in (["cold", "warm", "sustained"] if MODE == "all" else [MODE]):
     globals()[m]()

@@ -266,6 +266,25 @@ DockerVmms::ImageSetup DockerVmms::setupFor(const std::string& name, const std::
   return {std::move(entries), ""};
 }
 
+StepResult DockerVmms::warmUp(const TangoMachine& vm, std::chrono::seconds timeout) {
+  // A pool container gets its setup now, off the job's path; copyIn then
+  // sends only the job's files.
+  const std::string name = containerName(vm);
+  Entries entries;
+  {
+    std::lock_guard lock(mu_);
+    auto it = setups_.find(name);
+    if (it == setups_.end()) return StepResult::failure("container " + name + " was not prepared");
+    entries = std::move(it->second.entries);
+  }
+  try {
+    if (entries) engine_.putArchive(name, "/", docker::makeTar(*entries), ms(timeout));
+  } catch (const std::exception& e) {
+    return StepResult::failure(e.what());
+  }
+  return StepResult::success();
+}
+
 StepResult DockerVmms::copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,
                               std::chrono::seconds timeout) {
   const std::string name = containerName(vm);
@@ -276,7 +295,7 @@ StepResult DockerVmms::copyIn(const TangoMachine& vm, const std::vector<InputFil
     std::lock_guard lock(mu_);
     auto it = setups_.find(name);
     if (it == setups_.end()) return StepResult::failure("container " + name + " was not prepared");
-    entries = *it->second.entries;
+    if (it->second.entries) entries = *it->second.entries;  // null: warmUp sent it
   }
   entries.push_back({std::string(kJobDir).substr(1), TarEntry::Kind::Dir, "", 0755});
   for (const auto& f : files) {

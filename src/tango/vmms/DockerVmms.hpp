@@ -6,8 +6,9 @@
 // is created with a keepalive as its command and no network, and started by
 // initializeVM. waitVM works out what the container needs before a job: the
 // project's static autodriver and an `autograde` user when the image has
-// none (read once per image), so any image with `make` runs jobs. copyIn
-// sends that and the job's files as one archive PUT, runJob is one exec of
+// none (read once per image), so any image with `make` runs jobs. warmUp
+// sends that to a pool's container before its job is known; otherwise copyIn
+// sends it with the job's files, as one archive PUT. runJob is one exec of
 // the autodriver as root (it drops to the grading user), copyOut writes the
 // exec's stdout kept in memory (already capped). Each container runs one job.
 #include <filesystem>
@@ -40,6 +41,7 @@ class DockerVmms : public Vmms {
   std::string name() const override { return "localDocker"; }
   StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
   StepResult waitVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
+  StepResult warmUp(const TangoMachine& vm, std::chrono::seconds timeout) override;
   StepResult copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,
                     std::chrono::seconds timeout) override;
   RunResult runJob(const TangoMachine& vm, const RunSpec& spec) override;
@@ -84,7 +86,7 @@ class DockerVmms : public Vmms {
   std::optional<std::string> autodriver_;  // guarded by mu_
   std::optional<bool> pidsLimited_;        // guarded by mu_
   struct ContainerSetup {
-    Entries entries;                    // sent with the job's files by copyIn
+    Entries entries;  // sent by warmUp (pools) or with the job by copyIn; then null
     std::vector<std::string> networks;  // as created ("none")
   };
   static constexpr std::chrono::seconds kImagesTtl{2};

@@ -23,11 +23,11 @@ struct StepResult {
 
 // Limits for one run, from the job and config (Tango's VM_ULIMIT_* names).
 struct RunSpec {
-  int timeoutSecs = 0;               // the job's timeout, enforced by the autodriver
-  std::int64_t maxOutputBytes = 0;   // output cap (-o)
+  int timeoutSecs = 0;              // the job's timeout, enforced by the autodriver
+  std::int64_t maxOutputBytes = 0;  // output cap (-o)
   bool disableNetwork = true;
-  int ulimitProcs = 100;             // VM_ULIMIT_USER_PROC (-u)
-  std::int64_t ulimitFileSize = 0;   // VM_ULIMIT_FILE_SIZE in bytes (-f)
+  int ulimitProcs = 100;                // VM_ULIMIT_USER_PROC (-u)
+  std::int64_t ulimitFileSize = 0;      // VM_ULIMIT_FILE_SIZE in bytes (-f)
   std::chrono::seconds hardTimeout{0};  // the VMMS kills the run after this (timeout + grace)
   // Per-job overrides; 0 = the VMMS's configured default
   // (VM_MEMORY_LIMIT, VM_DISK_LIMIT, VM_CPU_TIME_LIMIT).
@@ -56,6 +56,14 @@ class Vmms {
   virtual StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) = 0;
   // Block until the VM can run a job, or fail after `timeout`.
   virtual StepResult waitVM(const TangoMachine& vm, std::chrono::seconds timeout) = 0;
+  // The VM goes into a warm pool, its job not yet known: do now whatever
+  // would otherwise be on the job's path. Called by the Preallocator after
+  // waitVM; a VM made for a waiting job never gets it.
+  virtual StepResult warmUp(const TangoMachine& vm, std::chrono::seconds timeout) {
+    (void)vm;
+    (void)timeout;
+    return StepResult::success();
+  }
   // Copy the job's input files (absolute, already validated host paths) into
   // the VM's job directory under their destFile names.
   virtual StepResult copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,
