@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "tango/docker/StreamDemux.hpp"
+#include "tango/util/Lines.hpp"
 
 namespace tango::docker {
 
@@ -44,19 +45,16 @@ json::value parseJson(const Response& r, const std::string& what) {
 // member in any of them means the operation failed even though HTTP said 200.
 void forEachProgressLine(const std::string& body,
                          const std::function<void(const json::object&)>& fn) {
-  std::size_t pos = 0;
-  while (pos < body.size()) {
-    std::size_t nl = body.find('\n', pos);
-    if (nl == std::string::npos) nl = body.size();
+  forEachLine(body, [&](std::string_view line) {
     boost::system::error_code ec;
-    json::value v = json::parse(std::string_view(body).substr(pos, nl - pos), ec);
-    pos = nl + 1;
-    if (ec || !v.is_object()) continue;
+    json::value v = json::parse(line, ec);
+    if (ec || !v.is_object()) return true;
     const auto& o = v.as_object();
     if (const auto* e = o.if_contains("error"); e && e->is_string())
       throw EngineError(200, std::string(e->get_string()));
     fn(o);
-  }
+    return true;
+  });
 }
 
 }  // namespace

@@ -3,21 +3,18 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "tango/util/Lines.hpp"
+
 namespace tango::docker {
 
 std::optional<ResourceUsage> parseUsageLine(std::string_view text) {
   constexpr std::string_view kTag = "TANGO_USAGE ";
   std::optional<ResourceUsage> result;
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (!line.starts_with(kTag)) continue;
+  forEachLine(text, [&](std::string_view line) {
+    if (!line.starts_with(kTag)) return true;
     boost::system::error_code ec;
     boost::json::value v = boost::json::parse(line.substr(kTag.size()), ec);
-    if (ec || !v.is_object()) continue;
+    if (ec || !v.is_object()) return true;
     const auto& o = v.get_object();
     auto num = [&](const char* key) -> std::int64_t {
       const auto* p = o.if_contains(key);
@@ -38,22 +35,19 @@ std::optional<ResourceUsage> parseUsageLine(std::string_view text) {
     u.timedOut = t && t->is_bool() && t->get_bool();
     u.outputBytes = num("output_bytes");
     result = u;  // the last report wins
-  }
+    return true;
+  });
   return result;
 }
 
 std::string stderrExcerpt(std::string_view text) {
   std::string out;
-  std::size_t pos = 0;
-  while (pos < text.size() && out.size() < 1024) {
-    std::size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (line.empty() || line.starts_with("TANGO_USAGE ")) continue;
+  forEachLine(text, [&](std::string_view line) {
+    if (line.empty() || line.starts_with("TANGO_USAGE ")) return true;
     if (!out.empty()) out += "; ";
     out.append(line.substr(0, 1024 - std::min<std::size_t>(out.size(), 1024)));
-  }
+    return out.size() < 1024;
+  });
   return out;
 }
 

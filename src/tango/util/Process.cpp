@@ -14,6 +14,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "tango/util/Lines.hpp"
+
 namespace tango {
 namespace {
 
@@ -365,12 +367,7 @@ std::vector<pid_t> processesOfUid(uid_t uid, bool includeZombies) {
     if (n <= 0) continue;
     std::string_view status(buf.data(), static_cast<std::size_t>(n));
     bool zombie = false, match = false;
-    std::size_t pos = 0;
-    while (pos < status.size()) {
-      std::size_t nl = status.find('\n', pos);
-      if (nl == std::string_view::npos) nl = status.size();
-      std::string_view line = status.substr(pos, nl - pos);
-      pos = nl + 1;
+    forEachLine(status, [&](std::string_view line) {
       if (line.starts_with("State:")) {
         zombie =
             line.find('Z') != std::string_view::npos || line.find('X') != std::string_view::npos;
@@ -385,7 +382,8 @@ std::vector<pid_t> processesOfUid(uid_t uid, bool includeZombies) {
           p = q;
         }
       }
-    }
+      return true;
+    });
     if (match && (includeZombies || !zombie)) pids.push_back(static_cast<pid_t>(pid));
   }
   ::closedir(dir);

@@ -11,6 +11,7 @@
 
 #include "tango/docker/Tar.hpp"
 #include "tango/docker/UsageLine.hpp"
+#include "tango/util/Lines.hpp"
 
 namespace tango {
 
@@ -54,31 +55,23 @@ std::optional<std::string> readHostFile(const fs::path& p, std::int64_t max) {
 }
 
 bool hasUser(std::string_view passwd, std::string_view user) {
-  std::size_t pos = 0;
-  while (pos < passwd.size()) {
-    std::size_t nl = passwd.find('\n', pos);
-    if (nl == std::string_view::npos) nl = passwd.size();
-    if (passwd.substr(pos, nl - pos).starts_with(std::string(user) + ":")) return true;
-    pos = nl + 1;
-  }
-  return false;
+  const std::string prefix = std::string(user) + ":";
+  bool found = false;
+  forEachLine(passwd, [&](std::string_view line) { return !(found = line.starts_with(prefix)); });
+  return found;
 }
 
 // The first uid/gid from 61000 up that no line of `file` uses (field 3).
 unsigned freeId(std::string_view file) {
   std::set<unsigned> used;
-  std::size_t pos = 0;
-  while (pos < file.size()) {
-    std::size_t nl = file.find('\n', pos);
-    if (nl == std::string_view::npos) nl = file.size();
-    std::string_view line = file.substr(pos, nl - pos);
-    pos = nl + 1;
+  forEachLine(file, [&](std::string_view line) {
     std::size_t a = line.find(':'), b = a == std::string_view::npos ? a : line.find(':', a + 1);
-    if (b == std::string_view::npos) continue;
+    if (b == std::string_view::npos) return true;
     std::string_view num = line.substr(b + 1, line.find(':', b + 1) - b - 1);
     unsigned v = 0;
     if (std::from_chars(num.data(), num.data() + num.size(), v).ec == std::errc()) used.insert(v);
-  }
+    return true;
+  });
   unsigned id = 61000;
   while (used.count(id)) ++id;
   return id;
@@ -86,19 +79,14 @@ unsigned freeId(std::string_view file) {
 
 // "N" after "key " on a line of a cgroup file's text; 0 if absent.
 std::int64_t counter(std::string_view text, std::string_view key) {
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    std::size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (!line.starts_with(key) || line.size() <= key.size() || line[key.size()] != ' ') continue;
+  std::int64_t v = 0;
+  forEachLine(text, [&](std::string_view line) {
+    if (!line.starts_with(key) || line.size() <= key.size() || line[key.size()] != ' ') return true;
     std::string_view num = line.substr(key.size() + 1);
-    std::int64_t v = 0;
     std::from_chars(num.data(), num.data() + num.size(), v);
-    return v;
-  }
-  return 0;
+    return false;
+  });
+  return v;
 }
 
 // The job's processes and threads, plus what the VMMS runs in the container
