@@ -9,14 +9,17 @@
 // project's autodriver at /usr/bin/autodriver, then the root is imported into
 // the engine as NAME:latest through the Engine API. With --dir the root stays
 // in DIR, so the `local` VMMS can use the same image ([local] images). The
-// image carries a label with its package list: --if-changed skips the build
-// when an image of that name and list exists (what CI uses to cache it).
+// image carries labels with its package list and the SHA-256 of its
+// autodriver (localDocker runs that autodriver in place, with a read-only
+// root, when it is the service's own): --if-changed skips the build when an
+// image of that name, list and autodriver exists (what CI uses to cache it).
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -25,6 +28,7 @@
 
 #include "tango/docker/Engine.hpp"
 #include "tango/docker/Tar.hpp"
+#include "tango/util/Sha256.hpp"
 
 namespace fs = std::filesystem;
 
@@ -73,7 +77,8 @@ int main(int argc, char** argv) {
   build->add_option("--mirror", mirror, "Debian mirror (default: mmdebstrap's, i.e. apt's)");
   build->add_option("--autodriver", autodriver,
                     "autodriver to install at /usr/bin/autodriver (default: next to this program)");
-  build->add_flag("--if-changed", ifChanged, "skip when NAME exists with the same package list");
+  build->add_flag("--if-changed", ifChanged,
+                  "skip when NAME exists with the same package list and autodriver");
   build->add_option("--socket", socket, "Docker engine socket");
   CLI11_PARSE(app, argc, argv);
 
@@ -95,10 +100,32 @@ int main(int argc, char** argv) {
   }
 
   try {
+    // The label lets localDocker run this autodriver where it is (and keep
+    // the root read-only) instead of copying its own in.
+    std::string autodriverSha;
+    if (!autodriver.empty()) {
+      std::ifstream in(autodriver, std::ios::binary);
+      std::ostringstream bytes;
+      bytes << in.rdbuf();
+      if (!in) {
+        std::cerr << "tango-image: cannot read " << autodriver << "\n";
+        return 1;
+      }
+      autodriverSha = tango::sha256Hex(bytes.str());
+    }
     tango::docker::Engine engine(socket);
-    if (ifChanged && engine.imageLabel(name + ":latest", "tango.packages") == key) {
-      std::cout << "tango-image: " << name << " is up to date (" << key << ")\n";
-      return 0;
+    auto info = engine.inspectImage(name + ":latest");
+    if (ifChanged) {
+      auto label = [&](const std::string& k) -> std::string {
+        if (!info) return "-";
+        auto it = info->labels.find(k);
+        return it == info->labels.end() ? "-" : it->second;
+      };
+      if (info && label("tango.packages") == key &&
+          label("tango.autodriver.sha256") == (autodriverSha.empty() ? "-" : autodriverSha)) {
+        std::cout << "tango-image: " << name << " is up to date (" << key << ")\n";
+        return 0;
+      }
     }
     TempDir tmp{fs::temp_directory_path() / ("tango-image-" + std::to_string(::getpid()))};
     fs::create_directories(tmp.path);
@@ -122,9 +149,20 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (!dir.empty()) tango::docker::tarDirectory(dir, tarball);
-    engine.importImage(tarball, name, "latest",
-                       {"LABEL tango.packages=\"" + key + "\"", "CMD [\"/bin/bash\"]"},
-                       std::chrono::minutes(20));
+    std::vector<std::string> changes = {"LABEL tango.packages=\"" + key + "\"",
+                                        "CMD [\"/bin/bash\"]"};
+    if (!autodriverSha.empty())
+      changes.push_back("LABEL tango.autodriver.sha256=\"" + autodriverSha + "\"");
+    engine.importImage(tarball, name, "latest", changes, std::chrono::minutes(20));
+    // The image this one replaces would stay behind untagged: remove it,
+    // unless a container still uses it.
+    if (auto now = engine.inspectImage(name + ":latest"); info && now && now->id != info->id) {
+      try {
+        engine.removeImage(info->id, /*force=*/false);
+      } catch (const tango::docker::DockerError& e) {
+        std::cout << "tango-image: the previous " << name << " stays: " << e.what() << "\n";
+      }
+    }
     std::cout << "tango-image: " << name << ":latest imported\n";
   } catch (const std::exception& e) {
     std::cerr << "tango-image: " << e.what() << "\n";

@@ -23,6 +23,7 @@
 #include "autodriver/JobRunner.hpp"
 #include "autodriver/Options.hpp"
 #include "autodriver/OsError.hpp"
+#include "autodriver/StdinJob.hpp"
 #include "autodriver/UniqueFd.hpp"
 
 namespace tango::autodriver {
@@ -83,26 +84,46 @@ class JobDirectory {
   std::string path_;
 };
 
-// The "oom_kill N" counter of a cgroup file, 0 if unreadable: the message it
-// feeds is a courtesy, the limit itself is the cgroup's.
-std::int64_t read_oom_kills(const std::optional<std::string>& path) {
-  if (!path) return 0;
-  UniqueFd fd(open(path->c_str(), O_RDONLY | O_CLOEXEC));
+// The "KEY N" counter of a cgroup file, 0 if unreadable: the messages it
+// feeds are a courtesy, the limit itself is the cgroup's.
+std::int64_t read_counter(const std::string& path, std::string_view key) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return 0;
   char buf[4096];
   const ssize_t n = read(fd.get(), buf, sizeof buf - 1);
   if (n <= 0) return 0;
   const std::string_view text(buf, static_cast<size_t>(n));
-  constexpr std::string_view kKey = "oom_kill ";
   for (std::size_t pos = 0; pos < text.size();) {
     std::size_t nl = text.find('\n', pos);
     if (nl == std::string_view::npos) nl = text.size();
     const std::string_view line = text.substr(pos, nl - pos);
     pos = nl + 1;
-    if (line.starts_with(kKey))
-      return std::strtoll(std::string(line.substr(kKey.size())).c_str(), nullptr, 10);
+    if (line.size() > key.size() && line.starts_with(key) && line[key.size()] == ' ')
+      return std::strtoll(std::string(line.substr(key.size() + 1)).c_str(), nullptr, 10);
   }
   return 0;
+}
+
+std::int64_t read_oom_kills(const std::optional<std::string>& path) {
+  return path ? read_counter(*path, "oom_kill") : 0;
+}
+
+// The -E counters, summed over the files (only one of each kind exists).
+struct Counters {
+  std::int64_t oom_kills = 0, pids_max = 0;
+};
+Counters read_counters(const std::vector<std::string>& files) {
+  Counters c;
+  for (const auto& f : files) {
+    // memory.events has a "max" line too (the limit was reached, not a
+    // kill): "max" counts only in a pids file.
+    const std::string_view base = std::string_view(f).substr(f.rfind('/') + 1);
+    if (base.starts_with("pids"))
+      c.pids_max += read_counter(f, "max");
+    else
+      c.oom_kills += read_counter(f, "oom_kill");
+  }
+  return c;
 }
 
 // Copies every entry of `from` into the existing directory `to` (links as
@@ -153,6 +174,7 @@ int run(const Options& options) {
   if (options.memory_bytes && !options.oom_events) settings.spawn.as = options.memory_bytes;
   if (options.input_dir) copy_inputs(*options.input_dir, options.dir);
   const std::int64_t oom_before = read_oom_kills(options.oom_events);
+  const Counters counters_before = read_counters(options.event_files);
   settings.timeout_secs = options.timeout_secs;
   settings.output_cap = static_cast<std::size_t>(options.output_cap);
   settings.partial_fd = partial.get();
@@ -168,6 +190,14 @@ int run(const Options& options) {
       diag("refusing to run the job as root (grading user '" + options.user + "')");
       return kExitOsError;
     }
+    // A container's home is a fresh tmpfs, made root's by the engine: the
+    // grading user gets it, as it would own its home anywhere else. Only a
+    // real directory under /home/ (never a link, never a system path).
+    struct stat home_st {};
+    if (options.stdin_job && user->home.starts_with("/home/") &&
+        user->home.find("/..") == std::string::npos && lstat(user->home.c_str(), &home_st) == 0 &&
+        S_ISDIR(home_st.st_mode) && lchown(user->home.c_str(), user->uid, user->gid) != 0)
+      throw_errno("chown " + user->home);
     job_dir.emplace(install_job_dir(*user, options.dir));
     if (chdir(job_dir->path().c_str()) != 0) throw_errno("chdir " + job_dir->path());
     set_env("HOME", user->home);
@@ -179,7 +209,13 @@ int run(const Options& options) {
     throw_errno("chdir " + options.dir);
   }
 
-  const JobResult result = run_job(settings);
+  JobResult result = run_job(settings);
+  if (!options.event_files.empty()) {
+    const Counters after = read_counters(options.event_files);
+    result.report.cgroup_counted = true;
+    result.report.oom_kills = after.oom_kills - counters_before.oom_kills;
+    result.report.pids_max = after.pids_max - counters_before.pids_max;
+  }
 
   bool damaged = !result.all_killed;
   if (!result.all_killed) diag("some job processes could not be killed");
@@ -205,13 +241,32 @@ int run(const Options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const auto parsed = parse_options(argc, argv);
+  auto parsed = parse_options(argc, argv);
   if (const auto* error = std::get_if<UsageError>(&parsed)) {
     diag(error->message);
     std::fputs(usage_text(), stderr);
     return kExitUsage;
   }
   try {
+    if (std::get<Options>(parsed).stdin_job) {
+      // The job's files land in DIR; its flags join ours, parsed as strictly.
+      auto got = read_stdin_job(STDIN_FILENO, std::get<Options>(parsed).dir);
+      if (const auto* error = std::get_if<StdinJobError>(&got)) {
+        diag(error->message);
+        return kExitUsage;
+      }
+      std::vector<const char*> all(argv, argv + argc);
+      for (const auto& a : std::get<std::vector<std::string>>(got)) all.push_back(a.c_str());
+      parsed = parse_options(static_cast<int>(all.size()), all.data());
+      if (const auto* error = std::get_if<UsageError>(&parsed)) {
+        diag(error->message);
+        return kExitUsage;
+      }
+      // The stream is spent; the job must not read what is left of it.
+      const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (null < 0 || dup2(null, STDIN_FILENO) < 0) throw_errno("stdin from /dev/null");
+      if (null != STDIN_FILENO) close(null);
+    }
     return run(std::get<Options>(parsed));
   } catch (const std::exception& e) {
     diag(e.what());

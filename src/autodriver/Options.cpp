@@ -37,7 +37,8 @@ std::optional<std::int64_t> parse_number(std::string_view text, std::int64_t max
 const char* usage_text() {
   return "usage: autodriver [-u nproc] [-f fsize_bytes] [-t timeout_secs] [-o output_cap_bytes]\n"
          "                  [-c cpu_secs] [-m memory_bytes] [-M oom_events_file] [-I input_dir]\n"
-         "                  [-U user] [-P partial_file] [-R] DIR\n";
+         "                  [-U user] [-P partial_file] [-E cgroup_events_file]... [-R] [-S]\n"
+         "                  DIR\n";
 }
 
 std::variant<Options, UsageError> parse_options(int argc, const char* const* argv) {
@@ -57,12 +58,12 @@ std::variant<Options, UsageError> parse_options(int argc, const char* const* arg
       continue;
     }
     const char flag = arg[1];
-    if (flag == 'R') {
+    if (flag == 'R' || flag == 'S') {
       if (arg.size() != 2) return UsageError{"unknown option: " + std::string(arg)};
-      options.report_usage = true;
+      (flag == 'R' ? options.report_usage : options.stdin_job) = true;
       continue;
     }
-    if (std::string_view("uftoUPcmMI").find(flag) == std::string_view::npos) {
+    if (std::string_view("uftoUPcmMIE").find(flag) == std::string_view::npos) {
       return UsageError{"unknown option: " + std::string(arg)};
     }
     // The value is either glued to the flag ("-t5") or the next argument.
@@ -74,12 +75,13 @@ std::variant<Options, UsageError> parse_options(int argc, const char* const* arg
     } else {
       return UsageError{"option -" + std::string(1, flag) + " needs a value"};
     }
-    if (flag == 'U' || flag == 'P' || flag == 'M' || flag == 'I') {
+    if (flag == 'U' || flag == 'P' || flag == 'M' || flag == 'I' || flag == 'E') {
       if (value.empty()) return UsageError{"option -" + std::string(1, flag) + " needs a value"};
       if (flag == 'U') options.user = value;
       if (flag == 'P') options.partial_file = std::string(value);
       if (flag == 'M') options.oom_events = std::string(value);
       if (flag == 'I') options.input_dir = std::string(value);
+      if (flag == 'E') options.event_files.emplace_back(value);
       continue;
     }
     const std::int64_t max = flag == 'u'   ? kMaxNproc

@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace tango::autodriver {
 
@@ -27,6 +28,16 @@ struct Options {
   // -I: copy the regular files of this directory into DIR first, so DIR can
   // be a size-limited tmpfs while the inputs stay read-only on the host.
   std::optional<std::string> input_dir;
+  // -S: the job arrives on stdin as a tar stream (see StdinJob.hpp): its
+  // files, written into DIR (created), and further flags. A container
+  // started before its job is known waits for it this way, and nothing has
+  // to be copied into its filesystem.
+  bool stdin_job = false;
+  // -E (repeatable): cgroup event files whose counters are read before and
+  // after the job: "max" of a pids file (pids.events), "oom_kill" of any
+  // other (memory.events, memory.oom_control); their growth goes into the usage report (-R), so the
+  // service can say which limit ended the job after the container is gone.
+  std::vector<std::string> event_files;
   std::string dir;  // the job directory
 };
 

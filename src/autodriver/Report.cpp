@@ -29,7 +29,11 @@ std::string usage_line(const JobReport& report) {
          ",\"exit_status\":" + std::to_string(report.exit_status) +
          ",\"signal\":" + std::to_string(report.signal) +
          ",\"timed_out\":" + (report.timed_out ? "true" : "false") +
-         ",\"output_bytes\":" + std::to_string(report.output_bytes) + "}\n";
+         ",\"output_bytes\":" + std::to_string(report.output_bytes) +
+         (report.cgroup_counted ? ",\"oom_kills\":" + std::to_string(report.oom_kills) +
+                                      ",\"pids_max\":" + std::to_string(report.pids_max)
+                                : std::string()) +
+         "}\n";
 }
 
 }  // namespace tango::autodriver

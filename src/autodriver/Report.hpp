@@ -16,6 +16,11 @@ struct JobReport {
   std::int64_t sys_ms = 0;
   std::int64_t max_rss_kb = 0;     // peak RSS of the largest job process
   std::uint64_t output_bytes = 0;  // everything the job wrote, kept or not
+  // Growth of the cgroup counters given with -E during the job; reported
+  // only when there were such files.
+  bool cgroup_counted = false;
+  std::int64_t oom_kills = 0;  // "oom_kill" of memory.events / memory.oom_control
+  std::int64_t pids_max = 0;   // "max" of pids.events: forks refused by the pids limit
 };
 
 // Converts a wait() status to (exit_status, signal) the way a shell reports it.

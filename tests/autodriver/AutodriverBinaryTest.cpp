@@ -2,6 +2,8 @@
 // Most run it as uid 65534 ("nobody"), which is how the local sandbox runs
 // it; the root-mode tests give it a private /etc/passwd through a mount
 // namespace so that no system file is modified.
+#include <archive.h>
+#include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -39,8 +41,9 @@ struct RunResult {
 };
 
 struct RunMode {
-  bool as_nobody = true;                // else stay root (root mode)
-  std::optional<fs::path> passwd_file;  // bind-mounted over /etc/passwd
+  bool as_nobody = true;                  // else stay root (root mode)
+  std::optional<fs::path> passwd_file;    // bind-mounted over /etc/passwd
+  std::optional<std::string> stdin_data;  // else stdin is the test's
 };
 
 // Forks, prepares credentials/namespace, execs the autodriver and collects
@@ -54,14 +57,18 @@ RunResult run_autodriver(const std::vector<std::string>& args, const RunMode& mo
   const std::string passwd = mode.passwd_file ? mode.passwd_file->string() : "";
   const bool drop = mode.as_nobody && geteuid() == 0;
 
-  int out[2], err[2];
+  int out[2], err[2], in[2] = {-1, -1};
   EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
   EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
+  if (mode.stdin_data) {
+    EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
+  }
   const auto start = Clock::now();
   const pid_t pid = fork();
   if (pid == 0) {
     dup2(out[1], 1);
     dup2(err[1], 2);
+    if (in[0] >= 0) dup2(in[0], 0);
     if (!passwd.empty()) {
       if (unshare(CLONE_NEWNS) != 0 ||
           mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
@@ -77,6 +84,13 @@ RunResult run_autodriver(const std::vector<std::string>& args, const RunMode& mo
   }
   close(out[1]);
   close(err[1]);
+  if (mode.stdin_data) {
+    // Small streams only: they fit in the pipe, so this cannot block.
+    close(in[0]);
+    EXPECT_EQ(write(in[1], mode.stdin_data->data(), mode.stdin_data->size()),
+              static_cast<ssize_t>(mode.stdin_data->size()));
+    close(in[1]);
+  }
   RunResult result;
   struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   std::string* sinks[2] = {&result.out, &result.err};
@@ -112,6 +126,52 @@ RunResult run_autodriver(const std::vector<std::string>& args, const RunMode& mo
   EXPECT_NE(result.exit_code, 121) << "could not become nobody";
   EXPECT_NE(result.exit_code, 122) << "could not exec " << AUTODRIVER_PATH;
   return result;
+}
+
+// A tar stream (pax) of `entries`, written with libarchive: the job stream
+// of -S. A `link` makes a symlink entry pointing there.
+struct TarItem {
+  std::string name;
+  std::string data;
+  std::optional<std::string> link;
+};
+std::string make_tar(const std::vector<TarItem>& items) {
+  std::string out;
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_open(
+      a, &out, nullptr,
+      [](archive*, void* o, const void* buf, size_t n) -> la_ssize_t {
+        static_cast<std::string*>(o)->append(static_cast<const char*>(buf), n);
+        return static_cast<la_ssize_t>(n);
+      },
+      nullptr);
+  for (const auto& item : items) {
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, item.name.c_str());
+    if (item.link) {
+      archive_entry_set_filetype(e, AE_IFLNK);
+      archive_entry_set_symlink(e, item.link->c_str());
+      archive_entry_set_perm(e, 0777);
+    } else {
+      archive_entry_set_filetype(e, AE_IFREG);
+      archive_entry_set_perm(e, 0644);
+      archive_entry_set_size(e, static_cast<la_int64_t>(item.data.size()));
+    }
+    archive_write_header(a, e);
+    if (!item.link) archive_write_data(a, item.data.data(), item.data.size());
+    archive_entry_free(e);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  return out;
+}
+
+// The args entry of a job stream: each flag ended by a NUL byte.
+std::string nul_separated(const std::vector<std::string>& flags) {
+  std::string out;
+  for (const auto& f : flags) out += f + '\0';
+  return out;
 }
 
 // pids of running processes whose command line contains `marker`.
@@ -424,6 +484,77 @@ TEST_F(AutodriverBinary, UsageReportOnTimeout) {
   const RunResult r = run_job({"-R", "-t", "1"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("\"exit_status\":137,\"signal\":9,\"timed_out\":true"), std::string::npos)
+      << r.err;
+}
+
+TEST_F(AutodriverBinary, StdinJobBringsItsFilesAndFlags) {
+  const fs::path dir = base_ / "streamed";  // -S creates it
+  if (geteuid() == 0) {
+    ASSERT_EQ(lchown(base_.c_str(), kNobody, kNobody), 0);
+  }
+  const std::string tar = make_tar({
+      {"args", nul_separated({"-t", "5", "-o", "100000"}), {}},
+      {"job/Makefile", "all:\n\t@cat data.txt; ls; sleep 30\n", {}},
+      {"job/data.txt", "from stdin\n", {}},
+  });
+  RunMode mode;
+  mode.stdin_data = tar;
+  const RunResult r = run_autodriver({"-S", "-R", dir.string()}, mode);
+  // The timeout came with the stream: -t 5 ended the sleep.
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.out.find("from stdin\nMakefile\ndata.txt\n"), std::string::npos) << r.out;
+  EXPECT_LT(r.seconds, 20);
+  EXPECT_NE(r.err.find("TANGO_USAGE"), std::string::npos) << r.err;
+  EXPECT_EQ(fs::status(dir).permissions() & fs::perms::all, fs::perms::owner_all);
+}
+
+TEST_F(AutodriverBinary, StdinJobRefusesEntriesThatAreNotPlainFiles) {
+  if (geteuid() == 0) {
+    ASSERT_EQ(lchown(base_.c_str(), kNobody, kNobody), 0);
+  }
+  const std::vector<std::vector<TarItem>> cases = {
+      {{"job/../escaped", "x", {}}},
+      {{"job/sub/file", "x", {}}},
+      {{"job/link", "", std::string("/etc/passwd")}},
+      {{"elsewhere", "x", {}}},
+      {{"job/Makefile", "a", {}}, {"job/Makefile", "b", {}}},
+      {{"args", "-S", {}}},  // not NUL-terminated
+      {{"args", nul_separated({"-x"}), {}}},
+  };
+  int n = 0;
+  for (const auto& items : cases) {
+    const fs::path dir = base_ / ("d" + std::to_string(n++));
+    RunMode mode;
+    mode.stdin_data = make_tar(items);
+    const RunResult r = run_autodriver({"-S", dir.string()}, mode);
+    EXPECT_NE(r.exit_code, 0) << items[0].name << ": " << r.out;
+    EXPECT_EQ(r.out, "") << items[0].name;
+    EXPECT_EQ(r.err.rfind("autodriver: ", 0), 0u) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(base_ / "escaped"));
+  // Not a tar at all.
+  RunMode garbage;
+  garbage.stdin_data = "this is not a tar stream";
+  const RunResult r = run_autodriver({"-S", (base_ / "g").string()}, garbage);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+}
+
+TEST_F(AutodriverBinary, CgroupCounterGrowthIsInTheUsageReport) {
+  // Stand-ins for memory.events and pids.events, bumped by the job itself.
+  const fs::path mem = base_ / "memory.events", pids = base_ / "pids.events";
+  write_file(mem, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 2\n");
+  write_file(pids, "max 5\n");
+  if (geteuid() == 0) {
+    ASSERT_EQ(lchown(mem.c_str(), kNobody, kNobody), 0);
+    ASSERT_EQ(lchown(pids.c_str(), kNobody, kNobody), 0);
+  }
+  // memory.events' own "max" (the limit was reached) is not a pids event.
+  write_makefile("\t@printf 'max 50\\noom_kill 3\\n' > " + mem.string() + "; printf 'max 9\\n' > " +
+                 pids.string() + "\n");
+  const RunResult r =
+      run_job({"-R", "-E", mem.string(), "-E", pids.string(), "-E", (base_ / "none").string()});
+  EXPECT_EQ(r.out, kExited0);
+  EXPECT_NE(r.err.find("\"output_bytes\":0,\"oom_kills\":1,\"pids_max\":4}"), std::string::npos)
       << r.err;
 }
 

@@ -105,3 +105,18 @@ TEST(Options, BadArguments) {
 
 }  // namespace
 }  // namespace tango::autodriver
+
+namespace tango::autodriver {
+namespace {
+
+TEST(Options, StdinJobAndRepeatedEventFiles) {
+  const Options o = parse_ok({"-S", "-E", "/a/memory.events", "-E/b/pids.events", "dir"});
+  EXPECT_TRUE(o.stdin_job);
+  EXPECT_EQ(o.event_files, (std::vector<std::string>{"/a/memory.events", "/b/pids.events"}));
+  EXPECT_FALSE(parse_ok({"dir"}).stdin_job);
+  EXPECT_EQ(parse_error({"-Sx", "dir"}), "unknown option: -Sx");
+  EXPECT_EQ(parse_error({"dir", "-E"}), "option -E needs a value");
+}
+
+}  // namespace
+}  // namespace tango::autodriver

@@ -40,16 +40,19 @@ TEST_F(DockerImagesTest, AnImageWithoutAutogradeUserRunsJobs) {
   }
   engine.commit(maker, image);
   engine.removeContainer(maker);
+  // Its containers go first: an image still in use would only be untagged
+  // and stay behind, dangling.
   struct DropImage {
     docker::Engine& e;
-    std::string name;
+    std::string name, prefix;
     ~DropImage() {
       try {
+        for (const auto& c : e.listByLabel("tango.prefix", prefix)) e.removeContainer(c.name);
         e.removeImage(name);
       } catch (...) {
       }
     }
-  } drop{engine, image};
+  } drop{engine, image, prefix};
 
   // Restart so the service sees the new image.
   tangod->stop(SIGKILL);

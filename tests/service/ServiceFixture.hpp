@@ -15,19 +15,23 @@ namespace tango::test {
 
 namespace json = boost::json;
 
-inline const std::string kHelloMakefile = readFile(std::filesystem::path(SOURCE_DIR) / "examples/hello/autograde-Makefile");
-inline const std::string kHelloScript = readFile(std::filesystem::path(SOURCE_DIR) / "examples/hello/hello.sh");
+inline const std::string kHelloMakefile =
+    readFile(std::filesystem::path(SOURCE_DIR) / "examples/hello/autograde-Makefile");
+inline const std::string kHelloScript =
+    readFile(std::filesystem::path(SOURCE_DIR) / "examples/hello/hello.sh");
 
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    tangod = std::make_unique<Tangod>(extraConfig());
+    tangod = std::make_unique<Tangod>(extraConfig(), autodriver());
     http = std::make_unique<HttpClient>(tangod->port());
   }
   void TearDown() override {
     if (HasFailure() && tangod) std::cerr << "---- tangod log ----\n" << tangod->log() << "\n";
   }
   virtual std::string extraConfig() { return "POOL_SIZE = 2\n"; }
+  // The AUTODRIVER setting; "" leaves it unset.
+  virtual std::string autodriver() { return AUTODRIVER_PATH; }
 
   void restartHttp() { http = std::make_unique<HttpClient>(tangod->port()); }
 
@@ -48,11 +52,15 @@ class ServiceTest : public ::testing::Test {
     for (auto& [name, content] : files) {
       auto up = upload(lab, name, content);
       EXPECT_EQ(up["statusId"].as_int64(), 0) << json::serialize(up);
-      list.push_back(json::object{{"localFile", name},
-                                  {"destFile", name.starts_with("autograde-Makefile") ? "Makefile" : name}});
+      list.push_back(
+          json::object{{"localFile", name},
+                       {"destFile", name.starts_with("autograde-Makefile") ? "Makefile" : name}});
     }
-    json::object job{{"image", "autograding_image"}, {"files", list}, {"output_file", output},
-                     {"jobName", "job-" + output}, {"timeout", 20}};
+    json::object job{{"image", "autograding_image"},
+                     {"files", list},
+                     {"output_file", output},
+                     {"jobName", "job-" + output},
+                     {"timeout", 20}};
     for (auto& [k, v] : extra) job[k] = v;
     auto r = http->post("/addJob/test/" + lab + "/", json::serialize(job)).json();
     EXPECT_EQ(r["statusId"].as_int64(), 0) << json::serialize(r);
@@ -61,8 +69,9 @@ class ServiceTest : public ::testing::Test {
     return std::stoll(std::string(r["jobId"].as_string()));
   }
   // Polls like Autolab until the output exists; nullopt after `timeout`.
-  std::optional<std::string> waitOutput(const std::string& lab, const std::string& output,
-                                        std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  std::optional<std::string> waitOutput(
+      const std::string& lab, const std::string& output,
+      std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       auto r = http->get("/poll/test/" + lab + "/" + output);  // Autolab: no trailing slash
@@ -78,7 +87,8 @@ class ServiceTest : public ::testing::Test {
       if (j.as_object().at("id").as_int64() == id) return j.as_object();
     return std::nullopt;
   }
-  std::optional<json::object> waitDead(std::int64_t id, std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  std::optional<json::object> waitDead(std::int64_t id,
+                                       std::chrono::seconds timeout = std::chrono::seconds(60)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       if (auto j = deadJob(id)) return j;
@@ -92,6 +102,8 @@ class ServiceTest : public ::testing::Test {
 };
 
 // Tango's output header, timestamps matched by pattern.
-inline std::string ctimeRe() { return R"([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})"; }
+inline std::string ctimeRe() {
+  return R"([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})";
+}
 
 }  // namespace tango::test

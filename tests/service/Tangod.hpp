@@ -28,25 +28,29 @@ inline std::string readFile(const std::filesystem::path& p) {
 
 class Tangod {
  public:
-  // `extraConfig` is appended to the generated TOML file.
-  explicit Tangod(const std::string& extraConfig = "") {
+  // `extraConfig` is appended to the generated TOML file; an empty
+  // `autodriver` leaves AUTODRIVER unset.
+  explicit Tangod(const std::string& extraConfig = "",
+                  const std::string& autodriver = AUTODRIVER_PATH) {
     std::random_device rd;
     const unsigned tag = rd() % 1000000;
     // Not under /tmp: the sandbox mounts its own /tmp, which would hide the
     // data directory for free and make the isolation tests meaningless.
-    dir_ = std::filesystem::path(TEST_TMP_DIR) / ("tangod-test-" + std::to_string(::getpid()) + "-" + std::to_string(tag));
+    dir_ = std::filesystem::path(TEST_TMP_DIR) /
+           ("tangod-test-" + std::to_string(::getpid()) + "-" + std::to_string(tag));
     std::filesystem::create_directories(dir_);
     // A uid range of its own, so parallel test processes never share sandbox uids.
     // By pid: two test processes running at once (ctest -j) never share it;
     // above the range the VMMS's own tests use (300000 + ...).
     const unsigned uidBase = 1000000 + static_cast<unsigned>(::getpid() % 4000) * 1000;
-    std::ofstream(dir_ / "tango.toml") << "PORT = 0\n"
-                                       << "HOST = \"127.0.0.1\"\n"
-                                       << "DATA_DIR = \"" << (dir_ / "data").string() << "\"\n"
-                                       << "AUTODRIVER = \"" << AUTODRIVER_PATH << "\"\n"
-                                       << "LOG_LEVEL = \"debug\"\n"
-                                       << extraConfig << "\n"
-                                       << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = 1000\n";
+    std::ofstream(dir_ / "tango.toml")
+        << "PORT = 0\n"
+        << "HOST = \"127.0.0.1\"\n"
+        << "DATA_DIR = \"" << (dir_ / "data").string() << "\"\n"
+        << (autodriver.empty() ? std::string() : "AUTODRIVER = \"" + autodriver + "\"\n")
+        << "LOG_LEVEL = \"debug\"\n"
+        << extraConfig << "\n"
+        << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = 1000\n";
     try {
       start();
     } catch (...) {

@@ -130,7 +130,6 @@ void Preallocator::warmLoop() {
     lock.unlock();
     auto init = vmms_.initializeVM(vm, std::chrono::seconds(cfg_.initializeVmTimeout));
     if (init.ok) init = vmms_.waitVM(vm, std::chrono::seconds(cfg_.waitVmTimeout));
-    if (init.ok) init = vmms_.warmUp(vm, std::chrono::seconds(cfg_.waitVmTimeout));
     if (!init.ok) {
       spdlog::warn("preallocator: VM {} for {} failed: {}", vm.id, image, init.error);
       vmms_.destroyVM(vm);

@@ -1,6 +1,7 @@
 #include "tango/docker/DockerClient.hpp"
 
 #include <curl/curl.h>
+#include <spdlog/spdlog.h>
 
 #include <charconv>
 #include <cstdio>
@@ -175,8 +176,14 @@ Response DockerClient::perform(const Request& req, const std::string& url) {
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   if (headers) curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
 
+  const auto started = std::chrono::steady_clock::now();
   const CURLcode rc = curl_easy_perform(h);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
+  // Where a job's time goes in the engine: LOG_LEVEL = "trace".
+  spdlog::trace("engine {} {} -> {} in {} ms", req.method, req.path, resp.status,
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count());
   if (rc == CURLE_WRITE_ERROR && (resp.truncated || t.stoppedBySink)) return resp;
   if (rc != CURLE_OK) {
     const std::string what =

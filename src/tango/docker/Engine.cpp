@@ -117,6 +117,7 @@ void Engine::createContainer(const ContainerSpec& spec, std::chrono::millisecond
     host["Tmpfs"] = std::move(t);
   }
   if (spec.shmBytes > 0) host["ShmSize"] = spec.shmBytes;
+  if (spec.readonlyRootfs) host["ReadonlyRootfs"] = true;
   json::object body{{"Image", spec.image},
                     {"Labels", std::move(labels)},
                     {"Entrypoint", strings(spec.entrypoint)},
@@ -124,6 +125,10 @@ void Engine::createContainer(const ContainerSpec& spec, std::chrono::millisecond
                     {"User", "root"},
                     {"WorkingDir", "/"},
                     {"HostConfig", std::move(host)}};
+  if (spec.openStdin) {
+    body["OpenStdin"] = true;
+    body["StdinOnce"] = true;
+  }
   Request req;
   req.method = "POST";
   req.path = "/containers/create?name=" + urlEncode(spec.name);
@@ -138,6 +143,21 @@ void Engine::startContainer(const std::string& name, std::chrono::milliseconds t
   req.path = "/containers/" + urlEncode(name) + "/start";
   req.timeout = timeout;
   call(std::move(req), {204, 304});
+}
+
+Attachment Engine::attach(const std::string& name, std::chrono::milliseconds timeout) {
+  return Attachment::open(client_.socketPath(), client_.negotiate(), name, timeout);
+}
+
+int Engine::waitContainer(const std::string& name, std::chrono::milliseconds timeout) {
+  Request req;
+  req.method = "POST";
+  req.path = "/containers/" + urlEncode(name) + "/wait?condition=not-running";
+  req.timeout = timeout;
+  json::value v = parseJson(call(std::move(req), {200}), "wait");
+  const auto* code = v.is_object() ? v.as_object().if_contains("StatusCode") : nullptr;
+  if (!code || !code->is_int64()) throw DockerError("no exit code in the answer to wait");
+  return static_cast<int>(code->get_int64());
 }
 
 void Engine::killContainer(const std::string& name) {
@@ -339,20 +359,31 @@ std::vector<std::string> Engine::imageTags() {
   return out;
 }
 
-std::optional<std::string> Engine::imageLabel(const std::string& image, const std::string& key) {
+std::optional<ImageInfo> Engine::inspectImage(const std::string& image) {
   Request req;
   req.path = "/images/" + urlEncode(image) + "/json";
   req.timeout = 30s;
   Response r = call(std::move(req), {200, 404});
   if (r.status == 404) return std::nullopt;
   json::value v = parseJson(r, "image inspect");
+  if (!v.is_object()) throw DockerError("unreadable answer to image inspect");
+  ImageInfo info;
+  if (const auto* id = v.as_object().if_contains("Id"); id && id->is_string())
+    info.id = id->get_string();
   const auto* cfg = v.as_object().if_contains("Config");
-  if (!cfg || !cfg->is_object()) return std::nullopt;
-  const auto* labels = cfg->as_object().if_contains("Labels");
-  if (!labels || !labels->is_object()) return std::nullopt;
-  const auto* l = labels->as_object().if_contains(key);
-  if (!l || !l->is_string()) return std::nullopt;
-  return std::string(l->get_string());
+  const auto* labels = cfg && cfg->is_object() ? cfg->as_object().if_contains("Labels") : nullptr;
+  if (labels && labels->is_object())
+    for (const auto& [k, l] : labels->as_object())
+      if (l.is_string()) info.labels[std::string(k)] = l.get_string();
+  return info;
+}
+
+std::optional<std::string> Engine::imageLabel(const std::string& image, const std::string& key) {
+  auto info = inspectImage(image);
+  if (!info) return std::nullopt;
+  auto it = info->labels.find(key);
+  if (it == info->labels.end()) return std::nullopt;
+  return it->second;
 }
 
 std::string Engine::loadImage(const std::filesystem::path& tarball,
@@ -404,10 +435,10 @@ void Engine::tagImage(const std::string& source, const std::string& repo, const 
   call(std::move(req), {200, 201});
 }
 
-void Engine::removeImage(const std::string& name) {
+void Engine::removeImage(const std::string& name, bool force) {
   Request req;
   req.method = "DELETE";
-  req.path = "/images/" + urlEncode(name) + "?force=true";
+  req.path = "/images/" + urlEncode(name) + (force ? "?force=true" : "");
   req.timeout = 60s;
   call(std::move(req), {200, 404});
 }

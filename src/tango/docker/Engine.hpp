@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tango/docker/Attach.hpp"
 #include "tango/docker/DockerClient.hpp"
 
 namespace tango::docker {
@@ -38,6 +39,15 @@ struct ContainerSpec {
   std::vector<std::string> capAdd;  // after dropping ALL
   bool networkNone = false;  // NetworkMode "none": loopback only until a network is connected
   bool init = true;          // a tiny init as PID 1 reaps the job's orphans
+  // Stdin stays open for one attach (OpenStdin, StdinOnce): whatever the
+  // first client writes reaches the command, then it reads end of file.
+  bool openStdin = false;
+  bool readonlyRootfs = false;
+};
+
+struct ImageInfo {
+  std::string id;  // "sha256:..."
+  std::map<std::string, std::string> labels;
 };
 
 struct ContainerState {
@@ -66,6 +76,11 @@ class Engine {
 
   void createContainer(const ContainerSpec& spec, std::chrono::milliseconds timeout);
   void startContainer(const std::string& name, std::chrono::milliseconds timeout);
+  // The container's stdin/stdout/stderr (see Attach.hpp).
+  Attachment attach(const std::string& name, std::chrono::milliseconds timeout);
+  // POST /containers/{name}/wait?condition=not-running: its exit code once
+  // it has stopped.
+  int waitContainer(const std::string& name, std::chrono::milliseconds timeout);
   void killContainer(const std::string& name);
   // Force-removes with its anonymous volumes; true when it is gone (also when
   // it never existed).
@@ -96,6 +111,8 @@ class Engine {
   // Every "repo:tag" of every image.
   std::vector<std::string> imageTags();
   std::optional<std::string> imageLabel(const std::string& image, const std::string& key);
+  // GET /images/{name}/json; nullopt when there is no such image.
+  std::optional<ImageInfo> inspectImage(const std::string& image);
   // POST /images/load with a `docker save` tarball; returns the loaded
   // reference ("name:tag" or "sha256:...").
   std::string loadImage(const std::filesystem::path& tarball, std::chrono::milliseconds timeout);
@@ -105,7 +122,8 @@ class Engine {
                    const std::string& tag, const std::vector<std::string>& changes,
                    std::chrono::milliseconds timeout);
   void tagImage(const std::string& source, const std::string& repo, const std::string& tag);
-  void removeImage(const std::string& name);
+  // Without `force`, an image a container still uses is refused (HTTP 409).
+  void removeImage(const std::string& name, bool force = true);
   // GET /images/{name}/get into `dest` (a `docker save` tarball).
   void saveImage(const std::string& name, const std::filesystem::path& dest);
   // POST /commit: a new image `repo:latest` from the container's filesystem.

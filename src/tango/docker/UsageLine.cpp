@@ -34,6 +34,8 @@ std::optional<ResourceUsage> parseUsageLine(std::string_view text) {
     const auto* t = o.if_contains("timed_out");
     u.timedOut = t && t->is_bool() && t->get_bool();
     u.outputBytes = num("output_bytes");
+    u.oomKills = num("oom_kills");
+    u.pidsMax = num("pids_max");
     result = u;  // the last report wins
     return true;
   });

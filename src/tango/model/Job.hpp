@@ -46,6 +46,11 @@ struct ResourceUsage {
   int signal = 0;
   bool timedOut = false;
   std::int64_t outputBytes = 0;
+  // Growth of the container's cgroup counters during the job, when the
+  // autodriver was given them (-E): memory-limit kills, forks refused by the
+  // pids limit. They feed the output header's notice; not stored.
+  std::int64_t oomKills = 0;
+  std::int64_t pidsMax = 0;
 };
 
 // Limits a job asked for in its addJob body ("limits"); each unset one is

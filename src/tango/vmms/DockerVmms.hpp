@@ -3,14 +3,19 @@
 // driven through the Engine API over its unix socket (no docker CLI).
 //
 // A container (named <PREFIX>-<id>-<image>, labelled tango.prefix=<PREFIX>)
-// is created with a keepalive as its command and no network, and started by
-// initializeVM. waitVM works out what the container needs before a job: the
-// project's static autodriver and an `autograde` user when the image has
-// none (read once per image), so any image with `make` runs jobs. warmUp
-// sends that to a pool's container before its job is known; otherwise copyIn
-// sends it with the job's files, as one archive PUT. runJob is one exec of
-// the autodriver as root (it drops to the grading user), copyOut writes the
-// exec's stdout kept in memory (already capped). Each container runs one job.
+// has no network, and everything the grading user can write is a tmpfs.
+// Its command is the project's autodriver waiting for its job on stdin
+// (-S), started by initializeVM, so a warm pool's container and a cold one
+// are the same. copyIn only reads the job's files; runJob attaches to the
+// container, streams the job in (a tar: flags and files), reads the output
+// as the autodriver ends, then the container's exit code. No exec and no
+// archive call on the job's path.
+//
+// When the image ships this very autodriver (tango-image labels it) and has
+// a grading user, nothing is written into the container and its root is
+// read-only. Other images (Tango's, any image with make) get the autodriver,
+// and an `autograde` user if they lack one, by one archive PUT into the
+// created container before it starts. Each container runs one job.
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -29,11 +34,14 @@ namespace tango {
 class DockerVmms : public Vmms {
  public:
   // Paths inside every container.
-  static constexpr const char* kAutodriver = "/opt/tango/autodriver";
-  static constexpr const char* kJobDir = "/opt/tango/job";
-  static constexpr const char* kPartial = "/opt/tango/partial";
-  // Where Tango's images ship their own autodriver (used when AUTODRIVER is unset).
+  static constexpr const char* kAutodriver = "/opt/tango/autodriver";  // when copied in
+  static constexpr const char* kRunDir = "/run/tango";                 // root's tmpfs
+  static constexpr const char* kPartial = "/run/tango/partial";
+  // Where tango-image's images (and Tango's) ship an autodriver.
   static constexpr const char* kImageAutodriver = "/usr/bin/autodriver";
+  // Label tango-image puts on its images: the SHA-256 of the autodriver it
+  // installed at kImageAutodriver.
+  static constexpr const char* kAutodriverLabel = "tango.autodriver.sha256";
 
   // `socketPath` defaults to $DOCKER_HOST (unix://...) or /var/run/docker.sock.
   explicit DockerVmms(const Config& cfg, std::string socketPath = "");
@@ -41,7 +49,6 @@ class DockerVmms : public Vmms {
   std::string name() const override { return "localDocker"; }
   StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
   StepResult waitVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
-  StepResult warmUp(const TangoMachine& vm, std::chrono::seconds timeout) override;
   StepResult copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,
                     std::chrono::seconds timeout) override;
   RunResult runJob(const TangoMachine& vm, const RunSpec& spec) override;
@@ -58,45 +65,55 @@ class DockerVmms : public Vmms {
   // <PREFIX>-<id>-<image> with characters Docker refuses in names replaced.
   std::string containerName(const TangoMachine& vm) const;
   docker::Engine& engine() { return engine_; }
+  // Whether the container was created with a read-only root.
+  bool readOnlyRoot(const TangoMachine& vm);
 
  private:
   using Entries = std::shared_ptr<const std::vector<docker::TarEntry>>;
-  struct ImageSetup {
-    Entries entries;  // null on failure
-    std::string error;
+  // What the service knows of one image (by id), learnt once.
+  struct ImageFacts {
+    std::string autodriver;  // the path a container runs it from
+    Entries setup;           // what a container needs first; empty: nothing
   };
-  // What a container of `imageId` needs before a job: the autodriver, and a
-  // grading user when the image has none. Read from `container` the first
-  // time, then cached by image id.
-  ImageSetup setupFor(const std::string& container, const std::string& imageId,
-                      std::chrono::milliseconds timeout);
-  // A clear sentence when the container's cgroup counted a memory or pids
-  // limit hit during the run; empty otherwise.
-  std::string limitNotice(const std::string& container, const TangoMachine& vm,
-                          const RunSpec& spec);
-  // Whether the engine sets pids limits (asked once).
-  bool pidsLimited();
-  // The autodriver binary, read once (it is the same for every container).
+  // Per container, from initializeVM to destroyVM.
+  struct Container {
+    bool readOnly = false;
+    std::vector<docker::TarEntry> input;  // the job's files, read by copyIn
+    std::string output;                   // the run's stdout, for copyOut
+    std::int64_t partialCap = 0;          // while a job runs: its output cap
+    bool running = false;
+    bool destroyed = false;  // destroyVM came while the job ran
+  };
+
+  // DockerImages.cpp: what containers of `image` need, by image id.
+  std::optional<ImageFacts> imageFacts(const std::string& image, std::string& error,
+                                       std::chrono::milliseconds timeout);
+  Entries readSetup(const std::string& imageId, const std::string& image, bool shipsAutodriver,
+                    std::chrono::milliseconds timeout);
   const std::string* autodriverBytes();
+  const std::string& autodriverSha();
+
+  // DockerRun.cpp: running a job, and what limits did to it.
+  RunResult stream(const std::string& name, const RunSpec& spec, const TangoMachine& vm);
+  std::string memoryNotice(const TangoMachine& vm, const RunSpec& spec);
+  std::string pidsNotice(const RunSpec& spec);
+  std::vector<std::string> autodriverFlags(const RunSpec& spec);
+  StepResult prepareRun(const std::string& name, const RunSpec& spec);
+  bool pidsLimited();
 
   Config cfg_;
   docker::Engine engine_;
 
   std::mutex mu_;
-  std::optional<std::string> autodriver_;  // guarded by mu_
-  std::optional<bool> pidsLimited_;        // guarded by mu_
-  struct ContainerSetup {
-    Entries entries;  // sent by warmUp (pools) or with the job by copyIn; then null
-    std::vector<std::string> networks;  // as created ("none")
-  };
+  std::optional<std::string> autodriver_;        // guarded by mu_
+  std::optional<std::string> autodriverSha_;     // guarded by mu_
+  std::optional<bool> pidsLimited_;              // guarded by mu_
+  std::map<std::string, ImageFacts> facts_;      // image id -> facts; guarded by mu_
+  std::map<std::string, Container> containers_;  // by container name; guarded by mu_
   static constexpr std::chrono::seconds kImagesTtl{2};
-  std::map<std::string, Entries> setupByImage_;   // image id -> entries; guarded by mu_
-  std::map<std::string, ContainerSetup> setups_;  // containers waitVM saw ready; guarded by mu_
-  std::vector<std::string> images_;               // getImages' answer; guarded by mu_
+  std::vector<std::string> images_;  // getImages' answer; guarded by mu_
   std::optional<std::chrono::steady_clock::time_point> imagesAt_;  // when; guarded by mu_
-  std::map<std::string, std::string> outputs_;       // container -> stdout; guarded by mu_
-  std::map<std::string, std::int64_t> runningCaps_;  // container -> output cap; guarded by mu_
-  std::set<std::string> destroyedWhileRunning_;      // guarded by mu_
+  std::mutex probeMu_;                                             // one probe container at a time
 };
 
 }  // namespace tango

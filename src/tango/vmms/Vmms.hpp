@@ -56,14 +56,6 @@ class Vmms {
   virtual StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) = 0;
   // Block until the VM can run a job, or fail after `timeout`.
   virtual StepResult waitVM(const TangoMachine& vm, std::chrono::seconds timeout) = 0;
-  // The VM goes into a warm pool, its job not yet known: do now whatever
-  // would otherwise be on the job's path. Called by the Preallocator after
-  // waitVM; a VM made for a waiting job never gets it.
-  virtual StepResult warmUp(const TangoMachine& vm, std::chrono::seconds timeout) {
-    (void)vm;
-    (void)timeout;
-    return StepResult::success();
-  }
   // Copy the job's input files (absolute, already validated host paths) into
   // the VM's job directory under their destFile names.
   virtual StepResult copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,

@@ -1,0 +1,10 @@
+#pragma once
+// The labels localDocker puts on its containers: a restart finds its own
+// (prefix) and knows which VM each one was (id, image).
+namespace tango {
+
+inline constexpr const char* kPrefixLabel = "tango.prefix";
+inline constexpr const char* kIdLabel = "tango.vmId";
+inline constexpr const char* kImageLabel = "tango.image";
+
+}  // namespace tango

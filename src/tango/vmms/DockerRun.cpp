@@ -1,0 +1,211 @@
+// localDocker: running a job in its container (see DockerVmms.hpp), and
+// saying which limit ended it.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "tango/docker/UsageLine.hpp"
+#include "tango/vmms/DockerVmms.hpp"
+
+namespace tango {
+
+using namespace std::chrono_literals;
+using docker::TarEntry;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Extra stdout kept beyond the job's cap: the autodriver's header line and
+// the elision marker. The autodriver caps; this bounds a broken one.
+constexpr std::int64_t kOutputSlack = 64 * 1024;
+constexpr std::size_t kStderrCap = 64 * 1024;
+
+// Bounded collectors for a run's stdout and stderr.
+struct Collected {
+  std::int64_t cap;
+  std::string out, err;
+  docker::Engine::Sink outSink() {
+    return [this](std::string_view c) {
+      const auto room = static_cast<std::size_t>(
+          std::max<std::int64_t>(cap - static_cast<std::int64_t>(out.size()), 0));
+      out.append(c.substr(0, std::min(c.size(), room)));
+    };
+  }
+  docker::Engine::Sink errSink() {
+    return [this](std::string_view c) {
+      if (err.size() < kStderrCap)
+        err.append(c.substr(0, std::min(c.size(), kStderrCap - err.size())));
+    };
+  }
+};
+
+}  // namespace
+
+bool DockerVmms::pidsLimited() {
+  std::lock_guard lock(mu_);
+  if (!pidsLimited_) {
+    try {
+      pidsLimited_ = engine_.supportsPidsLimit();
+    } catch (const docker::DockerError& e) {
+      spdlog::warn("cannot ask the engine about pids limits: {}", e.what());
+      return false;  // ask again next time; meanwhile -u holds
+    }
+    if (!*pidsLimited_)
+      spdlog::warn(
+          "the Docker engine cannot limit processes per container: falling back to "
+          "RLIMIT_NPROC, which all containers' grading users share");
+  }
+  return *pidsLimited_;
+}
+
+std::vector<std::string> DockerVmms::autodriverFlags(const RunSpec& spec) {
+  std::vector<std::string> f;
+  // RLIMIT_NPROC counts every process of a host uid, and the grading user
+  // of every container is the same host uid: one job's fork bomb would make
+  // the fork of every other job fail. The container's pids limit is the
+  // job's own; -u only where the engine cannot set one.
+  if (spec.ulimitProcs > 0 && !pidsLimited())
+    f.insert(f.end(), {"-u", std::to_string(spec.ulimitProcs)});
+  if (spec.ulimitFileSize > 0) f.insert(f.end(), {"-f", std::to_string(spec.ulimitFileSize)});
+  if (spec.timeoutSecs > 0) f.insert(f.end(), {"-t", std::to_string(spec.timeoutSecs)});
+  if (spec.maxOutputBytes > 0) f.insert(f.end(), {"-o", std::to_string(spec.maxOutputBytes)});
+  const int cpuSecs = spec.cpuTimeSecs > 0 ? spec.cpuTimeSecs : cfg_.vmCpuTimeLimit;
+  if (cpuSecs > 0) f.insert(f.end(), {"-c", std::to_string(cpuSecs)});
+  return f;
+}
+
+StepResult DockerVmms::prepareRun(const std::string& name, const RunSpec& spec) {
+  try {
+    // Containers start with NetworkMode "none" (loopback only); a job asking
+    // for the network gets the default bridge.
+    if (!spec.disableNetwork) {
+      engine_.disconnectNetwork("none", name);
+      engine_.connectNetwork("bridge", name);
+    }
+  } catch (const docker::DockerError& e) {
+    return StepResult::failure(std::string("cannot set up the job's network: ") + e.what());
+  }
+  try {
+    // A job's own memory and process limits replace the container's (a
+    // pool's containers were made before their jobs were known).
+    const std::int64_t pids = spec.ulimitProcs > 0 && spec.ulimitProcs != cfg_.vmUlimitUserProc
+                                  ? std::max(spec.ulimitProcs, 1) + 4
+                                  : 0;
+    engine_.updateContainer(name, spec.memoryLimitBytes, pids);
+  } catch (const docker::DockerError& e) {
+    return StepResult::failure(std::string("cannot apply the job's limits: ") + e.what());
+  }
+  return StepResult::success();
+}
+
+RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
+  const std::string name = containerName(vm);
+  {
+    std::lock_guard lock(mu_);
+    auto it = containers_.find(name);
+    if (it == containers_.end() || it->second.running) {
+      RunResult r;
+      r.error = it == containers_.end() ? "container " + name + " was not prepared"
+                                        : "a job is already running in " + name;
+      return r;
+    }
+    it->second.running = true;
+    it->second.partialCap = spec.maxOutputBytes > 0 ? spec.maxOutputBytes : cfg_.maxOutputFileSize;
+    it->second.output.clear();
+  }
+  RunResult r;
+  if (auto p = prepareRun(name, spec); !p.ok) {
+    r.error = p.error;
+  } else {
+    r = stream(name, spec, vm);
+  }
+  std::lock_guard lock(mu_);
+  auto it = containers_.find(name);
+  if (it == containers_.end() || it->second.destroyed) {
+    r.status = -1;
+    r.error = "the VM was destroyed while the job ran";
+    containers_.erase(name);
+  } else {
+    it->second.running = false;
+  }
+  return r;
+}
+
+RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const TangoMachine& vm) {
+  RunResult result;
+  // The job as the waiting autodriver reads it (StdinJob.hpp): its flags,
+  // then its files.
+  std::string args;
+  for (const auto& a : autodriverFlags(spec)) args += a + '\0';
+  std::vector<TarEntry> entries{{"args", TarEntry::Kind::File, std::move(args), 0644}};
+  {
+    std::lock_guard lock(mu_);
+    auto& input = containers_[name].input;
+    for (auto& e : input) entries.push_back(std::move(e));
+    input.clear();
+  }
+  std::chrono::seconds hard = spec.hardTimeout;
+  if (hard <= 0s) hard = std::chrono::seconds(std::max(spec.timeoutSecs, 0)) + 30s;
+  const auto deadline = Clock::now() + hard;
+  Collected got{std::max<std::int64_t>(spec.maxOutputBytes, 0) + kOutputSlack, {}, {}};
+  int code = -1;
+  try {
+    auto att = engine_.attach(name, 30s);
+    // False when the autodriver exited before reading it all: its stderr says why.
+    att.write(docker::makeTar(entries), deadline);
+    att.closeStdin();
+    att.drain(got.outSink(), got.errSink(), deadline);
+    code = engine_.waitContainer(name, 30s);
+  } catch (const docker::DockerTimeout&) {
+    try {
+      engine_.killContainer(name);
+    } catch (const docker::DockerError&) {
+    }
+    result.error = "the run exceeded the hard timeout of " + std::to_string(hard.count()) +
+                   " s; container killed";
+    return result;
+  } catch (const docker::DockerError& e) {
+    result.error = e.what();
+    return result;
+  }
+  result.usage = docker::parseUsageLine(got.err);
+  if (code < 0 || code > 3) {
+    // 126/127: the autodriver could not be started; 137: killed under it.
+    auto st = engine_.inspectContainer(name);
+    if (st && st->oomKilled) {
+      result.notice = memoryNotice(vm, spec);
+      result.error = "the container was killed by the memory limit";
+      return result;
+    }
+    result.error = "the autodriver exited with " + std::to_string(code) +
+                   (got.err.empty() ? "" : ": " + docker::stderrExcerpt(got.err));
+    return result;
+  }
+  result.status = code;
+  if (code != 0 && code != 2) result.error = docker::stderrExcerpt(got.err);
+  // A job ended by a cgroup limit looks like any failing make: say why,
+  // from the counters the autodriver read (-E).
+  if (result.usage && result.usage->oomKills > 0)
+    result.notice = memoryNotice(vm, spec);
+  else if (result.usage && result.usage->pidsMax > 0)
+    result.notice = pidsNotice(spec);
+  std::lock_guard lock(mu_);
+  containers_[name].output = std::move(got.out);
+  return result;
+}
+
+std::string DockerVmms::memoryNotice(const TangoMachine& vm, const RunSpec& spec) {
+  auto limit = spec.memoryLimitBytes > 0
+                   ? std::optional<int>(static_cast<int>(spec.memoryLimitBytes >> 20))
+               : vm.memory ? vm.memory
+                           : cfg_.dockerMemoryLimit;
+  return "Error: the job was killed for exceeding the memory limit" +
+         (limit ? " of " + std::to_string(*limit) + " MB" : std::string());
+}
+
+std::string DockerVmms::pidsNotice(const RunSpec& spec) {
+  return "Error: the job hit the limit on the number of processes (" +
+         std::to_string(spec.ulimitProcs > 0 ? spec.ulimitProcs : cfg_.vmUlimitUserProc) + ")";
+}
+
+}  // namespace tango
