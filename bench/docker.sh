@@ -8,12 +8,19 @@
 #   sustained  500 jobs submitted at once with a pool of 4, vs `docker run --rm`
 #              four at a time (sustained_floor: the floor alone)
 # Usage: bench/docker.sh [cold|warm|sustained|sustained_floor|all]  (env: BUILD, IMAGE, COLD_N, WARM_N, SUSTAINED_N)
-# Needs a release build (./dev serve builds it), dockerd and the image.
+# Needs a release build (./dev serve builds it) and dockerd. The default image,
+# tango-bench-minimal (Debian minbase + make), is built with this build's
+# autodriver, so jobs run it in place under a read-only root; IMAGE=another
+# image measures the path where the autodriver is copied in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build/release}
-IMAGE=${IMAGE:-tango-test-minimal}
+IMAGE=${IMAGE:-tango-bench-minimal}
 MODE=${1:-all}
+if [ "$IMAGE" = tango-bench-minimal ]; then
+  "$BUILD/apps/tango-image" build tango-bench-minimal --no-defaults --packages make \
+    --autodriver "$BUILD/apps/autodriver" --if-changed
+fi
 export BUILD IMAGE MODE COLD_N=${COLD_N:-100} WARM_N=${WARM_N:-50} SUSTAINED_N=${SUSTAINED_N:-500}
 exec python3 - <<'PY'
 import atexit, json, os, shutil, signal, statistics, subprocess, tempfile, time, urllib.request, re
