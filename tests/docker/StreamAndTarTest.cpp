@@ -5,7 +5,7 @@
 #include "tango/docker/DockerClient.hpp"
 #include "tango/docker/StreamDemux.hpp"
 #include "tango/docker/Tar.hpp"
-#include "tango/docker/UsageLine.hpp"
+#include "tango/vmms/UsageLine.hpp"
 
 namespace tango::docker {
 namespace {

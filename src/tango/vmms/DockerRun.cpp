@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "tango/docker/UsageLine.hpp"
 #include "tango/vmms/DockerVmms.hpp"
+#include "tango/vmms/UsageLine.hpp"
 
 namespace tango {
 
@@ -89,7 +89,7 @@ StepResult DockerVmms::prepareRun(const std::string& name, const RunSpec& spec) 
     // A job's own memory and process limits replace the container's (a
     // pool's containers were made before their jobs were known).
     const std::int64_t pids = spec.ulimitProcs > 0 && spec.ulimitProcs != cfg_.vmUlimitUserProc
-                                  ? std::max(spec.ulimitProcs, 1) + 4
+                                  ? std::max(spec.ulimitProcs, 1) + kVmmsProcesses
                                   : 0;
     engine_.updateContainer(name, spec.memoryLimitBytes, pids);
   } catch (const docker::DockerError& e) {
@@ -151,9 +151,9 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
   int code = -1;
   try {
     auto att = engine_.attach(name, 30s);
-    // False when the autodriver exited before reading it all: its stderr says why.
-    att.write(docker::makeTar(entries), deadline);
-    att.closeStdin();
+    // A write cut short means the autodriver exited before reading it all:
+    // its stderr and exit code, read next, say why.
+    if (att.write(docker::makeTar(entries), deadline)) att.closeStdin();
     att.drain(got.outSink(), got.errSink(), deadline);
     code = engine_.waitContainer(name, 30s);
   } catch (const docker::DockerTimeout&) {
@@ -168,7 +168,7 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
     result.error = e.what();
     return result;
   }
-  result.usage = docker::parseUsageLine(got.err);
+  result.usage = parseUsageLine(got.err);
   if (code < 0 || code > 3) {
     // 126/127: the autodriver could not be started; 137: killed under it.
     auto st = engine_.inspectContainer(name);
@@ -178,11 +178,11 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
       return result;
     }
     result.error = "the autodriver exited with " + std::to_string(code) +
-                   (got.err.empty() ? "" : ": " + docker::stderrExcerpt(got.err));
+                   (got.err.empty() ? "" : ": " + stderrExcerpt(got.err));
     return result;
   }
   result.status = code;
-  if (code != 0 && code != 2) result.error = docker::stderrExcerpt(got.err);
+  if (code != 0 && code != 2) result.error = stderrExcerpt(got.err);
   // A job ended by a cgroup limit looks like any failing make: say why,
   // from the counters the autodriver read (-E).
   if (result.usage && result.usage->oomKills > 0)

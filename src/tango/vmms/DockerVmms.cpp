@@ -34,9 +34,6 @@ constexpr const char* kStreamedJobDir = "/home/autograde/job";
 const std::vector<std::string> kEventFiles = {
     "/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control",
     "/sys/fs/cgroup/pids.events", "/sys/fs/cgroup/pids/pids.events"};
-// Processes besides the job's: init, the autodriver, the keepalive (or an
-// exec reading the partial output).
-constexpr int kVmmsProcesses = 4;
 
 std::string socketFromEnv() {
   const char* h = std::getenv("DOCKER_HOST");

@@ -39,6 +39,10 @@ class DockerVmms : public Vmms {
   static constexpr const char* kPartial = "/run/tango/partial";
   // Where tango-image's images (and Tango's) ship an autodriver.
   static constexpr const char* kImageAutodriver = "/usr/bin/autodriver";
+  // Processes in a container besides the job's: init, the autodriver, an
+  // exec reading the partial output, one spare. The pids limit is the
+  // job's process limit plus these.
+  static constexpr int kVmmsProcesses = 4;
   // Label tango-image puts on its images: the SHA-256 of the autodriver it
   // installed at kImageAutodriver.
   static constexpr const char* kAutodriverLabel = "tango.autodriver.sha256";

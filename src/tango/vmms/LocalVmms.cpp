@@ -16,10 +16,10 @@
 #include <system_error>
 #include <thread>
 
-#include "tango/docker/UsageLine.hpp"
 #include "tango/util/Fd.hpp"
 #include "tango/util/Process.hpp"
 #include "tango/util/SafeName.hpp"
+#include "tango/vmms/UsageLine.hpp"
 
 namespace tango {
 namespace fs = std::filesystem;
@@ -627,7 +627,7 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   unregister.now();
   const int st = proc->reap();
   if (hardKilled) killAllOfUid(*uid, *uid);
-  result.usage = docker::parseUsageLine(errText);
+  result.usage = parseUsageLine(errText);
 
   if (unregister.killedByDestroy) return fail("the VM was destroyed while the job ran");
   if (hardKilled)
@@ -640,11 +640,11 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   // bwrap reports its own setup failures with exit status 1 and a "bwrap:"
   // message; the autodriver never prints that.
   if (errText.starts_with("bwrap: ") || errText.find("\nbwrap: ") != std::string::npos)
-    return fail("sandbox setup failed: " + docker::stderrExcerpt(errText));
+    return fail("sandbox setup failed: " + stderrExcerpt(errText));
   result.status = code;
   if (code != 0 && code != 2)
     result.error = "autodriver exited with status " + std::to_string(code) +
-                   (errText.empty() ? "" : ": " + docker::stderrExcerpt(errText));
+                   (errText.empty() ? "" : ": " + stderrExcerpt(errText));
   return result;
 }
 

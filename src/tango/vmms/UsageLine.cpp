@@ -1,11 +1,11 @@
-#include "tango/docker/UsageLine.hpp"
+#include "tango/vmms/UsageLine.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
 #include "tango/util/Lines.hpp"
 
-namespace tango::docker {
+namespace tango {
 
 std::optional<ResourceUsage> parseUsageLine(std::string_view text) {
   constexpr std::string_view kTag = "TANGO_USAGE ";
@@ -53,4 +53,4 @@ std::string stderrExcerpt(std::string_view text) {
   return out;
 }
 
-}  // namespace tango::docker
+}  // namespace tango

@@ -8,11 +8,11 @@
 
 #include "tango/model/Job.hpp"
 
-namespace tango::docker {
+namespace tango {
 
 // The last TANGO_USAGE line's report, if any line parses.
 std::optional<ResourceUsage> parseUsageLine(std::string_view stderrText);
 // stderr without usage lines, joined with "; " and cut at 1 KiB, for traces.
 std::string stderrExcerpt(std::string_view text);
 
-}  // namespace tango::docker
+}  // namespace tango
