@@ -22,6 +22,12 @@ struct ArchiveFree {
   void operator()(archive* a) const { archive_read_free(a); }
 };
 
+// libarchive's words for the last error (it may have none).
+std::string error_of(archive* a) {
+  const char* e = archive_error_string(a);
+  return e ? e : "unknown error";
+}
+
 bool write_all(int fd, const char* data, std::size_t n) {
   while (n > 0) {
     const ssize_t w = ::write(fd, data, n);
@@ -47,8 +53,7 @@ std::variant<std::vector<std::string>, StdinJobError> read_stdin_job(int fd,
   if (!a) throw_errno("archive_read_new", ENOMEM);
   archive_read_support_format_tar(a.get());
   if (archive_read_open_fd(a.get(), fd, 64 * 1024) != ARCHIVE_OK)
-    return StdinJobError{std::string("cannot read the job from stdin: ") +
-                         archive_error_string(a.get())};
+    return StdinJobError{std::string("cannot read the job from stdin: ") + error_of(a.get())};
   if (::mkdir(dir.c_str(), 0700) != 0) throw_errno("mkdir " + dir);
   UniqueFd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dirfd.valid()) throw_errno("open " + dir);
@@ -60,8 +65,7 @@ std::variant<std::vector<std::string>, StdinJobError> read_stdin_job(int fd,
   for (;;) {
     const int rc = archive_read_next_header(a.get(), &entry);
     if (rc == ARCHIVE_EOF) break;
-    if (rc != ARCHIVE_OK)
-      return StdinJobError{std::string("bad job stream: ") + archive_error_string(a.get())};
+    if (rc != ARCHIVE_OK) return StdinJobError{std::string("bad job stream: ") + error_of(a.get())};
     const char* raw = archive_entry_pathname(entry);
     const std::string_view path = raw ? raw : "";
     const auto type = archive_entry_filetype(entry);
@@ -71,8 +75,7 @@ std::variant<std::vector<std::string>, StdinJobError> read_stdin_job(int fd,
       std::string text;
       for (;;) {
         const la_ssize_t n = archive_read_data(a.get(), buf, sizeof buf);
-        if (n < 0)
-          return StdinJobError{std::string("bad job stream: ") + archive_error_string(a.get())};
+        if (n < 0) return StdinJobError{std::string("bad job stream: ") + error_of(a.get())};
         if (n == 0) break;
         if (text.size() + static_cast<std::size_t>(n) > kMaxArgs)
           return StdinJobError{"the job's flags are longer than 64 KiB"};
@@ -98,8 +101,7 @@ std::variant<std::vector<std::string>, StdinJobError> read_stdin_job(int fd,
     if (!out.valid()) throw_errno("create " + dir + "/" + std::string(name));
     for (;;) {
       const la_ssize_t n = archive_read_data(a.get(), buf, sizeof buf);
-      if (n < 0)
-        return StdinJobError{std::string("bad job stream: ") + archive_error_string(a.get())};
+      if (n < 0) return StdinJobError{std::string("bad job stream: ") + error_of(a.get())};
       if (n == 0) break;
       if (!write_all(out.get(), buf, static_cast<std::size_t>(n)))
         throw_errno("write " + dir + "/" + std::string(name));

@@ -18,7 +18,8 @@ const std::string kProbeMakefile =
     "\t@touch $$HOME/h && echo home-writable\n"
     "\t@touch /tmp/t && echo tmp-writable\n"
     "\t@ls -l /opt/tango/autodriver 2>/dev/null || echo nothing-copied-in\n"
-    "\t@id -un\n";
+    "\t@id -un\n"
+    "\t@echo \"lang=$$LANG path=$$PATH\"\n";
 
 using DockerReadOnlyRootTest = DockerTest;
 
@@ -34,6 +35,9 @@ TEST_F(DockerReadOnlyRootTest, AnImageShippingTheServicesAutodriverRunsItUnderAR
   EXPECT_NE(out->find("/usr/probe': Read-only file system"), std::string::npos) << *out;
   EXPECT_NE(out->find("home-writable\ntmp-writable\nnothing-copied-in\nautograde\n"),
             std::string::npos)
+      << *out;
+  // The job's environment is the service's, not whatever the image sets.
+  EXPECT_NE(out->find("lang=C.UTF-8 path=/usr/local/bin:/usr/bin:/bin\n"), std::string::npos)
       << *out;
 }
 

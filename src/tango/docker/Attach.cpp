@@ -2,15 +2,16 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 
 #include "tango/docker/Engine.hpp"
 #include "tango/docker/StreamDemux.hpp"
@@ -18,8 +19,7 @@
 namespace tango::docker {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
+namespace http = boost::beast::http;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -45,44 +45,60 @@ bool waitFor(int fd, short events, Attachment::Deadline deadline) {
 
 Attachment Attachment::open(const std::string& socketPath, const std::string& apiVersion,
                             const std::string& container, std::chrono::milliseconds timeout) {
-  const std::string target = "/v" + apiVersion + "/containers/" + urlEncode(container) +
-                             "/attach?stream=1&stdin=1&stdout=1&stderr=1";
-  asio::io_context io;
-  asio::local::stream_protocol::socket sock(io);
-  boost::system::error_code ec;
-  sock.connect(asio::local::stream_protocol::endpoint(socketPath), ec);
-  if (ec)
-    throw DockerError("attach to " + container + ": cannot reach the Docker engine at " +
-                      socketPath + ": " + ec.message());
-  // The request and its answer are small: bound them with socket timeouts.
-  const long long ms = std::max<long long>(timeout.count(), 1);
-  timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-  ::setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(sock.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  const auto deadline = Clock::now() + timeout;
+  const std::string what = "attach to " + container;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socketPath.size() >= sizeof addr.sun_path)
+    throw DockerError(what + ": socket path too long: " + socketPath);
+  std::memcpy(addr.sun_path, socketPath.data(), socketPath.size());
+  // Non-blocking throughout: every step below waits with poll() against the
+  // deadline, so an engine that accepts and never answers cannot hang us.
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) throw DockerError(what + ": socket: " + std::strerror(errno));
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    if (errno != EAGAIN && errno != EINPROGRESS)
+      throw DockerError(what + ": cannot reach the Docker engine at " + socketPath + ": " +
+                        std::strerror(errno));
+    if (!waitFor(fd.get(), POLLOUT, deadline)) throw DockerTimeout(what + ": connect timed out");
+  }
 
-  http::request<http::empty_body> req{http::verb::post, target, 11};
+  http::request<http::empty_body> req{http::verb::post,
+                                      "/v" + apiVersion + "/containers/" + urlEncode(container) +
+                                          "/attach?stream=1&stdin=1&stdout=1&stderr=1",
+                                      11};
   req.set(http::field::host, "docker");
   req.set(http::field::connection, "Upgrade");
   req.set(http::field::upgrade, "tcp");
-  http::write(sock, req, ec);
-  beast::flat_buffer buf;
+  std::ostringstream text;
+  text << req;
+  Attachment att(std::move(fd), "");
+  if (!att.write(text.str(), deadline)) throw DockerError(what + ": the engine hung up");
+
+  // The answer's header, parsed by Beast as it arrives; what follows it is
+  // already the container's stream.
   http::response_parser<http::empty_body> parser;
-  if (!ec) http::read_header(sock, buf, parser, ec);
-  if (ec) {
-    const bool timedOut = ec == asio::error::would_block || ec == asio::error::try_again ||
-                          ec == asio::error::timed_out;
-    const std::string what = "attach to " + container + ": " + ec.message();
-    if (timedOut) throw DockerTimeout(what);
-    throw DockerError(what);
+  std::string buf;
+  char chunk[4096];
+  while (!parser.is_header_done()) {
+    if (!waitFor(att.fd_.get(), POLLIN, deadline))
+      throw DockerTimeout(what + ": no answer in time");
+    const ssize_t n = ::recv(att.fd_.get(), chunk, sizeof chunk, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) throw DockerError(what + ": the engine closed the connection");
+    buf.append(chunk, static_cast<std::size_t>(n));
+    boost::system::error_code ec;
+    const std::size_t used = parser.put(asio::buffer(buf), ec);
+    if (ec && ec != http::error::need_more) throw DockerError(what + ": " + ec.message());
+    buf.erase(0, used);
   }
   const auto status = parser.get().result_int();
   // 101 with the upgrade; engines that ignore it answer 200 and stream anyway.
-  if (status != 101 && status != 200) {
+  if (status != 101 && status != 200)
     throw EngineError(status,
                       "POST /containers/" + container + "/attach: HTTP " + std::to_string(status));
-  }
-  std::string early(static_cast<const char*>(buf.data().data()), buf.data().size());
-  return Attachment(Fd(sock.release()), std::move(early));
+  att.early_ = std::move(buf);
+  return att;
 }
 
 bool Attachment::write(std::string_view bytes, Deadline deadline) {

@@ -1,6 +1,8 @@
 #pragma once
 // A container's stdin, stdout and stderr over one hijacked connection: the
-// Engine API's attach endpoint answers "101 UPGRADED" and the socket then
+// Engine API's attach endpoint answers "101 UPGRADED" (the exchange is
+// written and parsed with Boost.Beast, over a non-blocking socket waited on
+// with poll() against a deadline) and the socket then
 // carries raw bytes both ways (stdin in; stdout and stderr out, multiplexed
 // as in StreamDemux). This is how the service hands a waiting autodriver its
 // job (autodriver -S) without an exec or an archive call.

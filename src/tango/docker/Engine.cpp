@@ -125,6 +125,7 @@ void Engine::createContainer(const ContainerSpec& spec, std::chrono::millisecond
                     {"User", "root"},
                     {"WorkingDir", "/"},
                     {"HostConfig", std::move(host)}};
+  if (!spec.env.empty()) body["Env"] = strings(spec.env);
   if (spec.openStdin) {
     body["OpenStdin"] = true;
     body["StdinOnce"] = true;
@@ -188,6 +189,7 @@ std::optional<ContainerState> Engine::inspectContainer(const std::string& name) 
   ContainerState s;
   if (const auto* st = v.as_object().if_contains("State"); st && st->is_object()) {
     const auto& o = st->as_object();
+    if (const auto* x = o.if_contains("Status"); x && x->is_string()) s.status = x->get_string();
     if (const auto* x = o.if_contains("Running"); x && x->is_bool()) s.running = x->get_bool();
     if (const auto* x = o.if_contains("OOMKilled"); x && x->is_bool()) s.oomKilled = x->get_bool();
     if (const auto* x = o.if_contains("ExitCode"); x && x->is_int64())

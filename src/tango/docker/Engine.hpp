@@ -43,6 +43,7 @@ struct ContainerSpec {
   // first client writes reaches the command, then it reads end of file.
   bool openStdin = false;
   bool readonlyRootfs = false;
+  std::vector<std::string> env;  // "NAME=value", over the image's
 };
 
 struct ImageInfo {
@@ -51,6 +52,7 @@ struct ImageInfo {
 };
 
 struct ContainerState {
+  std::string status;  // "created", "running", "exited", "dead", ...
   bool running = false;
   bool oomKilled = false;
   int exitCode = 0;

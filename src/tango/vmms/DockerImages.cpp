@@ -35,6 +35,23 @@ bool hasUser(std::string_view passwd, std::string_view user) {
   return found;
 }
 
+// The home (field 6) of `user` in passwd(5) text.
+std::optional<std::string> homeOf(std::string_view passwd, std::string_view user) {
+  const std::string prefix = std::string(user) + ":";
+  std::optional<std::string> home;
+  forEachLine(passwd, [&](std::string_view line) {
+    if (!line.starts_with(prefix)) return true;
+    for (int field = 0; field < 5; ++field) {
+      const auto colon = line.find(':');
+      if (colon == std::string_view::npos) return false;
+      line.remove_prefix(colon + 1);
+    }
+    home = std::string(line.substr(0, line.find(':')));
+    return false;
+  });
+  return home;
+}
+
 // The first uid/gid from 61000 up that no line of `file` uses (field 3).
 unsigned freeId(std::string_view file) {
   std::set<unsigned> used;
@@ -92,16 +109,17 @@ std::optional<DockerVmms::ImageFacts> DockerVmms::imageFacts(const std::string& 
   // it is; the label says which one it ships.
   auto label = info->labels.find(kAutodriverLabel);
   const bool ships = label != info->labels.end() && label->second == autodriverSha();
-  ImageFacts facts{ships ? kImageAutodriver : kAutodriver,
-                   readSetup(info->id, image, ships, timeout)};
+  ImageFacts facts = learnImage(info->id, image, ships, timeout);
   std::lock_guard lock(mu_);
   facts_[info->id] = facts;
   return facts;
 }
 
-DockerVmms::Entries DockerVmms::readSetup(const std::string& imageId, const std::string& image,
-                                          bool shipsAutodriver, std::chrono::milliseconds timeout) {
+DockerVmms::ImageFacts DockerVmms::learnImage(const std::string& imageId, const std::string& image,
+                                              bool shipsAutodriver,
+                                              std::chrono::milliseconds timeout) {
   auto entries = std::make_shared<std::vector<TarEntry>>();
+  ImageFacts facts{shipsAutodriver ? kImageAutodriver : kAutodriver, entries, kGradingHome};
   if (!shipsAutodriver) {
     // Root-owned and not writable by the job: it cannot swap the autodriver.
     entries->push_back({"opt", TarEntry::Kind::Dir, "", 0755});
@@ -137,7 +155,18 @@ DockerVmms::Entries DockerVmms::readSetup(const std::string& imageId, const std:
   } remove{engine_, spec.name};
   auto passwdTar = engine_.getArchive(spec.name, "/etc/passwd", 4 << 20, timeout);
   std::string passwd = passwdTar ? docker::firstFileOfTar(*passwdTar, 4 << 20).value_or("") : "";
-  if (!hasUser(passwd, "autograde")) {
+  // Written back with a user added, a passwd we could not read would lose root.
+  if (passwd.empty()) throw docker::DockerError("image " + image + " has no readable /etc/passwd");
+  if (auto home = homeOf(passwd, "autograde")) {
+    // Its home becomes the job's tmpfs, and the autodriver hands it to the
+    // user: only a plain directory under /home/.
+    if (!home->starts_with("/home/") || home->find("/.") != std::string::npos ||
+        home->find("//") != std::string::npos || home->size() > 200)
+      throw docker::DockerError("the autograde user of image " + image + " has its home at '" +
+                                *home + "'; localDocker needs it under /home/");
+    while (home->size() > 6 && home->back() == '/') home->pop_back();
+    facts.home = *home;
+  } else {
     auto groupTar = engine_.getArchive(spec.name, "/etc/group", 4 << 20, timeout);
     std::string group = groupTar ? docker::firstFileOfTar(*groupTar, 4 << 20).value_or("") : "";
     const unsigned id = std::max(freeId(passwd), freeId(group));
@@ -153,7 +182,7 @@ DockerVmms::Entries DockerVmms::readSetup(const std::string& imageId, const std:
     entries->push_back({"home", TarEntry::Kind::Dir, "", 0755});
     entries->push_back({"home/autograde", TarEntry::Kind::Dir, "", 0755, id, id});
   }
-  return entries;
+  return facts;
 }
 
 }  // namespace tango

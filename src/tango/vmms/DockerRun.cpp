@@ -114,10 +114,15 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
     it->second.output.clear();
   }
   RunResult r;
-  if (auto p = prepareRun(name, spec); !p.ok) {
-    r.error = p.error;
-  } else {
-    r = stream(name, spec, vm);
+  try {
+    if (auto p = prepareRun(name, spec); !p.ok)
+      r.error = p.error;
+    else
+      r = stream(name, spec, vm);
+  } catch (const std::exception& e) {
+    // Whatever went wrong, the container's record below is settled.
+    r = RunResult{};
+    r.error = e.what();
   }
   std::lock_guard lock(mu_);
   auto it = containers_.find(name);
@@ -146,15 +151,19 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
   }
   std::chrono::seconds hard = spec.hardTimeout;
   if (hard <= 0s) hard = std::chrono::seconds(std::max(spec.timeoutSecs, 0)) + 30s;
-  const auto deadline = Clock::now() + hard;
+  const std::string tar = docker::makeTar(entries);
+  entries.clear();
   Collected got{std::max<std::int64_t>(spec.maxOutputBytes, 0) + kOutputSlack, {}, {}};
   int code = -1;
   try {
     auto att = engine_.attach(name, 30s);
-    // A write cut short means the autodriver exited before reading it all:
-    // its stderr and exit code, read next, say why.
-    if (att.write(docker::makeTar(entries), deadline)) att.closeStdin();
-    att.drain(got.outSink(), got.errSink(), deadline);
+    // Handing the job over has its own bound (COPYIN_TIMEOUT); the run's
+    // starts once the autodriver has it. A write cut short means the
+    // autodriver exited before reading it all: its stderr and exit code,
+    // read next, say why.
+    const auto copyIn = std::chrono::seconds(std::max(cfg_.copyInTimeout, 1));
+    if (att.write(tar, Clock::now() + copyIn)) att.closeStdin();
+    att.drain(got.outSink(), got.errSink(), Clock::now() + hard);
     code = engine_.waitContainer(name, 30s);
   } catch (const docker::DockerTimeout&) {
     try {

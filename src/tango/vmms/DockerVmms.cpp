@@ -26,10 +26,6 @@ namespace {
 // (SETUID, SETGID) and kill what the job left behind (KILL). Nothing else.
 const std::vector<std::string> kCaps = {"CHOWN",  "SETUID",       "SETGID",
                                         "FOWNER", "DAC_OVERRIDE", "KILL"};
-// The grading user's home in Tango's images and in the user we add; the
-// autodriver -S writes the job there.
-constexpr const char* kGradingHome = "/home/autograde";
-constexpr const char* kStreamedJobDir = "/home/autograde/job";
 // The container's own cgroup counters, v2 and v1 (only some exist).
 const std::vector<std::string> kEventFiles = {
     "/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control",
@@ -92,8 +88,10 @@ StepResult DockerVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
   spec.entrypoint = {facts->autodriver};
   spec.cmd = {"-S", "-R", "-P", kPartial};
   for (const auto& f : kEventFiles) spec.cmd.insert(spec.cmd.end(), {"-E", f});
-  spec.cmd.push_back(kStreamedJobDir);
+  spec.cmd.push_back(facts->home + "/job");  // created by the autodriver
   spec.openStdin = true;
+  // What the job finds in its environment, whatever the image sets.
+  spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"};
   spec.readonlyRootfs = c.readOnly;
   if (auto cores = vm.cores ? vm.cores : cfg_.dockerCoresLimit; cores && *cores > 0)
     spec.nanoCpus = static_cast<std::int64_t>(*cores) * 1'000'000'000;
@@ -113,7 +111,7 @@ StepResult DockerVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
                 {"/var/tmp", "rw,exec,nosuid,nodev," + size + ",mode=1777"},
                 {"/run/lock", "rw,nosuid,nodev,noexec,size=1m,mode=1777"},
                 {kRunDir, "rw,nosuid,nodev,noexec,size=" + std::to_string(runKb) + "k,mode=0755"},
-                {kGradingHome, "rw,exec,nosuid,nodev," + size + ",mode=1777"}};
+                {facts->home, "rw,exec,nosuid,nodev," + size + ",mode=1777"}};
   spec.shmBytes = diskMb * 1024 * 1024;
   // No network until a job asks for one: most jobs run without, and a
   // container without a network endpoint starts and goes faster.
@@ -158,6 +156,9 @@ StepResult DockerVmms::waitVM(const TangoMachine& vm, std::chrono::seconds timeo
       auto st = engine_.inspectContainer(name);
       if (!st) return StepResult::failure("container " + name + " does not exist");
       if (st->running) return StepResult::success();
+      if (st->status == "exited" || st->status == "dead")
+        return StepResult::failure("container " + name + " exited with " +
+                                   std::to_string(st->exitCode) + " before its job");
       if (Clock::now() >= deadline)
         return StepResult::failure("container " + name + " is not running");
       std::this_thread::sleep_for(50ms);

@@ -37,6 +37,8 @@ class DockerVmms : public Vmms {
   static constexpr const char* kAutodriver = "/opt/tango/autodriver";  // when copied in
   static constexpr const char* kRunDir = "/run/tango";                 // root's tmpfs
   static constexpr const char* kPartial = "/run/tango/partial";
+  // The grading user's home in Tango's images and in the user we add.
+  static constexpr const char* kGradingHome = "/home/autograde";
   // Where tango-image's images (and Tango's) ship an autodriver.
   static constexpr const char* kImageAutodriver = "/usr/bin/autodriver";
   // Processes in a container besides the job's: init, the autodriver, an
@@ -78,6 +80,7 @@ class DockerVmms : public Vmms {
   struct ImageFacts {
     std::string autodriver;  // the path a container runs it from
     Entries setup;           // what a container needs first; empty: nothing
+    std::string home;        // the grading user's, under /home/: the job's tmpfs
   };
   // Per container, from initializeVM to destroyVM.
   struct Container {
@@ -92,8 +95,8 @@ class DockerVmms : public Vmms {
   // DockerImages.cpp: what containers of `image` need, by image id.
   std::optional<ImageFacts> imageFacts(const std::string& image, std::string& error,
                                        std::chrono::milliseconds timeout);
-  Entries readSetup(const std::string& imageId, const std::string& image, bool shipsAutodriver,
-                    std::chrono::milliseconds timeout);
+  ImageFacts learnImage(const std::string& imageId, const std::string& image, bool shipsAutodriver,
+                        std::chrono::milliseconds timeout);
   const std::string* autodriverBytes();
   const std::string& autodriverSha();
 
