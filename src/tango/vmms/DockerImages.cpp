@@ -3,10 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
-#include <fstream>
-#include <sstream>
 
 #include "tango/util/Lines.hpp"
+#include "tango/util/ReadFile.hpp"
 #include "tango/util/Sha256.hpp"
 #include "tango/vmms/DockerLabels.hpp"
 #include "tango/vmms/DockerVmms.hpp"
@@ -17,16 +16,6 @@ namespace fs = std::filesystem;
 using docker::TarEntry;
 
 namespace {
-
-std::optional<std::string> readHostFile(const fs::path& p, std::int64_t max) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  if (static_cast<std::int64_t>(s.size()) > max) return std::nullopt;
-  return s;
-}
 
 bool hasUser(std::string_view passwd, std::string_view user) {
   const std::string prefix = std::string(user) + ":";
@@ -74,7 +63,7 @@ const std::string* DockerVmms::autodriverBytes() {
   std::lock_guard lock(mu_);
   if (cfg_.autodriver.empty()) return nullptr;
   if (!autodriver_) {
-    auto bytes = readHostFile(cfg_.autodriver, 256LL * 1024 * 1024);
+    auto bytes = readFileUpTo(cfg_.autodriver, 256LL * 1024 * 1024);
     if (!bytes) return nullptr;
     autodriver_ = std::move(*bytes);
     autodriverSha_ = sha256Hex(*autodriver_);

@@ -6,10 +6,10 @@
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "tango/docker/Tar.hpp"
+#include "tango/util/ReadFile.hpp"
 #include "tango/vmms/DockerLabels.hpp"
 
 namespace tango {
@@ -35,16 +35,6 @@ std::string socketFromEnv() {
   const char* h = std::getenv("DOCKER_HOST");
   if (h && std::string_view(h).starts_with("unix://")) return std::string(h + 7);
   return "/var/run/docker.sock";
-}
-
-std::optional<std::string> readHostFile(const fs::path& p, std::int64_t max) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  if (static_cast<std::int64_t>(s.size()) > max) return std::nullopt;
-  return s;
 }
 
 std::chrono::milliseconds ms(std::chrono::seconds s) {
@@ -173,7 +163,7 @@ StepResult DockerVmms::copyIn(const TangoMachine& vm, const std::vector<InputFil
   // The files go with the job into the autodriver's stdin (runJob).
   std::vector<TarEntry> entries;
   for (const auto& f : files) {
-    auto bytes = readHostFile(f.localFile, cfg_.maxInputFileSize);
+    auto bytes = readFileUpTo(f.localFile, cfg_.maxInputFileSize);
     if (!bytes) return StepResult::failure("cannot read input file " + f.destFile);
     entries.push_back({"job/" + f.destFile, TarEntry::Kind::File, std::move(*bytes), 0644});
   }
