@@ -12,6 +12,32 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A started container running `cmd` with stdin open once; removed with this.
+class Started {
+ public:
+  Started(docker::Engine& engine, std::string name, std::vector<std::string> cmd,
+          bool readOnly = false)
+      : engine_(engine), name_(std::move(name)) {
+    docker::ContainerSpec spec;
+    spec.name = name_;
+    spec.image = testImage();
+    spec.labels = {{"tango.prefix", name_}};
+    spec.entrypoint = {cmd.front()};
+    spec.cmd.assign(cmd.begin() + 1, cmd.end());
+    spec.openStdin = true;
+    spec.readonlyRootfs = readOnly;
+    spec.networkNone = true;
+    engine_.createContainer(spec, 30s);
+    engine_.startContainer(name_, 30s);
+  }
+  ~Started() { engine_.removeContainer(name_); }
+  const std::string& name() const { return name_; }
+
+ private:
+  docker::Engine& engine_;
+  std::string name_;
+};
+
 TEST(Attach, StdinInStdoutAndStderrOutThenTheExitCode) {
   docker::Engine engine;
   try {
@@ -19,25 +45,10 @@ TEST(Attach, StdinInStdoutAndStderrOutThenTheExitCode) {
   } catch (const std::exception& e) {
     GTEST_FAIL() << "no Docker engine: " << e.what() << " (./dev test starts dockerd)";
   }
-  const std::string name = "tango-attach-test-" + std::to_string(::getpid());
-  docker::ContainerSpec spec;
-  spec.name = name;
-  spec.image = testImage();
-  spec.labels = {{"tango.prefix", name}};
-  spec.entrypoint = {"/bin/sh", "-c"};
   // Reads stdin to its end: it only ends if closing our side closed it.
-  spec.cmd = {"tr a-z A-Z; echo to-stderr >&2; exit 7"};
-  spec.openStdin = true;
-  spec.readonlyRootfs = true;
-  spec.networkNone = true;
-  engine.createContainer(spec, 30s);
-  struct Remove {
-    docker::Engine& e;
-    std::string n;
-    ~Remove() { e.removeContainer(n); }
-  } remove{engine, name};
-  engine.startContainer(name, 30s);
-
+  Started c(engine, "tango-attach-test-" + std::to_string(::getpid()),
+            {"/bin/sh", "-c", "tr a-z A-Z; echo to-stderr >&2; exit 7"}, /*readOnly=*/true);
+  const std::string& name = c.name();
   auto att = engine.attach(name, 30s);
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   ASSERT_TRUE(att.write("hello through stdin\n", deadline));
@@ -62,22 +73,8 @@ TEST(Attach, AContainerThatDoesNotExistIsA404) {
 
 TEST(Attach, TheDeadlinePassingWhileTheContainerIsSilentIsATimeout) {
   docker::Engine engine;
-  const std::string name = "tango-attach-silent-" + std::to_string(::getpid());
-  docker::ContainerSpec spec;
-  spec.name = name;
-  spec.image = testImage();
-  spec.labels = {{"tango.prefix", name}};
-  spec.entrypoint = {"sleep"};
-  spec.cmd = {"60"};
-  spec.openStdin = true;
-  spec.networkNone = true;
-  engine.createContainer(spec, 30s);
-  struct Remove {
-    docker::Engine& e;
-    std::string n;
-    ~Remove() { e.removeContainer(n); }
-  } remove{engine, name};
-  engine.startContainer(name, 30s);
+  Started c(engine, "tango-attach-silent-" + std::to_string(::getpid()), {"sleep", "60"});
+  const std::string& name = c.name();
   auto att = engine.attach(name, 30s);
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_THROW(att.drain([](std::string_view) {}, [](std::string_view) {}, t0 + 1s),
