@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "autodriver/FileTree.hpp"
+#include "autodriver/Frames.hpp"
 #include "autodriver/GradingUser.hpp"
 #include "autodriver/JobRunner.hpp"
 #include "autodriver/Options.hpp"
@@ -41,16 +42,6 @@ void ensure_standard_fds() {
       if (open("/dev/null", O_RDWR) != fd) throw_errno("reopen standard fd");
     }
   }
-}
-
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
 }
 
 void set_env(const char* name, const std::string& value) {
@@ -178,6 +169,7 @@ int run(const Options& options) {
   settings.timeout_secs = options.timeout_secs;
   settings.output_cap = static_cast<std::size_t>(options.output_cap);
   settings.partial_fd = partial.get();
+  if (options.framed) settings.frames_fd = STDOUT_FILENO;
 
   std::optional<JobDirectory> job_dir;
   if (geteuid() == 0) {
@@ -230,9 +222,10 @@ int run(const Options& options) {
     const std::int64_t mb = options.memory_bytes.value_or(0) / (1024 * 1024);
     header += "Autodriver: Job killed: out of memory (limit " + std::to_string(mb) + " MB)\n";
   }
-  if (!write_all(STDOUT_FILENO, header + result.output)) {
-    throw_errno("write output");
-  }
+  const bool written = options.framed
+                           ? write_frame(STDOUT_FILENO, kFrameOutput, header + result.output)
+                           : write_all(STDOUT_FILENO, header + result.output);
+  if (!written) throw_errno("write output");
   if (options.report_usage) write_all(STDERR_FILENO, usage_line(result.report));
   if (damaged) return kExitOsError;
   return result.report.timed_out ? kExitTimeout : kExitOk;

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "autodriver/Frames.hpp"
 #include "autodriver/OsError.hpp"
 #include "autodriver/OutputCapture.hpp"
 #include "autodriver/ProcessTree.hpp"
@@ -92,12 +93,14 @@ class JobGuard {
   bool armed_ = true;
 };
 
-// Feeds the capture from the pipe and mirrors the head into the partial
-// file. A failing partial file is reported once and then ignored: it is a
-// convenience for watching a job, not part of its result.
+// Feeds the capture from the pipe and mirrors the head live: into the
+// partial file, and as frames on stdout (-F). A failing mirror is reported
+// once and then ignored: it is a convenience for watching a job, not part
+// of its result.
 class OutputPump {
  public:
-  OutputPump(std::size_t cap, int partial_fd) : capture_(cap), partial_fd_(partial_fd) {}
+  OutputPump(std::size_t cap, int partial_fd, int frames_fd)
+      : capture_(cap), partial_fd_(partial_fd), frames_fd_(frames_fd) {}
 
   // One read (not a loop, so a fast writer cannot starve the timeout).
   // Returns false at EOF.
@@ -107,28 +110,24 @@ class OutputPump {
     if (n < 0) return errno == EAGAIN || errno == EINTR;
     const std::string_view data(buffer_, static_cast<size_t>(n));
     const std::size_t head = capture_.append(data);
-    if (head > 0 && partial_fd_ >= 0) write_partial(data.substr(0, head));
+    if (head == 0) return true;
+    if (partial_fd_ >= 0 && !write_all(partial_fd_, data.substr(0, head))) {
+      std::perror("autodriver: writing partial output file");
+      partial_fd_ = -1;
+    }
+    if (frames_fd_ >= 0 && !write_frame(frames_fd_, kFramePartial, data.substr(0, head))) {
+      std::perror("autodriver: writing partial output frame");
+      frames_fd_ = -1;
+    }
     return true;
   }
 
   const OutputCapture& capture() const { return capture_; }
 
  private:
-  void write_partial(std::string_view data) {
-    while (!data.empty()) {
-      const ssize_t w = write(partial_fd_, data.data(), data.size());
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        std::perror("autodriver: writing partial output file");
-        partial_fd_ = -1;
-        return;
-      }
-      data.remove_prefix(static_cast<size_t>(w));
-    }
-  }
-
   OutputCapture capture_;
   int partial_fd_;
+  int frames_fd_;
   char buffer_[65536];
 };
 
@@ -175,7 +174,7 @@ JobResult run_job(const JobSettings& settings) {
     record_wait_status(result.report, status);
   };
   JobGuard job(on_reap);
-  OutputPump pump(settings.output_cap, settings.partial_fd);
+  OutputPump pump(settings.output_cap, settings.partial_fd, settings.frames_fd);
 
   std::optional<Clock::time_point> deadline;
   if (settings.timeout_secs > 0) deadline = start + std::chrono::seconds(settings.timeout_secs);

@@ -14,6 +14,7 @@ struct JobSettings {
   std::int64_t timeout_secs = 0;  // 0 = no timeout
   std::size_t output_cap = 0;
   int partial_fd = -1;  // if >= 0, receives the head of the output live
+  int frames_fd = -1;   // if >= 0, receives it too, as P frames (Frames.hpp)
 };
 
 struct JobResult {

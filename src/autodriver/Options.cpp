@@ -37,7 +37,7 @@ std::optional<std::int64_t> parse_number(std::string_view text, std::int64_t max
 const char* usage_text() {
   return "usage: autodriver [-u nproc] [-f fsize_bytes] [-t timeout_secs] [-o output_cap_bytes]\n"
          "                  [-c cpu_secs] [-m memory_bytes] [-M oom_events_file] [-I input_dir]\n"
-         "                  [-U user] [-P partial_file] [-E cgroup_events_file]... [-R] [-S]\n"
+         "                  [-U user] [-P partial_file] [-E cgroup_events_file]... [-R] [-S] [-F]\n"
          "                  DIR\n";
 }
 
@@ -58,9 +58,11 @@ std::variant<Options, UsageError> parse_options(int argc, const char* const* arg
       continue;
     }
     const char flag = arg[1];
-    if (flag == 'R' || flag == 'S') {
+    if (flag == 'R' || flag == 'S' || flag == 'F') {
       if (arg.size() != 2) return UsageError{"unknown option: " + std::string(arg)};
-      (flag == 'R' ? options.report_usage : options.stdin_job) = true;
+      (flag == 'R'   ? options.report_usage
+       : flag == 'S' ? options.stdin_job
+                     : options.framed) = true;
       continue;
     }
     if (std::string_view("uftoUPcmMIE").find(flag) == std::string_view::npos) {

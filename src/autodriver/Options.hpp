@@ -33,6 +33,9 @@ struct Options {
   // started before its job is known waits for it this way, and nothing has
   // to be copied into its filesystem.
   bool stdin_job = false;
+  // -F: stdout carries frames (Frames.hpp): the output's head live, then
+  // the result. For a service that reads the partial output from stdout.
+  bool framed = false;
   // -E (repeatable): cgroup event files whose counters are read before and
   // after the job: "max" of a pids file (pids.events), "oom_kill" of any
   // other (memory.events, memory.oom_control); their growth goes into the usage report (-R), so the

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string_view>
 
+#include "autodriver/Frames.hpp"
 #include "autodriver/OsError.hpp"
 #include "autodriver/UniqueFd.hpp"
 
@@ -26,17 +27,6 @@ struct ArchiveFree {
 std::string error_of(archive* a) {
   const char* e = archive_error_string(a);
   return e ? e : "unknown error";
-}
-
-bool write_all(int fd, const char* data, std::size_t n) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, data, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    data += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
 }
 
 // One path component a job file may be called: no "/", not "." or "..".
@@ -103,7 +93,7 @@ std::variant<std::vector<std::string>, StdinJobError> read_stdin_job(int fd,
       const la_ssize_t n = archive_read_data(a.get(), buf, sizeof buf);
       if (n < 0) return StdinJobError{std::string("bad job stream: ") + error_of(a.get())};
       if (n == 0) break;
-      if (!write_all(out.get(), buf, static_cast<std::size_t>(n)))
+      if (!write_all(out.get(), std::string_view(buf, static_cast<std::size_t>(n))))
         throw_errno("write " + dir + "/" + std::string(name));
     }
     if (::fchmod(out.get(), mode) != 0) throw_errno("chmod " + dir + "/" + std::string(name));

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -44,6 +45,8 @@ struct RunMode {
   bool as_nobody = true;                  // else stay root (root mode)
   std::optional<fs::path> passwd_file;    // bind-mounted over /etc/passwd
   std::optional<std::string> stdin_data;  // else stdin is the test's
+  // Called with all of stdout so far, after each read of it.
+  std::function<void(const std::string&)> on_stdout;
 };
 
 // Forks, prepares credentials/namespace, execs the autodriver and collects
@@ -104,6 +107,7 @@ RunResult run_autodriver(const std::vector<std::string>& args, const RunMode& mo
       const ssize_t n = read(fds[i].fd, buf, sizeof buf);
       if (n > 0) {
         sinks[i]->append(buf, static_cast<size_t>(n));
+        if (i == 0 && mode.on_stdout) mode.on_stdout(result.out);
       } else {
         close(fds[i].fd);
         fds[i].fd = -1;
@@ -439,6 +443,24 @@ TEST_F(AutodriverBinary, PartialFileGetsTheHeadWhileRunning) {
             std::string(kExited0) + "0123456789ab\n...[excess bytes elided]...\n" + "0123456789ab");
   std::ifstream in(partial, std::ios::binary);
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "0123456789ab");
+}
+
+TEST_F(AutodriverBinary, FramedStdoutCarriesTheHeadLiveThenTheResult) {
+  // The job waits for a file the test makes only once the head's frame is
+  // on stdout: it ends in time only if that frame came while it ran.
+  const fs::path go = base_ / "go";
+  write_makefile("\t@echo 0123456789abcdefghij; while [ ! -e " + go.string() +
+                 " ]; do sleep 0.05; done; echo after\n");
+  give_to_nobody();
+  RunMode mode;
+  mode.on_stdout = [&](const std::string& out) {
+    if (out == "P 12\n0123456789ab") write_file(go, "");
+  };
+  const RunResult r = run_autodriver({"-F", "-t", "10", "-o", "24", job_.string()}, mode);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string result =
+      std::string(kExited0) + "0123456789ab\n...[excess bytes elided]...\nfghij\nafter\n";
+  EXPECT_EQ(r.out, "P 12\n0123456789ab" + ("O " + std::to_string(result.size()) + "\n") + result);
 }
 
 TEST_F(AutodriverBinary, MakeKilledBySignalReportsLikeAShell) {

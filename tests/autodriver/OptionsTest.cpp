@@ -118,5 +118,11 @@ TEST(Options, StdinJobAndRepeatedEventFiles) {
   EXPECT_EQ(parse_error({"dir", "-E"}), "option -E needs a value");
 }
 
+TEST(Options, FramedStdout) {
+  EXPECT_TRUE(parse_ok({"-S", "-F", "dir"}).framed);
+  EXPECT_FALSE(parse_ok({"-S", "dir"}).framed);
+  EXPECT_EQ(parse_error({"-F1", "dir"}), "unknown option: -F1");
+}
+
 }  // namespace
 }  // namespace tango::autodriver

@@ -6,9 +6,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <fstream>
-#include <thread>
 
-#include "tango/docker/StreamDemux.hpp"
 #include "tango/util/Lines.hpp"
 
 namespace tango::docker {
@@ -104,6 +102,9 @@ void Engine::createContainer(const ContainerSpec& spec, std::chrono::millisecond
       {"SecurityOpt", json::array{"no-new-privileges"}},
       {"Init", spec.init},
       {"NetworkMode", spec.networkNone ? "none" : "bridge"},
+      // Output is read through attach, never from logs: no log file per
+      // container on the engine's disk.
+      {"LogConfig", json::object{{"Type", "none"}}},
   };
   if (spec.nanoCpus > 0) host["NanoCpus"] = spec.nanoCpus;
   if (spec.memoryBytes > 0) {
@@ -286,62 +287,6 @@ std::optional<std::string> Engine::getArchive(const std::string& name, const std
   Response r = call(std::move(req), {200, 404});
   if (r.status == 404) return std::nullopt;
   return std::move(r.body);
-}
-
-int Engine::exec(const std::string& name, const std::vector<std::string>& cmd,
-                 const std::vector<std::string>& env, const std::string& user, const Sink& out,
-                 const Sink& err, std::chrono::milliseconds timeout) {
-  Request create;
-  create.method = "POST";
-  create.path = "/containers/" + urlEncode(name) + "/exec";
-  create.body = json::serialize(json::object{{"AttachStdin", false},
-                                             {"AttachStdout", true},
-                                             {"AttachStderr", true},
-                                             {"Tty", false},
-                                             {"User", user},
-                                             {"WorkingDir", "/"},
-                                             {"Env", strings(env)},
-                                             {"Cmd", strings(cmd)}});
-  create.timeout = 30s;
-  Response cr = call(std::move(create), {201});
-  json::value cv = parseJson(cr, "exec create");
-  const auto* idv = cv.as_object().if_contains("Id");
-  if (!idv || !idv->is_string()) throw DockerError("exec create: no Id");
-  const std::string id(idv->get_string());
-
-  // Without an Upgrade header the engine answers 200 and streams the
-  // multiplexed output until the process ends, then closes the connection.
-  StreamDemux demux(out, err);
-  Request start;
-  start.method = "POST";
-  start.path = "/exec/" + id + "/start";
-  start.body = json::serialize(json::object{{"Detach", false}, {"Tty", false}});
-  start.timeout = timeout;
-  long startStatus = 0;
-  std::string errorBody;
-  start.sink = [&](std::string_view chunk) {
-    demux.feed(chunk);
-    return true;
-  };
-  Response sr = client_.send(start);
-  startStatus = sr.status;
-  if (startStatus != 200)
-    throw EngineError(startStatus, "exec start: HTTP " + std::to_string(startStatus));
-
-  // The stream ends a moment before the engine records the exit code.
-  for (int i = 0; i < 200; ++i) {
-    Request ins;
-    ins.path = "/exec/" + id + "/json";
-    ins.timeout = 30s;
-    json::value iv = parseJson(call(std::move(ins), {200}), "exec inspect");
-    const auto& o = iv.as_object();
-    const auto* running = o.if_contains("Running");
-    const auto* code = o.if_contains("ExitCode");
-    if (running && running->is_bool() && !running->get_bool() && code && code->is_int64())
-      return static_cast<int>(code->get_int64());
-    std::this_thread::sleep_for(10ms);
-  }
-  throw DockerError("exec " + id + " did not report an exit code");
 }
 
 std::vector<std::string> Engine::imageTags() {

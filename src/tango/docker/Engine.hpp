@@ -104,12 +104,6 @@ class Engine {
   std::optional<std::string> getArchive(const std::string& name, const std::string& path,
                                         std::size_t maxBytes, std::chrono::milliseconds timeout);
 
-  // Runs `cmd` in the container and streams its stdout/stderr to the sinks;
-  // returns its exit code. Throws DockerTimeout after `timeout`.
-  int exec(const std::string& name, const std::vector<std::string>& cmd,
-           const std::vector<std::string>& env, const std::string& user, const Sink& out,
-           const Sink& err, std::chrono::milliseconds timeout);
-
   // Every "repo:tag" of every image.
   std::vector<std::string> imageTags();
   std::optional<std::string> imageLabel(const std::string& image, const std::string& key);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "tango/vmms/AutodriverFrames.hpp"
 #include "tango/vmms/DockerVmms.hpp"
 #include "tango/vmms/UsageLine.hpp"
 
@@ -15,29 +16,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Extra stdout kept beyond the job's cap: the autodriver's header line and
-// the elision marker. The autodriver caps; this bounds a broken one.
+// Extra result bytes allowed beyond the job's cap: the autodriver's status
+// lines and the elision marker. The autodriver caps; this bounds a broken one.
 constexpr std::int64_t kOutputSlack = 64 * 1024;
 constexpr std::size_t kStderrCap = 64 * 1024;
-
-// Bounded collectors for a run's stdout and stderr.
-struct Collected {
-  std::int64_t cap;
-  std::string out, err;
-  docker::Engine::Sink outSink() {
-    return [this](std::string_view c) {
-      const auto room = static_cast<std::size_t>(
-          std::max<std::int64_t>(cap - static_cast<std::int64_t>(out.size()), 0));
-      out.append(c.substr(0, std::min(c.size(), room)));
-    };
-  }
-  docker::Engine::Sink errSink() {
-    return [this](std::string_view c) {
-      if (err.size() < kStderrCap)
-        err.append(c.substr(0, std::min(c.size(), kStderrCap - err.size())));
-    };
-  }
-};
 
 }  // namespace
 
@@ -58,6 +40,11 @@ bool DockerVmms::pidsLimited() {
   return *pidsLimited_;
 }
 
+// The autodriver is always told its cap, so the result's bound here is its.
+std::int64_t DockerVmms::outputCap(const RunSpec& spec) const {
+  return spec.maxOutputBytes > 0 ? spec.maxOutputBytes : cfg_.maxOutputFileSize;
+}
+
 std::vector<std::string> DockerVmms::autodriverFlags(const RunSpec& spec) {
   std::vector<std::string> f;
   // RLIMIT_NPROC counts every process of a host uid, and the grading user
@@ -68,7 +55,7 @@ std::vector<std::string> DockerVmms::autodriverFlags(const RunSpec& spec) {
     f.insert(f.end(), {"-u", std::to_string(spec.ulimitProcs)});
   if (spec.ulimitFileSize > 0) f.insert(f.end(), {"-f", std::to_string(spec.ulimitFileSize)});
   if (spec.timeoutSecs > 0) f.insert(f.end(), {"-t", std::to_string(spec.timeoutSecs)});
-  if (spec.maxOutputBytes > 0) f.insert(f.end(), {"-o", std::to_string(spec.maxOutputBytes)});
+  f.insert(f.end(), {"-o", std::to_string(outputCap(spec))});
   const int cpuSecs = spec.cpuTimeSecs > 0 ? spec.cpuTimeSecs : cfg_.vmCpuTimeLimit;
   if (cpuSecs > 0) f.insert(f.end(), {"-c", std::to_string(cpuSecs)});
   return f;
@@ -110,7 +97,7 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
       return r;
     }
     it->second.running = true;
-    it->second.partialCap = spec.maxOutputBytes > 0 ? spec.maxOutputBytes : cfg_.maxOutputFileSize;
+    it->second.partial.clear();
     it->second.output.clear();
   }
   RunResult r;
@@ -153,7 +140,20 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
   if (hard <= 0s) hard = std::chrono::seconds(std::max(spec.timeoutSecs, 0)) + 30s;
   const std::string tar = docker::makeTar(entries);
   entries.clear();
-  Collected got{std::max<std::int64_t>(spec.maxOutputBytes, 0) + kOutputSlack, {}, {}};
+  // The autodriver's stdout: the output's head as it grows (the partial
+  // output), then the result.
+  const std::int64_t cap = outputCap(spec);
+  AutodriverFrames frames(static_cast<std::size_t>(cap),
+                          static_cast<std::size_t>(cap + kOutputSlack), [&](std::string_view head) {
+                            std::lock_guard lock(mu_);
+                            if (auto it = containers_.find(name); it != containers_.end())
+                              it->second.partial.append(head);
+                          });
+  std::string err;
+  const auto errSink = [&err](std::string_view c) {
+    if (err.size() < kStderrCap)
+      err.append(c.substr(0, std::min(c.size(), kStderrCap - err.size())));
+  };
   int code = -1;
   try {
     auto att = engine_.attach(name, 30s);
@@ -163,7 +163,7 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
     // read next, say why.
     const auto copyIn = std::chrono::seconds(std::max(cfg_.copyInTimeout, 1));
     if (att.write(tar, Clock::now() + copyIn)) att.closeStdin();
-    att.drain(got.outSink(), got.errSink(), Clock::now() + hard);
+    att.drain([&frames](std::string_view c) { frames.feed(c); }, errSink, Clock::now() + hard);
     code = engine_.waitContainer(name, 30s);
   } catch (const docker::DockerTimeout&) {
     try {
@@ -177,7 +177,7 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
     result.error = e.what();
     return result;
   }
-  result.usage = parseUsageLine(got.err);
+  result.usage = parseUsageLine(err);
   if (code < 0 || code > 3) {
     // 126/127: the autodriver could not be started; 137: killed under it.
     auto st = engine_.inspectContainer(name);
@@ -187,11 +187,21 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
       return result;
     }
     result.error = "the autodriver exited with " + std::to_string(code) +
-                   (got.err.empty() ? "" : ": " + stderrExcerpt(got.err));
+                   (err.empty() ? "" : ": " + stderrExcerpt(err));
+    return result;
+  }
+  if (frames.error()) {
+    result.error = *frames.error();
+    return result;
+  }
+  // 0 and 2 (a timeout) come with a result; 1 and 3 may not.
+  if ((code == 0 || code == 2) && !frames.complete()) {
+    result.error = "the autodriver exited with " + std::to_string(code) + " without its result" +
+                   (err.empty() ? "" : ": " + stderrExcerpt(err));
     return result;
   }
   result.status = code;
-  if (code != 0 && code != 2) result.error = stderrExcerpt(got.err);
+  if (code != 0 && code != 2) result.error = stderrExcerpt(err);
   // A job ended by a cgroup limit looks like any failing make: say why,
   // from the counters the autodriver read (-E).
   if (result.usage && result.usage->oomKills > 0)
@@ -199,7 +209,7 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
   else if (result.usage && result.usage->pidsMax > 0)
     result.notice = pidsNotice(spec);
   std::lock_guard lock(mu_);
-  containers_[name].output = std::move(got.out);
+  containers_[name].output = frames.takeOutput();
   return result;
 }
 

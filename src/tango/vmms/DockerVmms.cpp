@@ -76,7 +76,7 @@ StepResult DockerVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
   // The autodriver waits for its job on stdin; the rest of its flags come
   // with the job.
   spec.entrypoint = {facts->autodriver};
-  spec.cmd = {"-S", "-R", "-P", kPartial};
+  spec.cmd = {"-S", "-F", "-R"};
   for (const auto& f : kEventFiles) spec.cmd.insert(spec.cmd.end(), {"-E", f});
   spec.cmd.push_back(facts->home + "/job");  // created by the autodriver
   spec.openStdin = true;
@@ -93,14 +93,12 @@ StepResult DockerVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
   // pool's `disk` if set): its home (where the job runs), /tmp, /var/tmp,
   // /dev/shm. Nothing it writes reaches the host disk, and with a memory
   // limit its files count against it too. Docker mounts tmpfs noexec unless
-  // told: jobs run what they compile. kRunDir is root's (the partial output).
+  // told: jobs run what they compile.
   const std::int64_t diskMb = vm.disk && *vm.disk > 0 ? *vm.disk : cfg_.vmDiskLimit;
   const std::string size = "size=" + std::to_string(diskMb) + "m";
-  const std::int64_t runKb = (cfg_.maxOutputFileSize >> 10) + 1024;
   spec.tmpfs = {{"/tmp", "rw,exec,nosuid,nodev," + size + ",mode=1777"},
                 {"/var/tmp", "rw,exec,nosuid,nodev," + size + ",mode=1777"},
                 {"/run/lock", "rw,nosuid,nodev,noexec,size=1m,mode=1777"},
-                {kRunDir, "rw,nosuid,nodev,noexec,size=" + std::to_string(runKb) + "k,mode=0755"},
                 {facts->home, "rw,exec,nosuid,nodev," + size + ",mode=1777"}};
   spec.shmBytes = diskMb * 1024 * 1024;
   // No network until a job asks for one: most jobs run without, and a
@@ -276,32 +274,11 @@ std::vector<std::string> DockerVmms::getImages() {
 }
 
 std::optional<std::string> DockerVmms::getPartialOutput(const TangoMachine& vm) {
-  const std::string name = containerName(vm);
-  std::int64_t cap = 0;
-  {
-    std::lock_guard lock(mu_);
-    auto it = containers_.find(name);
-    if (it == containers_.end() || !it->second.running) return std::nullopt;
-    cap = it->second.partialCap;
-  }
-  // The partial file is on a tmpfs, which the archive endpoints do not see
-  // (they read the container's layers): read it from inside.
-  std::string text;
-  try {
-    const int code = engine_.exec(
-        name, {"/bin/cat", kPartial}, {}, "root",
-        [&](std::string_view c) {
-          const auto room = static_cast<std::size_t>(
-              std::max<std::int64_t>(cap - static_cast<std::int64_t>(text.size()), 0));
-          text.append(c.substr(0, std::min(c.size(), room)));
-        },
-        nullptr, 10s);
-    if (code != 0) return std::nullopt;
-  } catch (const docker::DockerError& e) {
-    spdlog::debug("partial output of {}: {}", name, e.what());
-    return std::nullopt;
-  }
-  return text;
+  // What runJob has read of the output's head so far (AutodriverFrames).
+  std::lock_guard lock(mu_);
+  auto it = containers_.find(containerName(vm));
+  if (it == containers_.end() || !it->second.running) return std::nullopt;
+  return it->second.partial;
 }
 
 StepResult DockerVmms::buildImage(const std::string& imageName, const fs::path& tarball) {

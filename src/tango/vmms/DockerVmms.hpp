@@ -7,9 +7,10 @@
 // Its command is the project's autodriver waiting for its job on stdin
 // (-S), started by initializeVM, so a warm pool's container and a cold one
 // are the same. copyIn only reads the job's files; runJob attaches to the
-// container, streams the job in (a tar: flags and files), reads the output
-// as the autodriver ends, then the container's exit code. No exec and no
-// archive call on the job's path.
+// container, streams the job in (a tar: flags and files), reads the
+// autodriver's framed stdout (-F: the output's head live, for
+// getPartialOutput, then the result), then the container's exit code. No
+// exec and no archive call on the job's path.
 //
 // When the image ships this very autodriver (tango-image labels it) and has
 // a grading user, nothing is written into the container and its root is
@@ -35,15 +36,14 @@ class DockerVmms : public Vmms {
  public:
   // Paths inside every container.
   static constexpr const char* kAutodriver = "/opt/tango/autodriver";  // when copied in
-  static constexpr const char* kRunDir = "/run/tango";                 // root's tmpfs
-  static constexpr const char* kPartial = "/run/tango/partial";
   // The grading user's home in Tango's images and in the user we add.
   static constexpr const char* kGradingHome = "/home/autograde";
   // Where tango-image's images (and Tango's) ship an autodriver.
   static constexpr const char* kImageAutodriver = "/usr/bin/autodriver";
-  // Processes in a container besides the job's: init, the autodriver, an
-  // exec reading the partial output, one spare. The pids limit is the
-  // job's process limit plus these.
+  // Processes in a container besides the job's: init, the autodriver, two
+  // spare. The pids limit is the job's process limit plus these. Nothing
+  // else ever runs in a container while its job does (no exec): a job
+  // holding every process it may have would make it fail.
   static constexpr int kVmmsProcesses = 4;
   // Label tango-image puts on its images: the SHA-256 of the autodriver it
   // installed at kImageAutodriver.
@@ -86,8 +86,8 @@ class DockerVmms : public Vmms {
   struct Container {
     bool readOnly = false;
     std::vector<docker::TarEntry> input;  // the job's files, read by copyIn
-    std::string output;                   // the run's stdout, for copyOut
-    std::int64_t partialCap = 0;          // while a job runs: its output cap
+    std::string output;                   // the run's result, for copyOut
+    std::string partial;                  // the running job's output head
     bool running = false;
     bool destroyed = false;  // destroyVM came while the job ran
   };
@@ -105,6 +105,7 @@ class DockerVmms : public Vmms {
   std::string memoryNotice(const TangoMachine& vm, const RunSpec& spec);
   std::string pidsNotice(const RunSpec& spec);
   std::vector<std::string> autodriverFlags(const RunSpec& spec);
+  std::int64_t outputCap(const RunSpec& spec) const;
   StepResult prepareRun(const std::string& name, const RunSpec& spec);
   bool pidsLimited();
 
