@@ -17,9 +17,14 @@ bool write_all(int fd, std::string_view data) {
   return true;
 }
 
+std::string frame(char kind, std::string_view data) {
+  std::string f = std::string(1, kind) + ' ' + std::to_string(data.size()) + '\n';
+  f.append(data);
+  return f;
+}
+
 bool write_frame(int fd, char kind, std::string_view data) {
-  const std::string header = std::string(1, kind) + ' ' + std::to_string(data.size()) + '\n';
-  return write_all(fd, header) && write_all(fd, data);
+  return write_all(fd, frame(kind, data));
 }
 
 }  // namespace tango::autodriver

@@ -9,6 +9,7 @@
 // stream) shows the P bytes as the job's partial output while it runs,
 // without starting a process beside the job: a job holding all the
 // processes it may have would make that process fail.
+#include <string>
 #include <string_view>
 
 namespace tango::autodriver {
@@ -19,7 +20,10 @@ inline constexpr char kFrameOutput = 'O';
 // Writes all of `data`, retrying short writes and EINTR. False on error.
 bool write_all(int fd, std::string_view data);
 
-// One frame of `kind`. False on error.
+// One frame of `kind`: its header line and `data`.
+std::string frame(char kind, std::string_view data);
+
+// Writes one frame of `kind`. False on error.
 bool write_frame(int fd, char kind, std::string_view data);
 
 }  // namespace tango::autodriver

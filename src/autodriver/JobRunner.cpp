@@ -97,10 +97,23 @@ class JobGuard {
 // partial file, and as frames on stdout (-F). A failing mirror is reported
 // once and then ignored: it is a convenience for watching a job, not part
 // of its result.
+//
+// Frames are queued and written without blocking, when poll says stdout
+// has room: a reader that stops reading must not keep the job from being
+// killed at its timeout. The queue holds whole frames, so a short write
+// never splits one, and it is bounded by the head (half the cap).
 class OutputPump {
  public:
   OutputPump(std::size_t cap, int partial_fd, int frames_fd)
-      : capture_(cap), partial_fd_(partial_fd), frames_fd_(frames_fd) {}
+      : capture_(cap), partial_fd_(partial_fd), frames_fd_(frames_fd) {
+    if (frames_fd_ < 0) return;
+    frames_flags_ = fcntl(frames_fd_, F_GETFL);
+    if (frames_flags_ < 0 || fcntl(frames_fd_, F_SETFL, frames_flags_ | O_NONBLOCK) != 0)
+      throw_errno("fcntl stdout");
+  }
+  ~OutputPump() { restore_frames_fd(); }
+  OutputPump(const OutputPump&) = delete;
+  OutputPump& operator=(const OutputPump&) = delete;
 
   // One read (not a loop, so a fast writer cannot starve the timeout).
   // Returns false at EOF.
@@ -115,19 +128,55 @@ class OutputPump {
       std::perror("autodriver: writing partial output file");
       partial_fd_ = -1;
     }
-    if (frames_fd_ >= 0 && !write_frame(frames_fd_, kFramePartial, data.substr(0, head))) {
-      std::perror("autodriver: writing partial output frame");
-      frames_fd_ = -1;
+    if (frames_fd_ >= 0) {
+      pending_ += frame(kFramePartial, data.substr(0, head));
+      write_pending();
     }
     return true;
+  }
+
+  // The fd to poll for POLLOUT: stdout while frames wait, else -1.
+  int frames_fd_to_poll() const { return pending_.empty() ? -1 : frames_fd_; }
+
+  // Writes what stdout takes now of the queued frames.
+  void write_pending() {
+    while (frames_fd_ >= 0 && !pending_.empty()) {
+      const ssize_t w = write(frames_fd_, pending_.data(), pending_.size());
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && errno == EAGAIN) return;
+      if (w <= 0) {
+        std::perror("autodriver: writing partial output frame");
+        frames_fd_ = -1;
+        pending_.clear();
+        return;
+      }
+      pending_.erase(0, static_cast<size_t>(w));
+    }
+  }
+
+  // The job is over: stdout blocks again, and the queue goes before the
+  // result that follows it.
+  void finish() {
+    const int fd = frames_fd_;
+    restore_frames_fd();
+    if (fd >= 0 && !pending_.empty() && !write_all(fd, pending_))
+      std::perror("autodriver: writing partial output frame");
+    pending_.clear();
   }
 
   const OutputCapture& capture() const { return capture_; }
 
  private:
+  void restore_frames_fd() {
+    if (frames_fd_ >= 0 && frames_flags_ >= 0) fcntl(frames_fd_, F_SETFL, frames_flags_);
+    frames_flags_ = -1;
+  }
+
   OutputCapture capture_;
   int partial_fd_;
   int frames_fd_;
+  int frames_flags_ = -1;  // stdout's flags before we made it non-blocking
+  std::string pending_;    // whole frames not yet written
   char buffer_[65536];
 };
 
@@ -187,9 +236,10 @@ JobResult run_job(const JobSettings& settings) {
       result.report.timed_out = true;
       break;
     }
-    struct pollfd fds[2] = {{pipe_open ? out_read.get() : -1, POLLIN, 0},
-                            {sigchld.fd(), POLLIN, 0}};
-    if (poll(fds, 2, wait_ms) < 0) {
+    struct pollfd fds[3] = {{pipe_open ? out_read.get() : -1, POLLIN, 0},
+                            {sigchld.fd(), POLLIN, 0},
+                            {pump.frames_fd_to_poll(), POLLOUT, 0}};
+    if (poll(fds, 3, wait_ms) < 0) {
       if (errno == EINTR) continue;
       throw_errno("poll");
     }
@@ -198,6 +248,7 @@ JobResult run_job(const JobSettings& settings) {
       sigchld.clear();
       reap_exited_children(on_reap);
     }
+    if (fds[2].revents != 0) pump.write_pending();
   }
 
   result.all_killed = job.kill_all();
@@ -215,6 +266,7 @@ JobResult run_job(const JobSettings& settings) {
     if (ready < 0 && errno != EINTR) throw_errno("poll");
     if (ready > 0) pipe_open = pump.read_once(out_read.get());
   }
+  pump.finish();
 
   struct rusage usage {};
   getrusage(RUSAGE_CHILDREN, &usage);

@@ -47,6 +47,8 @@ struct RunMode {
   std::optional<std::string> stdin_data;  // else stdin is the test's
   // Called with all of stdout so far, after each read of it.
   std::function<void(const std::string&)> on_stdout;
+  // Stdout is not read before this much time has passed (a stalled reader).
+  std::chrono::milliseconds stdout_delay{0};
 };
 
 // Forks, prepares credentials/namespace, execs the autodriver and collects
@@ -95,31 +97,34 @@ RunResult run_autodriver(const std::vector<std::string>& args, const RunMode& mo
     close(in[1]);
   }
   RunResult result;
-  struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  const int fds_of[2] = {out[0], err[0]};
+  bool open[2] = {true, true};
   std::string* sinks[2] = {&result.out, &result.err};
-  int open_count = 2;
   const auto give_up = start + std::chrono::seconds(60);
-  while (open_count > 0 && Clock::now() < give_up) {
-    if (poll(fds, 2, 1000) <= 0) continue;
+  while ((open[0] || open[1]) && Clock::now() < give_up) {
+    // A stalled reader: stdout is left alone until its delay has passed.
+    const bool paused = Clock::now() < start + mode.stdout_delay;
+    struct pollfd fds[2] = {{open[0] && !paused ? fds_of[0] : -1, POLLIN, 0},
+                            {open[1] ? fds_of[1] : -1, POLLIN, 0}};
+    if (poll(fds, 2, paused ? 50 : 1000) <= 0) continue;
     for (int i = 0; i < 2; ++i) {
       if (fds[i].revents == 0) continue;
       char buf[65536];
-      const ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      const ssize_t n = read(fds_of[i], buf, sizeof buf);
       if (n > 0) {
         sinks[i]->append(buf, static_cast<size_t>(n));
         if (i == 0 && mode.on_stdout) mode.on_stdout(result.out);
       } else {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_count;
+        close(fds_of[i]);
+        open[i] = false;
       }
     }
   }
-  if (open_count > 0) {
+  if (open[0] || open[1]) {
     ADD_FAILURE() << "autodriver did not finish within 60 s";
     kill(pid, SIGKILL);
-    for (auto& fd : fds) {
-      if (fd.fd >= 0) close(fd.fd);
+    for (int i = 0; i < 2; ++i) {
+      if (open[i]) close(fds_of[i]);
     }
   }
   int status = 0;
@@ -461,6 +466,38 @@ TEST_F(AutodriverBinary, FramedStdoutCarriesTheHeadLiveThenTheResult) {
   const std::string result =
       std::string(kExited0) + "0123456789ab\n...[excess bytes elided]...\nfghij\nafter\n";
   EXPECT_EQ(r.out, "P 12\n0123456789ab" + ("O " + std::to_string(result.size()) + "\n") + result);
+}
+
+TEST_F(AutodriverBinary, AStalledStdoutReaderDoesNotDelayTheTimeout) {
+  // 400 kB of head is far more than the stdout pipe holds; the test reads
+  // none of it for 6 s. The job must still be killed at its 2 s timeout,
+  // and every frame must arrive whole once the reader comes back.
+  write_makefile("\t@head -c 400000 /dev/zero | tr '\\0' a; sleep 30\n");
+  give_to_nobody();
+  RunMode mode;
+  mode.stdout_delay = std::chrono::seconds(6);
+  const RunResult r = run_autodriver({"-F", "-R", "-t", "2", "-o", "1000000", job_.string()}, mode);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  const auto usage = parse_usage_line(r.err);
+  ASSERT_TRUE(usage) << r.err;
+  EXPECT_LT(std::stoll(usage->at("wall_ms")), 4000);
+  // Unframe: the P bytes, then the result.
+  std::string partial, result;
+  std::string_view rest = r.out;
+  while (!rest.empty()) {
+    const auto nl = rest.find('\n');
+    ASSERT_NE(nl, std::string_view::npos) << "a frame without a header";
+    const char kind = rest[0];
+    const std::size_t n = std::stoull(std::string(rest.substr(2, nl - 2)));
+    ASSERT_LE(nl + 1 + n, rest.size()) << "a frame cut short";
+    (kind == 'P' ? partial : result).append(rest.substr(nl + 1, n));
+    rest.remove_prefix(nl + 1 + n);
+  }
+  // Compared whole, reported by size: 400 kB do not belong in a log.
+  EXPECT_TRUE(partial == std::string(400000, 'a')) << partial.size() << " partial bytes";
+  const std::string expected =
+      "Autodriver: Job timed out after 2 seconds\n" + std::string(400000, 'a');
+  EXPECT_TRUE(result == expected) << result.size() << " result bytes: " << result.substr(0, 60);
 }
 
 TEST_F(AutodriverBinary, MakeKilledBySignalReportsLikeAShell) {

@@ -310,6 +310,7 @@ TEST(Config, InvalidEnvironmentValuesNameTheKey) {
       {"POOL_SIZE", "1001"},
       {"POOL_SIZE", "-1"},
       {"MAX_OUTPUT_FILE_SIZE", "0"},
+      {"MAX_OUTPUT_FILE_SIZE", "1073741825"},  // over the autodriver's 1 GiB
       {"MAX_INPUT_FILE_SIZE", "-10"},
       {"VM_ULIMIT_FILE_SIZE", "99999999999999999999"},
       {"VM_ULIMIT_USER_PROC", "0"},

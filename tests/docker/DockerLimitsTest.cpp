@@ -53,7 +53,7 @@ TEST_F(DockerLimitsTest, LimitsAskedForByTheJobReplaceTheContainersOnes) {
   submitTo("own", {{"autograde-Makefile", mk}}, "own.out", {{"limits", limits}});
   auto own = waitOutput("own", "own.out");
   ASSERT_TRUE(own) << tangod->log();
-  // 48 MB, 20 + 4 pids (init, autodriver, partial read, spare), 3 MB in dash's 512-byte blocks, 7
+  // 48 MB, 20 + 4 pids (init, autodriver, two spare), 3 MB in dash's 512-byte blocks, 7
   // s, 8 MB tmpfs; the job runs in its home, on the tmpfs.
   EXPECT_TRUE(
       own->ends_with("---\nAutodriver: Job exited with status 0\n50331648\n24\n6144\n7\n"

@@ -1,4 +1,4 @@
-// The engine-independent pieces of the Docker client: the exec stream
+// The engine-independent pieces of the Docker client: the attach stream
 // demultiplexer, tar streams, version comparison, the usage line.
 #include <gtest/gtest.h>
 

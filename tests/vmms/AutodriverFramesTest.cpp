@@ -51,11 +51,18 @@ TEST(AutodriverFrames, AnEmptyResultIsComplete) {
   EXPECT_EQ(r.frames.takeOutput(), "");
 }
 
-TEST(AutodriverFrames, PartialOutputStopsAtItsCap) {
-  Reader r(5);
-  r.frames.feed(frame('P', "abc") + frame('P', "defgh") + frame('P', "ijk") + frame('O', "r"));
-  EXPECT_EQ(r.partial, "abcde");
+TEST(AutodriverFrames, PartialOutputUpToItsCapAndNotBeyond) {
+  Reader r(8);
+  r.frames.feed(frame('P', "abc") + frame('P', "defgh") + frame('O', "r"));
+  EXPECT_EQ(r.partial, "abcdefgh");
   EXPECT_TRUE(r.frames.complete());
+  Reader over(8);
+  over.frames.feed(frame('P', "abc") + frame('P', "defghi") + frame('O', "r"));
+  EXPECT_EQ(over.partial, "abc");
+  ASSERT_TRUE(over.frames.error());
+  EXPECT_NE(over.frames.error()->find("partial output beyond its cap of 8 bytes"),
+            std::string::npos)
+      << *over.frames.error();
 }
 
 TEST(AutodriverFrames, AStreamCutShortIsNotComplete) {
@@ -75,6 +82,7 @@ TEST(AutodriverFrames, MalformedStreamsAreRefusedAndKeepNothing) {
       {"P  3\nabc", "bad frame header"},
       {"O 99999999999999999999\n", "bad frame header"},
       {"O 1001\n", "a result of 1001 bytes (at most 1000)"},
+      {"P 99999999999\n", "partial output beyond its cap"},
       {std::string(30, 'P'), "a frame header longer than"},
       {frame('O', "done") + "more", "bytes after the result"},
       {frame('O', "done") + frame('O', "again"), "bytes after the result"},

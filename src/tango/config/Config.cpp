@@ -191,6 +191,9 @@ constexpr std::int64_t kMiB = 1024 * kKiB;
 constexpr std::int64_t kGiB = 1024 * kMiB;
 // Anything above this is a typo (an extra digit or two), not a real limit.
 constexpr std::int64_t kMaxFileSize = 1024 * kGiB;
+// The autodriver keeps a job's output in memory while it runs, up to this
+// (its own bound for -o).
+constexpr std::int64_t kMaxOutputSize = 1 * kGiB;
 // Every step of a job and a job itself must end within a day.
 constexpr int kMaxTimeoutSecs = 86400;
 
@@ -282,7 +285,7 @@ const std::vector<Knob>& knobs() {
        [](Config& c, std::string_view k, const Raw& r) { c.operatorRoutesNeedKey = asBool(k, r); }},
       {"POOL_SIZE", intIn(&Config::poolSize, 0, 1000)},
       {"JOB_RETRIES", intIn(&Config::jobRetries, 0, 100)},
-      {"MAX_OUTPUT_FILE_SIZE", bytes(&Config::maxOutputFileSize, kMaxFileSize)},
+      {"MAX_OUTPUT_FILE_SIZE", bytes(&Config::maxOutputFileSize, kMaxOutputSize)},
       {"MAX_INPUT_FILE_SIZE", bytes(&Config::maxInputFileSize, kMaxFileSize)},
       {"VM_ULIMIT_FILE_SIZE", bytes(&Config::vmUlimitFileSize, kMaxFileSize)},
       {"VM_ULIMIT_USER_PROC", intIn(&Config::vmUlimitUserProc, 1, 100000)},

@@ -18,7 +18,10 @@ std::string printable(std::string s) {
 }  // namespace
 
 AutodriverFrames::AutodriverFrames(std::size_t partialCap, std::size_t outputCap, Sink partial)
-    : partialLeft_(partialCap), outputCap_(outputCap), partial_(std::move(partial)) {}
+    : partialCap_(partialCap),
+      partialLeft_(partialCap),
+      outputCap_(outputCap),
+      partial_(std::move(partial)) {}
 
 void AutodriverFrames::fail(std::string why) {
   state_ = State::Failed;
@@ -42,10 +45,13 @@ void AutodriverFrames::startFrame() {
   if (kind == 'O' && n > outputCap_)
     return fail("a result of " + std::to_string(n) + " bytes (at most " +
                 std::to_string(outputCap_) + ")");
+  if (kind == 'P' && n > partialLeft_)
+    return fail("partial output beyond its cap of " + std::to_string(partialCap_) + " bytes");
   header_.clear();
   left_ = n;
   state_ = kind == 'P' ? State::Partial : State::Output;
-  if (state_ == State::Output) output_.reserve(n);
+  // Reserved up to what a normal result holds; beyond, it grows as it comes.
+  if (state_ == State::Output) output_.reserve(std::min<std::size_t>(n, 1 << 20));
   if (n == 0 && state_ == State::Output) state_ = State::Done;
   if (n == 0 && state_ == State::Partial) state_ = State::Header;
 }
@@ -76,9 +82,8 @@ void AutodriverFrames::feed(std::string_view chunk) {
           output_.append(part);
           if (left_ == 0) state_ = State::Done;
         } else {
-          const std::string_view kept = part.substr(0, std::min(part.size(), partialLeft_));
-          partialLeft_ -= kept.size();
-          if (!kept.empty() && partial_) partial_(kept);
+          partialLeft_ -= part.size();  // the header was checked against it
+          if (!part.empty() && partial_) partial_(part);
           if (left_ == 0) state_ = State::Header;
         }
         break;

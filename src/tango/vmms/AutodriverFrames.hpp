@@ -17,7 +17,7 @@ class AutodriverFrames {
  public:
   using Sink = std::function<void(std::string_view)>;
 
-  // `partial` receives the P bytes, `partialCap` of them at most in all;
+  // `partial` receives the P bytes, which may be `partialCap` bytes in all;
   // the result may be `outputCap` bytes long at most.
   AutodriverFrames(std::size_t partialCap, std::size_t outputCap, Sink partial);
 
@@ -34,6 +34,7 @@ class AutodriverFrames {
   void fail(std::string why);
   void startFrame();
 
+  std::size_t partialCap_;
   std::size_t partialLeft_;
   std::size_t outputCap_;
   Sink partial_;

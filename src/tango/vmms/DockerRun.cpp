@@ -24,20 +24,25 @@ constexpr std::size_t kStderrCap = 64 * 1024;
 }  // namespace
 
 bool DockerVmms::pidsLimited() {
-  std::lock_guard lock(mu_);
-  if (!pidsLimited_) {
-    try {
-      pidsLimited_ = engine_.supportsPidsLimit();
-    } catch (const docker::DockerError& e) {
-      spdlog::warn("cannot ask the engine about pids limits: {}", e.what());
-      return false;  // ask again next time; meanwhile -u holds
-    }
-    if (!*pidsLimited_)
-      spdlog::warn(
-          "the Docker engine cannot limit processes per container: falling back to "
-          "RLIMIT_NPROC, which all containers' grading users share");
+  {
+    std::lock_guard lock(mu_);
+    if (pidsLimited_) return *pidsLimited_;
   }
-  return *pidsLimited_;
+  // Asked without mu_: every other job's calls go on while the engine answers.
+  bool supported = false;
+  try {
+    supported = engine_.supportsPidsLimit();
+  } catch (const docker::DockerError& e) {
+    spdlog::warn("cannot ask the engine about pids limits: {}", e.what());
+    return false;  // ask again next time; meanwhile -u holds
+  }
+  std::lock_guard lock(mu_);
+  if (!pidsLimited_ && !supported)
+    spdlog::warn(
+        "the Docker engine cannot limit processes per container: falling back to "
+        "RLIMIT_NPROC, which all containers' grading users share");
+  pidsLimited_ = supported;
+  return supported;
 }
 
 // The autodriver is always told its cap, so the result's bound here is its.
@@ -97,7 +102,7 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
       return r;
     }
     it->second.running = true;
-    it->second.partial.clear();
+    it->second.live = std::make_shared<LiveOutput>();
     it->second.output.clear();
   }
   RunResult r;
@@ -130,11 +135,17 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
   std::string args;
   for (const auto& a : autodriverFlags(spec)) args += a + '\0';
   std::vector<TarEntry> entries{{"args", TarEntry::Kind::File, std::move(args), 0644}};
+  std::shared_ptr<LiveOutput> live;
   {
     std::lock_guard lock(mu_);
-    auto& input = containers_[name].input;
-    for (auto& e : input) entries.push_back(std::move(e));
-    input.clear();
+    auto it = containers_.find(name);
+    if (it == containers_.end()) {
+      result.error = "the VM was destroyed before the job ran";
+      return result;
+    }
+    for (auto& e : it->second.input) entries.push_back(std::move(e));
+    it->second.input.clear();
+    live = it->second.live;
   }
   std::chrono::seconds hard = spec.hardTimeout;
   if (hard <= 0s) hard = std::chrono::seconds(std::max(spec.timeoutSecs, 0)) + 30s;
@@ -144,10 +155,10 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
   // output), then the result.
   const std::int64_t cap = outputCap(spec);
   AutodriverFrames frames(static_cast<std::size_t>(cap),
-                          static_cast<std::size_t>(cap + kOutputSlack), [&](std::string_view head) {
-                            std::lock_guard lock(mu_);
-                            if (auto it = containers_.find(name); it != containers_.end())
-                              it->second.partial.append(head);
+                          static_cast<std::size_t>(cap + kOutputSlack),
+                          [&live](std::string_view head) {
+                            std::lock_guard lock(live->mu);
+                            live->head.append(head);
                           });
   std::string err;
   const auto errSink = [&err](std::string_view c) {
@@ -191,7 +202,7 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
     return result;
   }
   if (frames.error()) {
-    result.error = *frames.error();
+    result.error = *frames.error() + (err.empty() ? "" : "; " + stderrExcerpt(err));
     return result;
   }
   // 0 and 2 (a timeout) come with a result; 1 and 3 may not.
@@ -209,7 +220,8 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
   else if (result.usage && result.usage->pidsMax > 0)
     result.notice = pidsNotice(spec);
   std::lock_guard lock(mu_);
-  containers_[name].output = frames.takeOutput();
+  if (auto it = containers_.find(name); it != containers_.end())
+    it->second.output = frames.takeOutput();
   return result;
 }
 

@@ -275,10 +275,15 @@ std::vector<std::string> DockerVmms::getImages() {
 
 std::optional<std::string> DockerVmms::getPartialOutput(const TangoMachine& vm) {
   // What runJob has read of the output's head so far (AutodriverFrames).
-  std::lock_guard lock(mu_);
-  auto it = containers_.find(containerName(vm));
-  if (it == containers_.end() || !it->second.running) return std::nullopt;
-  return it->second.partial;
+  std::shared_ptr<LiveOutput> live;
+  {
+    std::lock_guard lock(mu_);
+    auto it = containers_.find(containerName(vm));
+    if (it == containers_.end() || !it->second.running || !it->second.live) return std::nullopt;
+    live = it->second.live;
+  }
+  std::lock_guard lock(live->mu);
+  return live->head;
 }
 
 StepResult DockerVmms::buildImage(const std::string& imageName, const fs::path& tarball) {

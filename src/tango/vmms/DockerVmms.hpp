@@ -82,12 +82,18 @@ class DockerVmms : public Vmms {
     Entries setup;           // what a container needs first; empty: nothing
     std::string home;        // the grading user's, under /home/: the job's tmpfs
   };
+  // The head of a running job's output, as runJob reads it; behind its own
+  // lock, so the reader's many small appends never wait on mu_.
+  struct LiveOutput {
+    std::mutex mu;
+    std::string head;  // guarded by mu
+  };
   // Per container, from initializeVM to destroyVM.
   struct Container {
     bool readOnly = false;
     std::vector<docker::TarEntry> input;  // the job's files, read by copyIn
     std::string output;                   // the run's result, for copyOut
-    std::string partial;                  // the running job's output head
+    std::shared_ptr<LiveOutput> live;     // from runJob on: the output's head
     bool running = false;
     bool destroyed = false;  // destroyVM came while the job ran
   };
