@@ -51,6 +51,40 @@ TEST_F(DockerPoolTest, WarmPoolRefillsWithFreshContainersAfterJobs) {
   EXPECT_EQ(containersOfPrefix(), 2u);
 }
 
+TEST_F(DockerPoolTest, AJobAskingForItsOwnDiskSizeGetsAContainerMadeForIt) {
+  // A warm container's tmpfs mounts were sized when it was made: a job
+  // asking for another size must not be given it.
+  const std::string image = testImage();
+  auto p = http->post("/prealloc/test/" + image + "/1/", "").json();
+  ASSERT_EQ(p["statusId"].as_int64(), 0) << json::serialize(p);
+  std::optional<std::int64_t> warm;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+       !warm && std::chrono::steady_clock::now() < deadline;
+       std::this_thread::sleep_for(std::chrono::milliseconds(100))) {
+    auto pool = poolOf(*http, image);
+    if (!pool.empty() && pool["free"].as_array().size() == 1)
+      warm = pool["free"].as_array()[0].as_int64();
+  }
+  ASSERT_TRUE(warm) << tangod->log();
+  const std::string df = "all:\n\t@df -k /tmp | tail -1 | awk '{print $$2}'\n";
+  submitTo("own", {{"autograde-Makefile", df}}, "own.out",
+           {{"limits", json::object{{"disk_mb", 8}}}});
+  auto own = waitOutput("own", "own.out");
+  ASSERT_TRUE(own) << tangod->log();
+  EXPECT_TRUE(own->ends_with("status 0\n8192\n")) << *own;
+  // The warm container is still there for the next job, which has the
+  // configured size (VM_DISK_LIMIT, 128 MB).
+  auto pool = poolOf(*http, image);
+  ASSERT_FALSE(pool.empty());
+  ASSERT_EQ(pool["free"].as_array().size(), 1u) << json::serialize(pool);
+  EXPECT_EQ(pool["free"].as_array()[0].as_int64(), *warm);
+  submitTo("next", {{"autograde-Makefile", df}}, "next.out");
+  auto next = waitOutput("next", "next.out");
+  ASSERT_TRUE(next) << tangod->log();
+  EXPECT_TRUE(next->ends_with("status 0\n131072\n")) << *next;
+  EXPECT_NE(tangod->log().find("existing VM"), std::string::npos) << tangod->log();
+}
+
 TEST_F(DockerPoolTest, KillNineMidJobThenRestartFinishesItAndLeavesNoContainer) {
   auto id =
       submitTo("lab", {{"autograde-Makefile", "all:\n\t@echo begun\n\t@sleep 3\n\t@echo done\n"}},

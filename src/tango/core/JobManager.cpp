@@ -54,11 +54,15 @@ void JobManager::dispatch() {
     std::optional<Preallocator::Allocation> alloc;
     // FIFO, but a job whose pool is full does not hold up jobs of other
     // images; a full pool is asked once per pass, not once per queued job.
-    std::set<std::string> full;
+    std::set<std::pair<std::string, bool>> full;
     auto job = queue_.takeNext([&](const TangoJob& j) {
-      if (full.count(j.vm.name)) return false;
-      alloc = preallocator_.allocVM(j.vm.name);
-      if (!alloc) full.insert(j.vm.name);
+      // A VMMS that sizes a VM's disk when it makes it cannot give a warm
+      // one to a job asking for another size: that job gets a VM of its own.
+      const bool fresh =
+          vmms_.diskSetAtCreation() && j.limits.diskMb && *j.limits.diskMb != cfg_.vmDiskLimit;
+      if (full.count({j.vm.name, fresh})) return false;
+      alloc = preallocator_.allocVM(j.vm.name, fresh);
+      if (!alloc) full.insert({j.vm.name, fresh});
       return alloc.has_value();
     });
     if (!job) return;
@@ -70,24 +74,29 @@ void JobManager::dispatch() {
       queue_.unassign(*job);
       return;
     }
-    WorkerContext ctx{cfg_,    vmms_,         queue_,
-                      preallocator_, stats_, onFinished_,
-                      shuttingDown_, [this](std::int64_t id, const TangoMachine& vm) {
+    WorkerContext ctx{cfg_,
+                      vmms_,
+                      queue_,
+                      preallocator_,
+                      stats_,
+                      onFinished_,
+                      shuttingDown_,
+                      [this](std::int64_t id, const TangoMachine& vm) {
                         std::lock_guard l(mu_);
                         vms_[id] = vm;
                       }};
     const std::int64_t id = job->id;
     workers_.emplace(id, std::thread([this, ctx = std::move(ctx), job = std::move(*job),
                                       alloc = std::move(*alloc)]() mutable {
-      const std::int64_t jobId = job.id;
-      runWorker(std::move(ctx), std::move(job), std::move(alloc));
-      {
-        std::lock_guard l(mu_);
-        vms_.erase(jobId);
-        done_.push_back(jobId);
-      }
-      cv_.notify_one();
-    }));
+                       const std::int64_t jobId = job.id;
+                       runWorker(std::move(ctx), std::move(job), std::move(alloc));
+                       {
+                         std::lock_guard l(mu_);
+                         vms_.erase(jobId);
+                         done_.push_back(jobId);
+                       }
+                       cv_.notify_one();
+                     }));
   }
 }
 

@@ -60,7 +60,8 @@ std::string writeOutputFile(const std::filesystem::path& dest, const std::string
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) return fail("cannot read job output");
       if (r == 0) break;
-      if (!writeAll(out.fd, buf, static_cast<std::size_t>(r))) return fail("cannot write output file");
+      if (!writeAll(out.fd, buf, static_cast<std::size_t>(r)))
+        return fail("cannot write output file");
     }
   }
   if (::rename(tmpl.c_str(), dest.c_str()) != 0)

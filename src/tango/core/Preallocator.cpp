@@ -43,10 +43,11 @@ TangoMachine Preallocator::newMachine(const std::string& image, const Pool& pool
   return vm;
 }
 
-std::optional<Preallocator::Allocation> Preallocator::allocVM(const std::string& image) {
+std::optional<Preallocator::Allocation> Preallocator::allocVM(const std::string& image,
+                                                              bool fresh) {
   std::unique_lock lock(mu_);
   Pool& pool = poolFor(image);
-  if (!pool.free.empty()) {
+  if (!fresh && !pool.free.empty()) {
     auto node = pool.free.extract(pool.free.begin());
     TangoMachine vm = node.mapped();
     pool.busy.insert(std::move(node));

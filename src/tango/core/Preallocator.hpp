@@ -37,8 +37,9 @@ class Preallocator {
     TangoMachine vm;
     bool warm = false;  // already initialized and ready; otherwise the worker initializes it
   };
-  // A VM for `image`, or nullopt when its pool is at capacity. Never blocks on a VMMS call.
-  std::optional<Allocation> allocVM(const std::string& image);
+  // A VM for `image`, or nullopt when its pool is at capacity. Never blocks on
+  // a VMMS call. `fresh`: never a warm one (the job needs a VM made for it).
+  std::optional<Allocation> allocVM(const std::string& image, bool fresh = false);
   // A fresh (cold) VM in place of `old`, for a retry; `old` must be destroyed by the caller.
   TangoMachine renewVM(const TangoMachine& old);
   // The job is done with `vm` (already destroyed by the worker): refill the pool.

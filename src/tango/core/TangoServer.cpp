@@ -28,7 +28,9 @@ TangoServer::TangoServer(const Config& cfg) : cfg_(cfg) {
   });
   callbacks_ = std::make_unique<CallbackSender>(
       cfg.callbackRetries, cfg.callbackBackoffSecs, cfg.callbackTimeoutSecs,
-      [this](std::int64_t id, bool ok, const std::string& detail) { callbackDone(id, ok, detail); });
+      [this](std::int64_t id, bool ok, const std::string& detail) {
+        callbackDone(id, ok, detail);
+      });
   manager_ = std::make_unique<JobManager>(cfg, *vmms_, *queue_, *preallocator_, stats_,
                                           [this](const TangoJob& job) { sendCallback(job); });
   queue_->setOnWork([this] { manager_->kick(); });
@@ -43,9 +45,11 @@ void TangoServer::start() {
     vmms_->safeDestroyVM(vm);
   }
   int requeued = queue_->recover();
-  if (requeued) spdlog::info("requeued {} jobs that were running when the service stopped", requeued);
+  if (requeued)
+    spdlog::info("requeued {} jobs that were running when the service stopped", requeued);
   for (const auto& job : store_->loadPendingCallbacks()) sendCallback(job);
-  for (const auto& image : images()) preallocator_->update(image, cfg_.poolSize, std::nullopt, std::nullopt);
+  for (const auto& image : images())
+    preallocator_->update(image, cfg_.poolSize, std::nullopt, std::nullopt);
   manager_->start();
   manager_->kick();
 }
@@ -61,7 +65,8 @@ std::set<std::string> TangoServer::images() {
 }
 
 AddJobResult TangoServer::addJob(const std::string& key, const std::string& courselab,
-                                 const std::filesystem::path& courselabDir, const json::value& body) {
+                                 const std::filesystem::path& courselabDir,
+                                 const json::value& body) {
   ++stats_.jobRequests;
   JobRequestContext ctx{cfg_, key, courselab, courselabDir, images(), vmms_->name()};
   auto parsed = parseJobRequest(ctx, body);
@@ -73,7 +78,8 @@ AddJobResult TangoServer::addJob(const std::string& key, const std::string& cour
 json::array TangoServer::jobs(bool dead) {
   json::array out;
   if (dead) {
-    for (const auto& job : store_->loadFinished(cfg_.deadJobsListed)) out.push_back(toTangoJson(job, std::nullopt));
+    for (const auto& job : store_->loadFinished(cfg_.deadJobsListed))
+      out.push_back(toTangoJson(job, std::nullopt));
   } else {
     for (const auto& [job, pos] : queue_->liveJobs()) out.push_back(toTangoJson(job, pos));
   }
@@ -146,7 +152,8 @@ SimpleResult TangoServer::prealloc(const std::string& image, int num, const json
   return {true, ""};
 }
 
-SimpleResult TangoServer::build(const std::string& imageName, const std::filesystem::path& tarball) {
+SimpleResult TangoServer::build(const std::string& imageName,
+                                const std::filesystem::path& tarball) {
   auto r = vmms_->buildImage(imageName, tarball);
   return {r.ok, r.error};
 }

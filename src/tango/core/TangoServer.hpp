@@ -35,7 +35,8 @@ class TangoServer final : public JobService {
   std::optional<std::string> partialOutput(std::int64_t jobId) override;
   boost::json::object info() override;
   PoolsResult pools(const std::optional<std::string>& image) override;
-  SimpleResult prealloc(const std::string& image, int num, const boost::json::object& body) override;
+  SimpleResult prealloc(const std::string& image, int num,
+                        const boost::json::object& body) override;
   SimpleResult build(const std::string& imageName, const std::filesystem::path& tarball) override;
   std::string metricsText() override;
   boost::json::object statusData() override;

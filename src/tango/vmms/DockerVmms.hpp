@@ -53,6 +53,8 @@ class DockerVmms : public Vmms {
   explicit DockerVmms(const Config& cfg, std::string socketPath = "");
 
   std::string name() const override { return "localDocker"; }
+  // The tmpfs mounts are sized when the container is made.
+  bool diskSetAtCreation() const override { return true; }
   StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
   StepResult waitVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
   StepResult copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,

@@ -51,6 +51,10 @@ class Vmms {
  public:
   virtual ~Vmms() = default;
   virtual std::string name() const = 0;  // "local", "localDocker", ...
+  // Whether a VM's disk is sized when it is made (from vm.disk) rather than
+  // per run (RunSpec::diskLimitBytes): then a job asking for its own disk
+  // size is given a VM made for it, never a warm one.
+  virtual bool diskSetAtCreation() const { return false; }
 
   // Create the VM (vm.id is already set; its instance name is PREFIX-id-name).
   virtual StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) = 0;
