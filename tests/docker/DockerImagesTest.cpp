@@ -1,68 +1,117 @@
 // Images on localDocker: one without an `autograde` user still runs jobs
-// (the VMMS adds the user), and the build route loads a `docker save`
+// (the VMMS adds the user), one whose grading home is outside /home/ is
+// refused with a clear error, and the build route loads a `docker save`
 // tarball and tags it as Tango does.
+#include <functional>
+
 #include "DockerFixture.hpp"
 #include "tango/docker/Tar.hpp"
 
 namespace tango::test {
 namespace {
 
-using DockerImagesTest = DockerTest;
+// Makes images derived from the test image by rewriting its /etc/passwd
+// and /etc/group, and removes them (their containers first: an image still
+// in use would only be untagged and stay behind, dangling).
+class DockerImagesTest : public DockerTest {
+ protected:
+  using Rewrite = std::function<std::string(const std::string&)>;
 
-// Removes `line`s starting with "autograde:" from a passwd/group file.
-std::string withoutAutograde(const std::string& text) {
+  // The service stopped and the prefix's containers gone (DockerTest), the
+  // images can go.
+  void TearDown() override {
+    DockerTest::TearDown();
+    for (const auto& image : made_) {
+      try {
+        engine.removeImage(image);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "cannot remove " << image << ": " << e.what();
+      }
+    }
+  }
+
+  // The test image with `rewrite` applied to its passwd and group files;
+  // the service is restarted so it sees the new image.
+  std::string derivedImage(const std::string& what, const Rewrite& rewrite) {
+    const std::string image = "tango-test-" + what + "-" + prefix;
+    const std::string maker = prefix + "-maker";
+    docker::ContainerSpec spec;
+    spec.name = maker;
+    spec.image = testImage();
+    spec.labels = {{"tango.prefix", prefix}};
+    spec.entrypoint = {"sleep"};
+    spec.cmd = {"infinity"};
+    engine.createContainer(spec, std::chrono::seconds(60));
+    for (const char* file : {"/etc/passwd", "/etc/group"}) {
+      auto tar = engine.getArchive(maker, file, 1 << 20, std::chrono::seconds(30));
+      EXPECT_TRUE(tar) << file;
+      auto text = tar ? docker::firstFileOfTar(*tar, 1 << 20) : std::nullopt;
+      EXPECT_TRUE(text) << file;
+      engine.putArchive(maker, "/",
+                        docker::makeTar({{std::string(file).substr(1), docker::TarEntry::Kind::File,
+                                          rewrite(text.value_or("")), 0644}}),
+                        std::chrono::seconds(30));
+    }
+    engine.commit(maker, image);
+    made_.push_back(image);
+    engine.removeContainer(maker);
+    tangod->stop(SIGKILL);
+    tangod->start();
+    restartHttp();
+    return image;
+  }
+
+ private:
+  std::vector<std::string> made_;
+};
+
+// The lines of a passwd/group file, each rewritten by `f` (empty: dropped).
+std::string eachLine(const std::string& text,
+                     const std::function<std::string(const std::string&)>& f) {
   std::string out;
   std::stringstream ss(text);
   for (std::string line; std::getline(ss, line);)
-    if (!line.starts_with("autograde:")) out += line + "\n";
+    if (auto l = f(line); !l.empty()) out += l + "\n";
   return out;
 }
 
 TEST_F(DockerImagesTest, AnImageWithoutAutogradeUserRunsJobs) {
-  const std::string image = "tango-test-nouser-" + prefix;
-  const std::string maker = prefix + "-maker";
-  docker::ContainerSpec spec;
-  spec.name = maker;
-  spec.image = testImage();
-  spec.labels = {{"tango.prefix", prefix}};
-  spec.entrypoint = {"sleep"};
-  spec.cmd = {"infinity"};
-  engine.createContainer(spec, std::chrono::seconds(60));
-  for (const char* file : {"/etc/passwd", "/etc/group"}) {
-    auto tar = engine.getArchive(maker, file, 1 << 20, std::chrono::seconds(30));
-    ASSERT_TRUE(tar);
-    auto text = docker::firstFileOfTar(*tar, 1 << 20);
-    ASSERT_TRUE(text);
-    engine.putArchive(maker, "/",
-                      docker::makeTar({{std::string(file).substr(1), docker::TarEntry::Kind::File,
-                                        withoutAutograde(*text), 0644}}),
-                      std::chrono::seconds(30));
-  }
-  engine.commit(maker, image);
-  engine.removeContainer(maker);
-  // Its containers go first: an image still in use would only be untagged
-  // and stay behind, dangling.
-  struct DropImage {
-    docker::Engine& e;
-    std::string name, prefix;
-    ~DropImage() {
-      try {
-        for (const auto& c : e.listByLabel("tango.prefix", prefix)) e.removeContainer(c.name);
-        e.removeImage(name);
-      } catch (...) {
-      }
-    }
-  } drop{engine, image, prefix};
-
-  // Restart so the service sees the new image.
-  tangod->stop(SIGKILL);
-  tangod->start();
-  restartHttp();
+  const std::string image = derivedImage("nouser", [](const std::string& text) {
+    return eachLine(
+        text, [](const std::string& l) { return l.starts_with("autograde:") ? std::string() : l; });
+  });
   submitTo("lab", {{"autograde-Makefile", "all:\n\t@id -un\n\t@pwd\n"}}, "nouser.out",
            {{"image", image}});
   auto out = waitOutput("lab", "nouser.out");
   ASSERT_TRUE(out) << tangod->log();
   EXPECT_NE(out->find("status 0\nautograde\n/home/autograde/"), std::string::npos) << *out;
+}
+
+TEST_F(DockerImagesTest, AnImageWhoseGradingHomeIsOutsideHomeIsRefusedClearly) {
+  // The grading user's home becomes the job's tmpfs and is handed to that
+  // user: a home like /var/lib/autograde (or /) must not be.
+  const std::string image = derivedImage("varhome", [](const std::string& text) {
+    return eachLine(text, [](const std::string& l) {
+      if (!l.starts_with("autograde:")) return l;
+      const auto home = l.find(":/home/autograde");
+      return home == std::string::npos
+                 ? l
+                 : l.substr(0, home) + ":/var/lib/autograde" + l.substr(home + 16);
+    });
+  });
+  auto id = submitTo("lab", {{"autograde-Makefile", "all:\n\t@echo ran\n"}}, "varhome.out",
+                     {{"image", image}});
+  ASSERT_GT(id, 0);
+  auto job = waitDead(id);
+  ASSERT_TRUE(job) << tangod->log();
+  EXPECT_EQ(std::string((*job)["outcome"].as_string()), "internal_error") << json::serialize(*job);
+  const std::string trace = json::serialize((*job)["trace"]);
+  EXPECT_NE(trace.find("has its home at '/var/lib/autograde'; localDocker needs it under /home/"),
+            std::string::npos)
+      << trace;
+  auto out = waitOutput("lab", "varhome.out");
+  ASSERT_TRUE(out) << tangod->log();
+  EXPECT_EQ(out->find("ran\n"), std::string::npos) << *out;
 }
 
 TEST_F(DockerImagesTest, BuildRouteLoadsADockerSaveTarball) {
