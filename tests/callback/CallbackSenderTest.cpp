@@ -125,14 +125,16 @@ class Receiver {
       if (conn.get() < 0) continue;
       Request req;
       if (!readRequest(conn.get(), req)) continue;
-      const std::string reply = "HTTP/1.1 " + std::to_string(status_) +
-                                " Status\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
-      (void)!::send(conn.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
+      // Record the request before answering: once the reply is out, the sender
+      // may report delivery and the test may look at requests() at once.
       {
         std::lock_guard lock(mutex_);
         requests_.push_back(std::move(req));
       }
       cv_.notify_all();
+      const std::string reply = "HTTP/1.1 " + std::to_string(status_) +
+                                " Status\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+      (void)!::send(conn.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
     }
   }
 

@@ -65,15 +65,20 @@ class Receiver {
         if (end != std::string::npos && want == std::string::npos) {
           auto cl = req.find("Content-Length: ");
           if (cl == std::string::npos) cl = req.find("content-length: ");
-          want = end + 4 + (cl != std::string::npos && cl < end ? std::stoul(req.substr(cl + 16)) : 0);
+          want =
+              end + 4 + (cl != std::string::npos && cl < end ? std::stoul(req.substr(cl + 16)) : 0);
         }
         if (want != std::string::npos && req.size() >= want) break;
+      }
+      // Record before answering: once the reply is out, the service may mark
+      // the callback delivered and the test may look at requests() at once.
+      {
+        std::lock_guard l(mu_);
+        requests_.push_back(req);
       }
       const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
       (void)!::write(c, ok, sizeof ok - 1);
       ::close(c);
-      std::lock_guard l(mu_);
-      requests_.push_back(req);
     }
   }
   int fd_ = -1;
