@@ -320,7 +320,7 @@ TEST_F(AutodriverBinary, Timeout) {
   const RunResult r = run_job({"-t", "1"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.out, "Autodriver: Job timed out after 1 seconds\nbefore\n");
-  EXPECT_LT(r.seconds, 2.5);
+  EXPECT_LT(r.seconds, 8);  // at the timeout, not the 30 s sleep (slack for a loaded machine)
   EXPECT_GE(r.seconds, 0.9);
 }
 
@@ -329,7 +329,7 @@ TEST_F(AutodriverBinary, TimeoutKillsProcessesIgnoringSigterm) {
   write_makefile("\t@trap '' TERM; sleep " + marker + "\n");
   const RunResult r = run_job({"-t", "1"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_LT(r.seconds, 2.5);
+  EXPECT_LT(r.seconds, 8);  // killed, not waited for
   expect_no_survivors(marker);
 }
 
@@ -392,7 +392,7 @@ TEST_F(AutodriverBinary, CpuTimeLimitKillsABusyLoop) {
   EXPECT_EQ(r.exit_code, 0);
   // SIGXCPU at the soft limit: make reports the recipe's death.
   EXPECT_EQ(r.out.rfind("Autodriver: Job exited with status 2\nspin\n", 0), 0u) << r.out;
-  EXPECT_LT(r.seconds, 10);
+  EXPECT_LT(r.seconds, 19);  // before the 20 s timeout; 1 CPU-second on a busy machine takes longer
 }
 
 TEST_F(AutodriverBinary, MemoryLimitWithoutCgroupIsAnAddressSpaceLimit) {
@@ -437,7 +437,9 @@ TEST_F(AutodriverBinary, PartialFileGetsTheHeadWhileRunning) {
   const fs::path partial = base_ / "partial";
   // The job itself reads the partial file back: that it sees the head
   // proves the file is written while the job runs, not at the end.
-  write_makefile("\t@echo 0123456789abcdefghij; sleep 0.5; cat " + partial.string() + "\n");
+  // It waits (bounded) for the head to appear rather than a fixed time.
+  write_makefile("\t@echo 0123456789abcdefghij; for i in $$(seq 100); do [ -s " + partial.string() +
+                 " ] && break; sleep 0.1; done; cat " + partial.string() + "\n");
   write_file(partial, "");
   if (geteuid() == 0) {
     ASSERT_EQ(lchown(partial.c_str(), kNobody, kNobody), 0);
@@ -470,17 +472,17 @@ TEST_F(AutodriverBinary, FramedStdoutCarriesTheHeadLiveThenTheResult) {
 
 TEST_F(AutodriverBinary, AStalledStdoutReaderDoesNotDelayTheTimeout) {
   // 400 kB of head is far more than the stdout pipe holds; the test reads
-  // none of it for 6 s. The job must still be killed at its 2 s timeout,
+  // none of it for 10 s. The job must still be killed at its 2 s timeout,
   // and every frame must arrive whole once the reader comes back.
   write_makefile("\t@head -c 400000 /dev/zero | tr '\\0' a; sleep 30\n");
   give_to_nobody();
   RunMode mode;
-  mode.stdout_delay = std::chrono::seconds(6);
+  mode.stdout_delay = std::chrono::seconds(10);
   const RunResult r = run_autodriver({"-F", "-R", "-t", "2", "-o", "1000000", job_.string()}, mode);
   EXPECT_EQ(r.exit_code, 2) << r.err;
   const auto usage = parse_usage_line(r.err);
   ASSERT_TRUE(usage) << r.err;
-  EXPECT_LT(std::stoll(usage->at("wall_ms")), 4000);
+  EXPECT_LT(std::stoll(usage->at("wall_ms")), 8000);  // not held until the reader came back
   // Unframe: the P bytes, then the result.
   std::string partial, result;
   std::string_view rest = r.out;
@@ -511,7 +513,7 @@ TEST_F(AutodriverBinary, EndlessOutputIsBoundedAndTimesOut) {
   write_makefile("\t@yes\n");
   const RunResult r = run_job({"-t", "1", "-o", "1000", "-R"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_LT(r.seconds, 2.5);
+  EXPECT_LT(r.seconds, 8);
   std::string half;
   for (int i = 0; i < 250; ++i) half += "y\n";
   EXPECT_EQ(r.out, "Autodriver: Job timed out after 1 seconds\n" + half +

@@ -260,7 +260,7 @@ TEST_F(CliTest, PoolPreallocBuild) {
 }
 
 TEST_F(CliTest, GetPartialOutputOfARunningJob) {
-  std::ofstream(dir / "slow.sh") << "echo partial-line-1\nsleep 4\necho done\n";
+  std::ofstream(dir / "slow.sh") << "echo partial-line-1\nsleep 20\necho done\n";
   std::ofstream(dir / "autograde-Makefile", std::ios::trunc) << "autograde:\n\t@sh slow.sh\n";
   openAndUpload("slow");
   cli({"-l", "slow", "-u", "--filename", (dir / "slow.sh").string()});

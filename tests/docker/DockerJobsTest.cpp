@@ -90,7 +90,7 @@ TEST_F(DockerJobsTest, NetworkIsCutUnlessTheJobAsksForIt) {
 }
 
 TEST_F(DockerJobsTest, PartialOutputOfARunningJob) {
-  auto id = submitTo("lab", {{"autograde-Makefile", "all:\n\t@echo early bird\n\t@sleep 4\n"}},
+  auto id = submitTo("lab", {{"autograde-Makefile", "all:\n\t@echo early bird\n\t@sleep 10\n"}},
                      "partial.out");
   std::string seen;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

@@ -22,14 +22,28 @@ namespace hostile {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 constexpr auto kBound = 5s;  // a job must end within its timeout + this
+// Submitting and polling come on top of the job's own time. On a loaded
+// 2-core CI machine running ASan builds they alone can take seconds, so the
+// bounds are checked on the service's own times (runJob to finished) and the
+// wall clock only has to show that nothing hung.
+constexpr auto kSubmitAndPoll = 20s;
+// A VM's teardown follows its output; under load it can take some seconds.
+constexpr auto kCleanupBound = 15s;
 inline const std::filesystem::path kCases = std::filesystem::path(SOURCE_DIR) / "tests/hostile";
 }  // namespace hostile
 
 struct CaseRun {
   std::string output;
   json::object job;
-  hostile::Clock::duration elapsed{};
+  hostile::Clock::duration elapsed{};  // submit to output pollable, as a client sees it
+  double ran = -1;                     // seconds from runJob to finished, by the service
 };
+
+// Seconds from the start of runJob to the job's end, from its dead-job record.
+inline double ranSeconds(const json::object& job) {
+  const json::object& times = job.at("times").as_object();
+  return times.at("finished").to_number<double>() - times.at("runJob").to_number<double>();
+}
 
 template <class Base>
 class HostileCases : public Base {
@@ -113,11 +127,16 @@ class HostileCases : public Base {
     r.elapsed = Clock::now() - start;
     EXPECT_TRUE(out) << name << ": no output";
     if (out) r.output = *out;
-    EXPECT_LE(r.elapsed, std::chrono::seconds(timeout) + hostile::kBound)
+    EXPECT_LE(r.elapsed, std::chrono::seconds(timeout) + hostile::kBound + hostile::kSubmitAndPoll)
         << name << " took " << std::chrono::duration<double>(r.elapsed).count() << " s";
     auto job = this->waitDead(id);
     EXPECT_TRUE(job) << name << ": not in the dead jobs";
-    if (job) r.job = *job;
+    if (job) {
+      r.job = *job;
+      r.ran = ranSeconds(r.job);
+      EXPECT_LE(r.ran, timeout + std::chrono::duration<double>(hostile::kBound).count())
+          << name << " ran " << r.ran << " s";
+    }
     return r;
   }
 
@@ -199,7 +218,7 @@ class HostileCases : public Base {
     EXPECT_TRUE(
         body(r).ends_with("Autodriver: Job exited with status 0\ndaemon started\nmake done\n"))
         << body(r);
-    EXPECT_LT(r.elapsed, std::chrono::seconds(4));  // ends with make, not at the timeout
+    EXPECT_LT(r.ran, 4) << r.output;  // ends with make, not at the timeout
     expectNormalJob();
   }
 
@@ -222,7 +241,7 @@ class HostileCases : public Base {
     auto r = this->runCase("make_killed", "killed", 10);
     EXPECT_EQ(outcome(r), "make_failed") << r.output;
     EXPECT_EQ(body(r), "Autodriver: Job exited with status 137\nabout to kill make\n");
-    EXPECT_LT(r.elapsed, std::chrono::seconds(5));  // at once, not at the timeout
+    EXPECT_LT(r.ran, 5) << r.output;  // at once, not at the timeout
     expectNormalJob();
   }
 
@@ -230,7 +249,7 @@ class HostileCases : public Base {
     auto r = this->runCase("stdin_wait", "stdin", 10);
     EXPECT_EQ(outcome(r), "success") << r.output;
     EXPECT_EQ(body(r), "Autodriver: Job exited with status 0\nread returned 1\ncat returned 0\n");
-    EXPECT_LT(r.elapsed, std::chrono::seconds(5));
+    EXPECT_LT(r.ran, 5) << r.output;
     expectNormalJob();
   }
 
@@ -307,9 +326,7 @@ class HostileCases : public Base {
       auto dead = this->waitDead(j.id, 30s);
       ASSERT_TRUE(dead) << j.output;
       // Each run within its bound, whatever it waited in the queue.
-      const json::object& times = (*dead)["times"].as_object();
-      const double ran =
-          times.at("finished").to_number<double>() - times.at("runJob").to_number<double>();
+      const double ran = ranSeconds(*dead);
       EXPECT_LE(ran, (j.normal ? 10 : kTimeout) + 5.0) << j.output;
       EXPECT_EQ((*dead)["retries"].as_int64(), 0) << j.output;
       if (j.normal) {

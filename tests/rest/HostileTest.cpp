@@ -171,11 +171,12 @@ TEST_F(HostileTest, ClientVanishingMidUploadLeavesNothing) {
                   "1000000\r\n\r\n" +
                   std::string(300000, 'z')));
     // Let the server create the temp file and write some of it.
-    for (int i = 0; i < 100 && tree() == before; ++i) {
+    for (int i = 0; i < 1000 && tree() == before; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    ASSERT_NE(tree(), before);  // the temp file exists while the body streams
   }
-  for (int i = 0; i < 200 && tree() != before; ++i) {
+  for (int i = 0; i < 1000 && tree() != before; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(tree(), before);
@@ -198,10 +199,10 @@ TEST_F(HostileTest, StopWithUploadInFlightLeavesNothing) {
       c.sendAll("POST /upload/test/lab/ HTTP/1.1\r\nHost: x\r\nFilename: f\r\nContent-Length: "
                 "1000000\r\n\r\n" +
                 std::string(1000, 'z')));
-  for (int i = 0; i < 200 && tree() == before; ++i) {
+  for (int i = 0; i < 1000 && tree() == before; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_NE(tree(), before);  // the temp file exists while the body streams
+  ASSERT_NE(tree(), before);  // the temp file exists while the body streams
   stopServer();
   EXPECT_EQ(tree(), before);
 }

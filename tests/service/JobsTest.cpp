@@ -110,7 +110,9 @@ TEST_F(JobsTest, TimeoutEndsTheJobWithinTimeoutPlusTwoSeconds) {
   auto out = waitOutput("lab", "slow.out", std::chrono::seconds(30));
   const auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(out);
-  EXPECT_LT(elapsed, std::chrono::seconds(4))
+  // Far under the job's 100 s, whatever submitting and polling cost on a
+  // loaded machine; the 2 s bound is checked on the service's own times.
+  EXPECT_LT(elapsed, std::chrono::seconds(20))
       << "took " << std::chrono::duration<double>(elapsed).count();
   EXPECT_NE(out->find("]: Error: Job timed out after 2 seconds\n"), std::string::npos) << *out;
   EXPECT_NE(out->find("---\nAutodriver: Job timed out after 2 seconds\n"), std::string::npos)
@@ -118,6 +120,10 @@ TEST_F(JobsTest, TimeoutEndsTheJobWithinTimeoutPlusTwoSeconds) {
   auto job = waitDead(id);
   ASSERT_TRUE(job);
   EXPECT_EQ((*job)["outcome"].as_string(), "timeout");
+  const json::object& times = (*job)["times"].as_object();
+  const double ran =
+      times.at("finished").to_number<double>() - times.at("runJob").to_number<double>();
+  EXPECT_LT(ran, 2 + 2.0) << "runJob to finished";
 }
 
 TEST_F(JobsTest, OutputOverTheCapIsElidedInTheMiddle) {
@@ -177,7 +183,7 @@ TEST_F(JobsTest, JobCannotSeeCourselabsOrTheStateDatabase) {
 }
 
 TEST_F(JobsTest, PartialOutputOfARunningJob) {
-  auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@echo early bird\n\t@sleep 3\n"}},
+  auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@echo early bird\n\t@sleep 10\n"}},
                    "partial.out");
   std::string got;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

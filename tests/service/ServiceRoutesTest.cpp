@@ -15,10 +15,11 @@ class ServiceRoutesTest : public ServiceTest {
 
 TEST_F(ServiceRoutesTest, LiveJobsShowQueuePositionStateAndStep) {
   // One VM: the first job sleeps, the next three wait in FIFO order.
-  auto blocker = submit("lab0", {{"autograde-Makefile", "all:\n\t@sleep 3\n"}}, "block.out");
+  auto blocker = submit("lab0", {{"autograde-Makefile", "all:\n\t@sleep 10\n"}}, "block.out");
   std::vector<std::int64_t> waiting;
   for (int i = 1; i <= 3; ++i)
-    waiting.push_back(submit("lab" + std::to_string(i), {{"autograde-Makefile", "all:\n\t@echo " + std::to_string(i) + "\n"}},
+    waiting.push_back(submit("lab" + std::to_string(i),
+                             {{"autograde-Makefile", "all:\n\t@echo " + std::to_string(i) + "\n"}},
                              "w" + std::to_string(i) + ".out"));
   // Wait until the blocker runs.
   json::array live;
@@ -47,21 +48,25 @@ TEST_F(ServiceRoutesTest, LiveJobsShowQueuePositionStateAndStep) {
     EXPECT_EQ(j.at("maxOutputFileSize").as_int64(), 1000 * 1024);
     EXPECT_TRUE(j.at("input").as_array()[0].as_object().at("destFile") == "Makefile");
   }
-  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(waitOutput("lab" + std::to_string(i), "w" + std::to_string(i) + ".out"));
+  for (int i = 1; i <= 3; ++i)
+    ASSERT_TRUE(waitOutput("lab" + std::to_string(i), "w" + std::to_string(i) + ".out"));
 }
 
 TEST_F(ServiceRoutesTest, InfoPoolAndPrealloc) {
   auto info = http->get("/info/test/").json();
   EXPECT_EQ(info["statusId"].as_int64(), 0);
   auto& i = info["info"].as_object();
-  for (const char* k : {"elapsed_secs", "job_requests", "job_retries", "waitvm_timeouts", "runjob_timeouts",
-                        "copyin_errors", "runjob_errors", "copyout_errors", "num_threads"})
+  for (const char* k :
+       {"elapsed_secs", "job_requests", "job_retries", "waitvm_timeouts", "runjob_timeouts",
+        "copyin_errors", "runjob_errors", "copyout_errors", "num_threads"})
     EXPECT_TRUE(i.contains(k)) << k;
 
   auto pre = http->post("/prealloc/test/autograding_image/3/", "").json();
   EXPECT_EQ(pre["statusMsg"].as_string(), "VMs preallocated");
   // Autolab sends prealloc as GET with a JSON body.
-  auto pre2 = http->get("/prealloc/test/autograding_image/3/", R"({"vmms": "local", "cores": 1, "memory": 512})").json();
+  auto pre2 = http->get("/prealloc/test/autograding_image/3/",
+                        R"({"vmms": "local", "cores": 1, "memory": 512})")
+                  .json();
   EXPECT_EQ(pre2["statusMsg"].as_string(), "VMs preallocated");
   json::object pool;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -76,7 +81,9 @@ TEST_F(ServiceRoutesTest, InfoPoolAndPrealloc) {
   EXPECT_EQ(pool.at("free").as_array().size(), 3u);
   // Every warm VM exists on disk.
   for (auto& id : pool.at("free").as_array())
-    EXPECT_TRUE(std::filesystem::exists(tangod->dataDir() / "vms" / ("local-" + std::to_string(id.as_int64()) + "-autograding_image")));
+    EXPECT_TRUE(
+        std::filesystem::exists(tangod->dataDir() / "vms" /
+                                ("local-" + std::to_string(id.as_int64()) + "-autograding_image")));
   auto all = http->get("/pool/test/").json();
   EXPECT_EQ(all["statusMsg"].as_string(), "Found all pools");
   EXPECT_TRUE(all["pools"].as_object().contains("autograding_image"));
@@ -87,7 +94,8 @@ TEST_F(ServiceRoutesTest, InfoPoolAndPrealloc) {
   std::size_t onDisk = 99;
   while (std::chrono::steady_clock::now() < deadline && onDisk != 1) {
     onDisk = 0;
-    for (auto& e : std::filesystem::directory_iterator(tangod->dataDir() / "vms")) onDisk += e.is_directory();
+    for (auto& e : std::filesystem::directory_iterator(tangod->dataDir() / "vms"))
+      onDisk += e.is_directory();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(onDisk, 1u);
@@ -99,7 +107,8 @@ TEST_F(ServiceRoutesTest, OpenReturnsTheMd5OfUploadedFiles) {
   upload("md5lab", "hello.txt", "hello\n");
   auto again = openLab("md5lab");
   EXPECT_EQ(again["statusMsg"].as_string(), "Found directory");
-  EXPECT_EQ(again["files"].as_object().at("hello.txt").as_string(), "b1946ac92492d2347c6235b4d2611184");
+  EXPECT_EQ(again["files"].as_object().at("hello.txt").as_string(),
+            "b1946ac92492d2347c6235b4d2611184");
   EXPECT_EQ(upload("md5lab", "hello.txt", "hello\n")["statusMsg"].as_string(), "File exists");
 }
 

@@ -40,7 +40,7 @@ class StatusPage : public ServiceTest {
 
   // The live job `id`, once `pred` holds for it.
   bool waitLive(std::int64_t id, const std::function<bool(const json::object&)>& pred) {
-    // Generous: the first job sleeps 20 s and Chromium is slow on a loaded machine.
+    // Generous: the first job sleeps 30 s and Chromium is slow on a loaded machine.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (std::chrono::steady_clock::now() < deadline) {
       auto live = http->get("/jobs/test/0/").json();  // keep it alive while iterating
@@ -88,12 +88,12 @@ TEST_F(StatusPage, ShowsAJobQueuedThenRunningThenFinished) {
   // The first job holds the only VM long enough for Chromium (slow to start on a
   // loaded machine) to see it running; the second waits behind it.
   auto slow =
-      submit("lab", {{"autograde-Makefile", "autograde:\n\t@sleep 20\n\t@echo slow done\n"}},
+      submit("lab", {{"autograde-Makefile", "autograde:\n\t@sleep 30\n\t@echo slow done\n"}},
              "slow.out", {{"timeout", 60}});
   ASSERT_TRUE(waitLive(slow, [](const json::object& j) { return j.at("assigned").as_bool(); }));
   // The second job also takes a while, so the page can catch it running.
   auto quick =
-      submit("lab2", {{"autograde-Makefile", "autograde:\n\t@sleep 12\n\t@echo second done\n"}},
+      submit("lab2", {{"autograde-Makefile", "autograde:\n\t@sleep 20\n\t@echo second done\n"}},
              "quick.out", {{"timeout", 60}});
   ASSERT_TRUE(waitLive(quick, [](const json::object& j) { return !j.at("assigned").as_bool(); }));
 
