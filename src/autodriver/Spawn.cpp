@@ -78,6 +78,12 @@ void close_fds_from(unsigned first) {
     [[maybe_unused]] const ssize_t ignored = write(oom, "1000", 4);
     close(oom);
   }
+  // Likewise for the CPU: the job's processes share the VM or container (and
+  // its CPU quota) with us, and a fork bomb's hundreds of runnable processes
+  // would otherwise leave us too little of it to notice the timeout and kill
+  // them in time. At the lowest priority they still get every cycle we do not
+  // want; the job cannot raise it back without CAP_SYS_NICE.
+  if (setpriority(PRIO_PROCESS, 0, 19) != 0) fail_child(error_fd, "setpriority");
   if (request.cpu && !set_limit(RLIMIT_CPU, *request.cpu)) {
     fail_child(error_fd, "setrlimit(RLIMIT_CPU)");
   }

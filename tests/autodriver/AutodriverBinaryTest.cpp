@@ -379,6 +379,16 @@ TEST_F(AutodriverBinary, RawBytesPassThrough) {
                                                        5));
 }
 
+TEST_F(AutodriverBinary, JobRunsAtTheLowestCpuPriorityAndCannotRaiseIt) {
+  // So that a job's many processes cannot starve the autodriver of the CPU it
+  // needs to end the job at its timeout.
+  // GNU nice runs the command even when it may not change the niceness.
+  write_makefile("\t@nice; nice -n -5 nice 2>/dev/null\n");
+  const RunResult r = run_job({});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, std::string(kExited0) + "19\n19\n");
+}
+
 TEST_F(AutodriverBinary, FileSizeLimit) {
   write_makefile("\t@head -c 100000 /dev/zero > big\n");
   const RunResult r = run_job({"-f", "1000"});
