@@ -331,8 +331,8 @@ class HostileCases : public Base {
       // Each run within its bound, whatever it waited in the queue.
       const double ran = ranSeconds(*dead);
       EXPECT_LE(ran, (j.normal ? 10 : kTimeout) + 5.0) << j.output;
-      (j.normal ? slowestNormal : slowestHostile) =
-          std::max(j.normal ? slowestNormal : slowestHostile, ran);
+      double& slowest = j.normal ? slowestNormal : slowestHostile;
+      slowest = std::max(slowest, ran);
       EXPECT_EQ((*dead)["retries"].as_int64(), 0) << j.output;
       if (j.normal) {
         EXPECT_EQ(std::string((*dead)["outcome"].as_string()), "success") << *out;
