@@ -3,6 +3,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -26,7 +27,8 @@ std::filesystem::path besideThisBinary(const char* name) {
 
 void setUpLogging(const tango::Config& cfg) {
   std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
-  if (cfg.logFile) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(cfg.logFile->string()));
+  if (cfg.logFile)
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(cfg.logFile->string()));
   auto logger = std::make_shared<spdlog::logger>("tangod", sinks.begin(), sinks.end());
   logger->set_level(spdlog::level::from_str(cfg.logLevel));
   logger->flush_on(spdlog::level::info);
@@ -48,8 +50,9 @@ int main(int argc, char** argv) {
 
   tango::Config cfg;
   try {
-    cfg = tango::loadConfig(configFile ? std::optional<std::filesystem::path>(*configFile) : std::nullopt,
-                            tango::currentEnvironment());
+    cfg = tango::loadConfig(
+        configFile ? std::optional<std::filesystem::path>(*configFile) : std::nullopt,
+        tango::currentEnvironment());
   } catch (const std::exception& e) {
     std::cerr << "tangod: invalid configuration: " << e.what() << "\n";
     return 2;
@@ -67,6 +70,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   setUpLogging(cfg);
+  // Whatever the service creates is its own unless it says otherwise (the
+  // sandboxes' directories set their modes explicitly).
+  ::umask(077);
+  if (auto note = tango::listenSafely(cfg); !note.empty()) spdlog::warn("{}", note);
 
   // Signals are taken by one thread with sigwait, so no other thread is ever
   // interrupted; the mask is inherited by every thread created below.

@@ -81,9 +81,8 @@ TEST_F(ServiceRoutesTest, InfoPoolAndPrealloc) {
   EXPECT_EQ(pool.at("free").as_array().size(), 3u);
   // Every warm VM exists on disk.
   for (auto& id : pool.at("free").as_array())
-    EXPECT_TRUE(
-        std::filesystem::exists(tangod->dataDir() / "vms" /
-                                ("local-" + std::to_string(id.as_int64()) + "-autograding_image")));
+    EXPECT_TRUE(std::filesystem::exists(
+        tangod->sandboxDir() / ("local-" + std::to_string(id.as_int64()) + "-autograding_image")));
   auto all = http->get("/pool/test/").json();
   EXPECT_EQ(all["statusMsg"].as_string(), "Found all pools");
   EXPECT_TRUE(all["pools"].as_object().contains("autograding_image"));
@@ -93,9 +92,7 @@ TEST_F(ServiceRoutesTest, InfoPoolAndPrealloc) {
   deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   std::size_t onDisk = 99;
   while (std::chrono::steady_clock::now() < deadline && onDisk != 1) {
-    onDisk = 0;
-    for (auto& e : std::filesystem::directory_iterator(tangod->dataDir() / "vms"))
-      onDisk += e.is_directory();
+    onDisk = tangod->vmDirs().size();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(onDisk, 1u);

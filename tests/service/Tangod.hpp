@@ -28,7 +28,8 @@ inline std::string readFile(const std::filesystem::path& p) {
 
 class Tangod {
  public:
-  // `extraConfig` is appended to the generated TOML file; an empty
+  // `extraConfig` is appended to the generated TOML file (a HOST, DATA_DIR
+  // or SANDBOX_DIR it sets replaces the generated one); an empty
   // `autodriver` leaves AUTODRIVER unset.
   explicit Tangod(const std::string& extraConfig = "",
                   const std::string& autodriver = AUTODRIVER_PATH) {
@@ -43,10 +44,17 @@ class Tangod {
     // By pid: two test processes running at once (ctest -j) never share it;
     // above the range the VMMS's own tests use (300000 + ...).
     const unsigned uidBase = 1000000 + static_cast<unsigned>(::getpid() % 4000) * 1000;
+    // A key the test sets itself replaces the generated one.
+    auto line = [&](const std::string& key, const std::string& value) {
+      const bool own = extraConfig.starts_with(key + " =") ||
+                       extraConfig.find("\n" + key + " =") != std::string::npos;
+      return own ? std::string() : key + " = " + value + "\n";
+    };
+    auto quoted = [](const std::filesystem::path& p) { return "\"" + p.string() + "\""; };
     std::ofstream(dir_ / "tango.toml")
         << "PORT = 0\n"
-        << "HOST = \"127.0.0.1\"\n"
-        << "DATA_DIR = \"" << (dir_ / "data").string() << "\"\n"
+        << line("HOST", "\"127.0.0.1\"") << line("DATA_DIR", quoted(dir_ / "data"))
+        << line("SANDBOX_DIR", quoted(dir_ / "sandboxes"))
         << (autodriver.empty() ? std::string() : "AUTODRIVER = \"" + autodriver + "\"\n")
         << "LOG_LEVEL = \"debug\"\n"
         << extraConfig << "\n"
@@ -123,6 +131,16 @@ class Tangod {
   pid_t pid() const { return pid_; }
   const std::filesystem::path& dir() const { return dir_; }
   std::filesystem::path dataDir() const { return dir_ / "data"; }
+  // SANDBOX_DIR as the harness sets it, and the local VMs' directories in it.
+  std::filesystem::path sandboxDir() const { return dir_ / "sandboxes"; }
+  std::vector<std::string> vmDirs() const {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(sandboxDir(), ec))
+      if (e.is_directory() && e.path().filename().string().starts_with("local-"))
+        names.push_back(e.path().filename().string());
+    return names;
+  }
   std::string log() const { return readFile(logFile_); }
 
  private:

@@ -101,6 +101,7 @@ class LocalVmmsTest : public ::testing::Test {
     fs::permissions(base_, fs::perms(0711));
     cfg_.dataDir = base_ / "data";
     cfg_.courselabs = base_ / "labs";
+    cfg_.sandboxDir = base_ / "sandboxes";
     fs::create_directories(cfg_.dataDir);
     fs::create_directories(cfg_.courselabs / "test-lab");
     cfg_.prefix = "vmmstest";

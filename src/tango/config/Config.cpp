@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "tango/util/SafeName.hpp"
+#include "tango/util/Sha256.hpp"
 
 namespace tango {
 namespace {
@@ -186,6 +187,35 @@ std::vector<std::string> asKeys(std::string_view key, const Raw& raw) {
   return keys;
 }
 
+// A list of image names; empty is allowed.
+std::vector<std::string> asImageList(std::string_view key, const Raw& raw) {
+  const char* what = "a list of image names";
+  std::vector<std::string> images;
+  auto add = [&](std::string_view name, const Raw& shownRaw) {
+    if (!isSafeImageName(name)) fail(key, what, shownRaw);
+    images.emplace_back(name);
+  };
+  if (raw.fromFile()) {
+    const toml::array* arr = raw.node->as_array();
+    if (!arr) fail(key, what, raw);
+    for (const toml::node& el : *arr) {
+      auto s = el.value_exact<std::string>();
+      if (!s) fail(key, what, Raw{&el, {}});
+      add(*s, Raw{&el, {}});
+    }
+  } else {
+    std::string_view rest = raw.text;
+    while (true) {
+      auto comma = rest.find(',');
+      std::string_view item = trim(rest.substr(0, comma));
+      if (!item.empty()) add(item, Raw{nullptr, item});
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  return images;
+}
+
 constexpr std::int64_t kKiB = 1024;
 constexpr std::int64_t kMiB = 1024 * kKiB;
 constexpr std::int64_t kGiB = 1024 * kMiB;
@@ -305,6 +335,10 @@ const std::vector<Knob>& knobs() {
        [](Config& c, std::string_view k, const Raw& r) { c.redisHostname = asNonEmpty(k, r); }},
       {"REDIS_PORT", intIn(&Config::redisPort, 1, 65535)},
       {"HOST", [](Config& c, std::string_view k, const Raw& r) { c.host = asNonEmpty(k, r); }},
+      {"WARM_IMAGES",
+       [](Config& c, std::string_view k, const Raw& r) { c.warmImages = asImageList(k, r); }},
+      {"SANDBOX_DIR",
+       [](Config& c, std::string_view k, const Raw& r) { c.sandboxDir = asString(k, r); }},
       {"DATA_DIR",
        [](Config& c, std::string_view k, const Raw& r) { c.dataDir = asNonEmpty(k, r); }},
       {"AUTODRIVER",
@@ -453,6 +487,32 @@ Config loadConfig(const std::optional<std::filesystem::path>& file,
   }
   validateTogether(c);
   return c;
+}
+
+std::filesystem::path Config::vmsDir() const {
+  if (!sandboxDir.empty()) return std::filesystem::absolute(sandboxDir);
+  const std::string dir = std::filesystem::absolute(dataDir).lexically_normal().string();
+  return std::filesystem::path("/var/lib/tango-sandboxes") / sha256Hex(dir).substr(0, 12);
+}
+
+bool isExampleKey(std::string_view key) { return key == "test" || key == "change-me"; }
+
+std::string listenSafely(Config& cfg) {
+  std::string example;
+  for (const auto& k : cfg.keys)
+    if (isExampleKey(k)) example = k;
+  if (example.empty()) return {};
+  const bool loopback =
+      cfg.host == "localhost" || cfg.host == "::1" || cfg.host.starts_with("127.");
+  std::string msg = fmt::format(
+      "the API key \"{}\" is a shipped example, so the service listens on loopback only", example);
+  if (!loopback) {
+    msg += fmt::format(" (127.0.0.1, not HOST \"{}\")", cfg.host);
+    cfg.host = "127.0.0.1";
+  }
+  return msg +
+         ". To accept jobs from other machines, set KEYS = [\"<a long random secret>\"] in the "
+         "config file (or RESTFUL_KEY in the environment) and restart";
 }
 
 std::map<std::string, std::string> currentEnvironment() {

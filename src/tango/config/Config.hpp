@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tango {
@@ -23,10 +24,13 @@ struct LocalVmmsConfig {
 
 struct Config {
   // Service
-  std::string host = "0.0.0.0";                  // listen address (not in Tango, which binds all)
+  // HOST: listen address (Tango binds all). Loopback whatever it says while
+  // an example key is accepted (listenSafely).
+  std::string host = "0.0.0.0";
   int port = 3000;                               // PORT
   std::vector<std::string> keys{"test"};         // KEYS / RESTFUL_KEY
-  std::filesystem::path dataDir = "data";        // state, VM dirs; courselabs default below
+  std::filesystem::path dataDir = "data";        // state, temporary files; courselabs default below
+  std::filesystem::path sandboxDir;              // SANDBOX_DIR (local VMMS), see vmsDir()
   std::filesystem::path courselabs;              // COURSELABS (default <dataDir>/courselabs)
   std::string outputFolder = "output";           // OUTPUT_FOLDER
   std::string prefix = "local";                  // PREFIX
@@ -39,11 +43,14 @@ struct Config {
   // OPERATOR_ROUTES_NEED_KEY: /metrics and /status/ ask for a key (?key= or
   // X-Tango-Key); false opens them, e.g. to a Prometheus behind a firewall.
   bool operatorRoutesNeedKey = true;
-  bool reuseVms = false;                         // REUSE_VMS (a VM never runs two jobs: see README)
-  int poolSize = 2;                              // POOL_SIZE: default number of VMs per image
-  int maxConcurrentJobs = 0;                     // 0 = number of VMs in pools
-  int jobRetries = 2;                            // JOB_RETRIES
-  std::int64_t maxOutputFileSize = 1000 * 1024;  // MAX_OUTPUT_FILE_SIZE (bytes)
+  bool reuseVms = false;  // REUSE_VMS (a VM never runs two jobs: see README)
+  int poolSize = 2;       // POOL_SIZE: default number of VMs per image
+  // WARM_IMAGES: images whose pools are made at start-up; any other image
+  // gets its pool when its first job (or a prealloc) arrives, as in Tango.
+  std::vector<std::string> warmImages;
+  int maxConcurrentJobs = 0;                            // 0 = number of VMs in pools
+  int jobRetries = 2;                                   // JOB_RETRIES
+  std::int64_t maxOutputFileSize = 1000 * 1024;         // MAX_OUTPUT_FILE_SIZE (bytes)
   std::int64_t maxInputFileSize = 250LL * 1024 * 1024;  // MAX_INPUT_FILE_SIZE (bytes)
   std::int64_t vmUlimitFileSize = 100LL * 1024 * 1024;  // VM_ULIMIT_FILE_SIZE (bytes)
   int vmUlimitUserProc = 100;                           // VM_ULIMIT_USER_PROC
@@ -101,7 +108,10 @@ struct Config {
     return courselabs.empty() ? dataDir / "courselabs" : courselabs;
   }
   std::filesystem::path stateFile() const { return dataDir / "tango.sqlite"; }
-  std::filesystem::path vmsDir() const { return dataDir / "vms"; }
+  // Where the local VMMS keeps its VMs: SANDBOX_DIR, else
+  // /var/lib/tango-sandboxes/<the first 12 hex digits of DATA_DIR's
+  // SHA-256>, one per service. Never below DATA_DIR (see LocalVmms.hpp).
+  std::filesystem::path vmsDir() const;
 };
 
 // Reads an optional TOML file, then environment overrides (Tango's names, plus
@@ -112,5 +122,12 @@ struct ConfigError : std::runtime_error {
 Config loadConfig(const std::optional<std::filesystem::path>& file,
                   const std::map<std::string, std::string>& env);
 std::map<std::string, std::string> currentEnvironment();
+
+// The keys of the examples and of the packaged config ("test", "change-me").
+bool isExampleKey(std::string_view key);
+// While an example key is accepted, anyone who can reach the port could run
+// jobs: HOST is narrowed to loopback. Returns what to tell the operator
+// (empty when every key is the operator's own).
+std::string listenSafely(Config& cfg);
 
 }  // namespace tango

@@ -6,6 +6,7 @@
 #include <boost/json/object.hpp>
 
 #include "tango/callback/CallbackSender.hpp"
+#include "tango/util/KeyId.hpp"
 #include "tango/util/SafeName.hpp"
 
 namespace tango {
@@ -94,7 +95,8 @@ TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
   if (!body.is_object()) throw Invalid{"job must be a JSON object"};
   const auto& o = body.get_object();
   TangoJob job;
-  job.key = ctx.key;
+  job.keyId = keyId(ctx.key);
+  job.labDir = ctx.courselabDir.string();
   job.courselab = ctx.courselab;
 
   job.name = requireString(o, "jobName");

@@ -49,7 +49,7 @@ std::string writeOutputFile(const std::filesystem::path& dest, const std::string
     ::unlink(tmpl.c_str());
     return why;
   };
-  ::fchmod(out.fd, 0644);
+  ::fchmod(out.fd, 0600);  // students' results: the service's alone
   if (!writeAll(out.fd, header.data(), header.size())) return fail("cannot write output file");
   if (body) {
     Fd in(::open(body->c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));

@@ -10,17 +10,40 @@
 #include "tango/model/JobJson.hpp"
 #include "tango/status/StatusData.hpp"
 #include "tango/store/SqliteJobStore.hpp"
+#include "tango/util/KeyId.hpp"
 #include "tango/util/SafeName.hpp"
 #include "tango/vmms/VmmsFactory.hpp"
 
 namespace tango {
 namespace json = boost::json;
 
+namespace {
+
+// DATA_DIR and what the service keeps in it are the service's alone: the
+// database, every student's files and outputs. An older release's 0755
+// directories are tightened.
+void makePrivateDir(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace);
+}
+
+}  // namespace
+
 TangoServer::TangoServer(const Config& cfg) : cfg_(cfg) {
-  std::filesystem::create_directories(cfg.dataDir / "tmp");
-  std::filesystem::create_directories(cfg.courselabsDir());
-  std::filesystem::create_directories(cfg.vmsDir());
-  store_ = std::make_unique<SqliteJobStore>(cfg.stateFile());
+  makePrivateDir(cfg.dataDir);
+  makePrivateDir(cfg.dataDir / "tmp");
+  makePrivateDir(cfg.courselabsDir());
+  std::map<std::string, std::string> keyOfId;
+  for (const auto& k : cfg.keys) keyOfId[keyId(k)] = k;
+  store_ = std::make_unique<SqliteJobStore>(
+      cfg.stateFile(),
+      [keyOfId, labs = cfg.courselabsDir()](const std::string& id, const std::string& courselab) {
+        auto k = keyOfId.find(id);
+        if (k == keyOfId.end()) return std::string();
+        auto dir = courselabDir(labs, k->second, courselab);
+        return dir ? dir->string() : std::string();
+      });
   vmms_ = makeVmms(cfg);
   queue_ = std::make_unique<JobQueue>(*store_);
   preallocator_ = std::make_unique<Preallocator>(cfg, *vmms_, *store_, [this] {
@@ -44,6 +67,8 @@ void TangoServer::start() {
     spdlog::info("destroying leftover VM {}", instanceName(cfg_.prefix, vm));
     vmms_->safeDestroyVM(vm);
   }
+  if (auto why = vmms_->preflight(); !why.empty())
+    throw std::runtime_error(vmms_->name() + " VMMS cannot run jobs here: " + why);
   int requeued = queue_->recover();
   if (requeued)
     spdlog::info("requeued {} jobs that were running when the service stopped", requeued);
@@ -191,9 +216,15 @@ void TangoServer::callbackDone(std::int64_t jobId, bool delivered, const std::st
   auto job = store_->load(jobId);
   if (!job) return;
   job->callbackPending = false;
-  job->appendTrace(delivered ? "Callback delivered to " + *job->notifyURL
-                             : "Callback to " + job->notifyURL.value_or("") + " failed: " + detail);
+  // Beside the trace, not in it: its last entry stays the job's outcome.
+  job->callbackResult = delivered ? "delivered" : "failed";
+  job->callbackDetail = delivered ? "" : detail;
+  job->callbackTime = nowSeconds();
   store_->update(*job);
+  if (delivered)
+    spdlog::info("job {}: callback delivered", jobId);
+  else
+    spdlog::warn("job {}: callback failed: {}", jobId, detail);
 }
 
 }  // namespace tango

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <type_traits>
 
+#include "tango/core/FailureCause.hpp"
 #include "tango/core/OutputFile.hpp"
 
 namespace tango {
@@ -71,6 +72,7 @@ class JobRun {
         return;
       }
       // A system failure: the VM is suspect, never reuse it.
+      spdlog::warn("job {} ({}): try {} failed: {}", job_.id, tag, attempt, failure);
       destroy(vm);
       if (ctx_.shuttingDown) return;  // left "running" in the store: retried after restart
       if (attempt >= ctx_.cfg.jobRetries) {
@@ -216,7 +218,12 @@ class JobRun {
         autograderLine("Internal error: Unable to complete job after " + std::to_string(tries) +
                        " tries. Please resubmit") +
         autograderLine("Job status: waitVM=" + show(st.waitvm) + " copyIn=" + show(st.copyin) +
-                       " runJob=" + show(st.runjob) + " copyOut=" + show(st.copyout));
+                       " runJob=" + show(st.runjob) + " copyOut=" + show(st.copyout)) +
+        // The category only: the failure's own text may name host paths.
+        autograderLine("Cause: " + failureCause(failure, job_.vm.name) +
+                       " (details in the service's log under job " + std::to_string(job_.id) + ")");
+    spdlog::error("job {} ({}:{}): could not be completed after {} tries: {}", job_.id, job_.name,
+                  job_.id, tries, failure);
     std::string err = writeOutputFile(job_.outputFile, header, std::nullopt);
     if (!err.empty()) trace("Error: " + err);
     job_.outcome = JobOutcome::InternalError;

@@ -51,7 +51,7 @@ Courselabs::OpenResult Courselabs::open(const std::filesystem::path& dir) {
   OpenResult r;
   std::error_code ec;
   std::filesystem::create_directories(root_, ec);
-  if (::mkdir(dir.c_str(), 0755) == 0) {
+  if (::mkdir(dir.c_str(), 0700) == 0) {
     r.created = true;
   } else if (errno != EEXIST) {
     r.error = std::string("Cannot create courselab directory: ") + std::strerror(errno);
@@ -62,7 +62,7 @@ Courselabs::OpenResult Courselabs::open(const std::filesystem::path& dir) {
     r.error = "Cannot open courselab directory";
     return r;
   }
-  if (::mkdirat(d.get(), outputFolder_.c_str(), 0755) != 0 && errno != EEXIST) {
+  if (::mkdirat(d.get(), outputFolder_.c_str(), 0700) != 0 && errno != EEXIST) {
     r.error = std::string("Cannot create output folder: ") + std::strerror(errno);
     return r;
   }
@@ -135,7 +135,7 @@ Courselabs::CommitResult Courselabs::commit(Upload upload, std::string& error) {
     return CommitResult::Failed;
   }
   struct stat tst {};
-  if (::fchmod(upload.temp_.fd(), 0644) != 0 || ::fstat(upload.temp_.fd(), &tst) != 0) {
+  if (::fchmod(upload.temp_.fd(), 0600) != 0 || ::fstat(upload.temp_.fd(), &tst) != 0) {
     error = std::string("Cannot store file: ") + std::strerror(errno);
     return CommitResult::Failed;
   }

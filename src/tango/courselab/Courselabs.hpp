@@ -36,7 +36,7 @@ class Courselabs {
     std::map<std::string, std::string> files;  // name -> MD5 hex
     std::string error;
   };
-  // Creates the directory (0755) and its output folder if missing.
+  // Creates the directory (0700) and its output folder if missing.
   OpenResult open(const std::filesystem::path& dir);
 
   // A file being uploaded: a hidden temp file in the courselab directory,

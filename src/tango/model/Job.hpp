@@ -74,8 +74,12 @@ struct StepTimes {
 struct TangoJob {
   std::int64_t id = 0;
   std::string name;
-  std::string key;        // API key that submitted it (not shown in /jobs)
+  std::string keyId;      // keyId() of the API key that submitted it; the key is never kept
   std::string courselab;  // client's courselab name
+  // The courselab's host directory (COURSELABS/<key>-<courselab>). Not
+  // stored: its name holds the key, so the store keeps the job's paths
+  // relative to it and finds it again from keyId (rebaseJobPaths).
+  std::string labDir;
   std::vector<InputFile> input;
   std::string outputFile;  // absolute host path of the final output file
   std::optional<std::string> notifyURL;
@@ -97,6 +101,12 @@ struct TangoJob {
   std::optional<ResourceUsage> usage;
   JobOutcome outcome = JobOutcome::None;
   bool callbackPending = false;  // a callback still has to be delivered
+  // How the callback went: kept beside the trace, never in it, since Autolab
+  // reads the trace's last entry as the job's outcome. "delivered" or
+  // "failed" (with why), and when; empty while pending or without a callback.
+  std::string callbackResult;
+  std::string callbackDetail;
+  double callbackTime = 0;
 
   // Appends "<ctime now>|<message>" to the trace.
   void appendTrace(const std::string& message);

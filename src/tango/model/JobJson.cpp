@@ -2,6 +2,8 @@
 
 #include <boost/json/array.hpp>
 
+#include "tango/util/KeyId.hpp"
+
 namespace tango {
 namespace json = boost::json;
 
@@ -121,6 +123,28 @@ JobLimits limitsFromJson(const json::value& v) {
   return l;
 }
 
+namespace {
+// `path` relative to `labDir` when it lies below it, else as it is.
+std::string belowLab(const std::string& path, const std::string& labDir) {
+  if (labDir.empty() || path.size() <= labDir.size() + 1 || !path.starts_with(labDir) ||
+      path[labDir.size()] != '/')
+    return path;
+  return path.substr(labDir.size() + 1);
+}
+
+// null without a callback, else {"state": "pending"|"delivered"|"failed",
+// "detail", "time"}.
+json::value callbackJson(const TangoJob& job) {
+  if (!job.notifyURL) return nullptr;
+  const bool done = !job.callbackResult.empty();
+  const char* state = done ? job.callbackResult.c_str() : job.callbackPending ? "pending" : "none";
+  return json::object{
+      {"state", state},
+      {"detail", job.callbackDetail},
+      {"time", done ? json::value(ctimeString(job.callbackTime)) : json::value(nullptr)}};
+}
+}  // namespace
+
 json::object toTangoJson(const TangoJob& job, std::optional<std::int64_t> queuePosition) {
   json::array trace;
   for (const auto& t : job.trace) trace.push_back(json::string(t));
@@ -147,16 +171,25 @@ json::object toTangoJson(const TangoJob& job, std::optional<std::int64_t> queueP
   };
   o["queuePosition"] = queuePosition ? json::value(*queuePosition) : json::value(nullptr);
   o["usage"] = job.usage ? json::value(toJson(*job.usage)) : json::value(nullptr);
+  o["callback"] = callbackJson(job);
   return o;
 }
 
 json::object toStoreJson(const TangoJob& job) {
   json::object o = toTangoJson(job, std::nullopt);
   o.erase("queuePosition");
-  o["key"] = job.key;
+  o.erase("callback");
+  o["keyId"] = job.keyId;
+  o["outputFile"] = belowLab(job.outputFile, job.labDir);
+  auto& input = o["input"].as_array();
+  for (std::size_t i = 0; i < input.size() && i < job.input.size(); ++i)
+    input[i].as_object()["localFile"] = belowLab(job.input[i].localFile, job.labDir);
   o["accessKeyId"] = opt(job.accessKeyId);
   o["accessKey"] = opt(job.accessKey);
   o["callbackPending"] = job.callbackPending;
+  o["callbackResult"] = job.callbackResult;
+  o["callbackDetail"] = job.callbackDetail;
+  o["callbackTime"] = job.callbackTime;
   return o;
 }
 
@@ -165,7 +198,8 @@ TangoJob fromStoreJson(const json::value& doc) {
   TangoJob j;
   j.id = i64(o, "id");
   j.name = str(o, "name");
-  j.key = str(o, "key");
+  // Documents written before key ids held the key itself: keep only its id.
+  j.keyId = o.contains("keyId") ? str(o, "keyId") : keyId(str(o, "key"));
   j.courselab = str(o, "courselab");
   j.assigned = boolean(o, "assigned");
   j.retries = static_cast<int>(i64(o, "retries"));
@@ -214,7 +248,20 @@ TangoJob fromStoreJson(const json::value& doc) {
               : outcome == "internal_error" ? JobOutcome::InternalError
                                             : JobOutcome::None;
   j.callbackPending = boolean(o, "callbackPending");
+  j.callbackResult = str(o, "callbackResult");
+  j.callbackDetail = str(o, "callbackDetail");
+  j.callbackTime = dbl(o, "callbackTime");
   return j;
+}
+
+void rebaseJobPaths(TangoJob& job, const std::string& labDir) {
+  job.labDir = labDir;
+  if (labDir.empty()) return;
+  auto rebase = [&](std::string& p) {
+    if (!p.empty() && p[0] != '/') p = labDir + "/" + p;
+  };
+  rebase(job.outputFile);
+  for (auto& f : job.input) rebase(f.localFile);
 }
 
 }  // namespace tango

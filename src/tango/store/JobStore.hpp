@@ -11,6 +11,11 @@
 
 namespace tango {
 
+// Finds a courselab's host directory again from a job's key id and
+// courselab name ("" when the key is no longer configured): the store keeps
+// a job's paths relative to it, since its name holds the API key.
+using LabDirOf = std::function<std::string(const std::string& keyId, const std::string& courselab)>;
+
 class JobStore {
  public:
   virtual ~JobStore() = default;

@@ -1,9 +1,14 @@
 #include "tango/store/SqliteJobStore.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -55,8 +60,21 @@ class SqliteJobStore::Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-SqliteJobStore::SqliteJobStore(const std::filesystem::path& file) {
-  if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+SqliteJobStore::SqliteJobStore(const std::filesystem::path& file, LabDirOf labDirOf)
+    : labDirOf_(std::move(labDirOf)) {
+  // Private before the first byte is written; SQLite gives its -wal and -shm
+  // files the database's mode. An older release's 0644 file is tightened.
+  {
+    const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+      throw std::runtime_error("sqlite: cannot create " + file.string() + ": " +
+                               std::strerror(errno));
+    ::fchmod(fd, 0600);
+    ::close(fd);
+    for (const char* suffix : {"-wal", "-shm"}) ::chmod((file.string() + suffix).c_str(), 0600);
+  }
+  if (sqlite3_open_v2(file.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -73,9 +91,24 @@ SqliteJobStore::SqliteJobStore(const std::filesystem::path& file) {
       " callback_pending INTEGER NOT NULL DEFAULT 0,"
       " doc TEXT NOT NULL)");
   exec("CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id)");
-  exec("CREATE INDEX IF NOT EXISTS jobs_callback ON jobs(callback_pending) WHERE callback_pending = 1");
+  exec(
+      "CREATE INDEX IF NOT EXISTS jobs_callback ON jobs(callback_pending) WHERE callback_pending = "
+      "1");
   exec("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)");
   exec("INSERT OR IGNORE INTO counters(name, value) VALUES ('vm_id', 1000)");
+  dropStoredKeys();
+}
+
+void SqliteJobStore::dropStoredKeys() {
+  // instr() finds the old field without parsing every document.
+  auto old = query(
+      "SELECT id, doc FROM jobs WHERE instr(doc, '\"key\":') > 0 AND instr(doc, '\"keyId\":') = 0",
+      -1);
+  if (old.empty()) return;
+  for (auto& job : old) update(job);
+  // The old documents' pages must not linger in the file or its WAL.
+  exec("VACUUM");
+  exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 SqliteJobStore::~SqliteJobStore() { sqlite3_close(db_); }
@@ -139,6 +172,7 @@ std::vector<TangoJob> SqliteJobStore::query(const char* sql, std::int64_t param)
   for (auto& [id, doc] : rows) {
     TangoJob j = fromStoreJson(boost::json::parse(doc));
     j.id = id;
+    if (labDirOf_) rebaseJobPaths(j, labDirOf_(j.keyId, j.courselab));
     jobs.push_back(std::move(j));
   }
   return jobs;
@@ -151,7 +185,8 @@ std::optional<TangoJob> SqliteJobStore::load(std::int64_t id) {
 }
 
 std::vector<TangoJob> SqliteJobStore::loadUnfinished() {
-  return query("SELECT id, doc FROM jobs WHERE state < ? ORDER BY id", stateCode(JobState::Finished));
+  return query("SELECT id, doc FROM jobs WHERE state < ? ORDER BY id",
+               stateCode(JobState::Finished));
 }
 
 std::vector<TangoJob> SqliteJobStore::loadFinished(int limit) {

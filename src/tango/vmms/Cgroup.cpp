@@ -40,6 +40,14 @@ std::optional<std::string> ownGroup(const std::string& controller) {
   return std::nullopt;
 }
 
+// A group directory others can search whatever the umask: bwrap, as the
+// sandbox's uid, resolves the OOM counter it mounts through it. Its files
+// stay root's.
+bool makeGroupDir(const fs::path& dir) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return false;
+  return ::chmod(dir.c_str(), 0755) == 0;
+}
+
 // "<mount>/<own group>/tango" for a mounted, writable v1 controller.
 fs::path baseFor(const std::string& controller) {
   const fs::path mount = fs::path(kMountRoot) / controller;
@@ -47,7 +55,7 @@ fs::path baseFor(const std::string& controller) {
   auto own = ownGroup(controller);
   if (!own) return {};
   fs::path base = (mount / fs::path(*own).relative_path() / "tango").lexically_normal();
-  if (::mkdir(base.c_str(), 0755) != 0 && errno != EEXIST) {
+  if (!makeGroupDir(base)) {
     spdlog::warn("local VMMS: cannot create cgroup {}: {}; no {} limit", base.string(),
                  std::strerror(errno), controller);
     return {};
@@ -80,8 +88,7 @@ std::string CgroupV1::prepare(const std::string& name, const CgroupLimits& limit
   if (!isSafeGroupName(name)) return "invalid cgroup name";
   if (hasMemory()) {
     const fs::path g = memoryBase_ / name;
-    if (::mkdir(g.c_str(), 0755) != 0 && errno != EEXIST)
-      return "mkdir " + g.string() + ": " + std::strerror(errno);
+    if (!makeGroupDir(g)) return "mkdir " + g.string() + ": " + std::strerror(errno);
     if (limits.memoryBytes > 0) {
       const std::string v = std::to_string(limits.memoryBytes);
       // memsw (memory + swap) must be >= the memory limit at every step:
@@ -98,8 +105,7 @@ std::string CgroupV1::prepare(const std::string& name, const CgroupLimits& limit
   }
   if (hasPids()) {
     const fs::path g = pidsBase_ / name;
-    if (::mkdir(g.c_str(), 0755) != 0 && errno != EEXIST)
-      return "mkdir " + g.string() + ": " + std::strerror(errno);
+    if (!makeGroupDir(g)) return "mkdir " + g.string() + ": " + std::strerror(errno);
     const std::string v = limits.pids > 0 ? std::to_string(limits.pids) : "max";
     if (auto err = writeFile(g / "pids.max", v); !err.empty()) return err;
   }

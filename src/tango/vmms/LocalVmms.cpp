@@ -32,7 +32,6 @@ constexpr std::int64_t kOutputSlack = 64 * 1024;  // beyond the autodriver's own
 constexpr std::size_t kStderrCap = 64 * 1024;
 // The sandbox's own processes besides the job's: bwrap, its PID 1, the autodriver.
 constexpr std::int64_t kSandboxPids = 16;
-constexpr std::int64_t kSmallTmpSize = 16LL * 1024 * 1024;  // /run, /home, hiding mounts
 constexpr auto kKillWait = 10s;  // how long destroy waits for a uid's processes to go
 
 std::string errnoText(const std::string& what, int err = errno) {
@@ -187,23 +186,25 @@ bool removeDirTree(const fs::path& parent, const std::string& name, std::string&
   return true;
 }
 
+// bwrap runs unprivileged and needs user namespaces: say so when the host
+// has turned them off, the usual reason a sandbox cannot start at all.
+std::string userNamespaceHint() {
+  auto firstLine = [](const char* path) {
+    Fd f(::open(path, O_RDONLY | O_CLOEXEC));
+    return f ? readCapped(f.get(), 32) : std::string();
+  };
+  if (firstLine("/proc/sys/kernel/unprivileged_userns_clone").starts_with("0"))
+    return " (unprivileged user namespaces are off: sysctl kernel.unprivileged_userns_clone=1)";
+  if (firstLine("/proc/sys/user/max_user_namespaces").starts_with("0"))
+    return " (user namespaces are off: sysctl user.max_user_namespaces=10000)";
+  return {};
+}
+
 fs::path findBwrap() {
   for (const char* p : {"/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"}) {
     if (::access(p, X_OK) == 0) return p;
   }
   return {};
-}
-
-// `p` as a path inside an image rooted at `root`, if it lies inside it.
-std::optional<std::string> insideRoot(const fs::path& p, const fs::path& root) {
-  std::error_code ec;
-  fs::path cp = fs::weakly_canonical(fs::absolute(p), ec);
-  if (ec) return std::nullopt;
-  fs::path cr = fs::weakly_canonical(root, ec);
-  if (ec) return std::nullopt;
-  fs::path rel = cp.lexically_relative(cr);
-  if (rel.empty() || rel == "." || *rel.begin() == "..") return std::nullopt;
-  return "/" + rel.string();
 }
 
 }  // namespace
@@ -212,22 +213,9 @@ LocalVmms::LocalVmms(const Config& cfg) : cfg_(cfg) {
   std::error_code ec;
   cfg_.dataDir = fs::absolute(cfg_.dataDir);
   vmsDir_ = fs::absolute(cfg_.vmsDir()).lexically_normal();
-  fs::create_directories(vmsDir_, ec);
-  if (ec) throw std::system_error(ec, "creating " + vmsDir_.string());
-  // The sandbox runs bwrap as the VM uid, which must be able to walk down to
-  // its job directory; search permission alone does not let it list anything.
-  ::chmod(vmsDir_.c_str(), 0711);
-  struct stat st {};
-  if (::stat(cfg_.dataDir.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
-    ::chmod(cfg_.dataDir.c_str(), (st.st_mode & 07777) | S_IXOTH);
-  for (fs::path p = vmsDir_.parent_path(); !p.empty(); p = p.parent_path()) {
-    if (::stat(p.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
-      spdlog::warn("local VMMS: {} is not searchable by other users; sandboxes cannot start",
-                   p.string());
-    if (p == p.root_path()) break;
-  }
+  setupError_ = makeSandboxDir(vmsDir_);
+  if (setupError_.empty()) setupError_ = installAutodriver();
   bwrap_ = findBwrap();
-  if (bwrap_.empty()) spdlog::warn("local VMMS: bwrap not found; jobs cannot run");
 
   // Uids of VMs left by a previous run stay taken until those VMs are destroyed.
   for (const auto& entry : fs::directory_iterator(vmsDir_, ec)) {
@@ -252,6 +240,106 @@ LocalVmms::LocalVmms(const Config& cfg) : cfg_(cfg) {
 }
 
 LocalVmms::~LocalVmms() = default;
+
+// SANDBOX_DIR and any parent it lacks: root's, 0711, so every VM uid can
+// walk through it (bwrap resolves its mounts as that uid) but list nothing.
+std::string LocalVmms::makeSandboxDir(const fs::path& dir) {
+  fs::path at = "/";
+  for (const auto& part : dir.relative_path()) {
+    at /= part;
+    if (::mkdir(at.c_str(), 0711) == 0) {
+      ::chmod(at.c_str(), 0711);  // whatever the umask took away
+    } else if (errno != EEXIST) {
+      return errnoText("SANDBOX_DIR: cannot create " + at.string());
+    }
+  }
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return "SANDBOX_DIR: " + dir.string() + " is not a directory";
+  if (st.st_uid != ::geteuid())
+    return "SANDBOX_DIR: " + dir.string() + " belongs to uid " + std::to_string(st.st_uid) +
+           ", not to the service";
+  ::chmod(dir.c_str(), 0711);
+  if (auto blocked = firstUnsearchable(dir))
+    return "SANDBOX_DIR: " + blocked->string() +
+           " cannot be searched by other users, and the sandboxes run as unprivileged uids "
+           "that must reach " +
+           dir.string() +
+           ": set SANDBOX_DIR to a directory below "
+           "searchable ones (the default is below /var/lib), or chmod o+x " +
+           blocked->string();
+  return {};
+}
+
+// A copy of the autodriver in SANDBOX_DIR, root's and 0755: the configured
+// one may lie where a VM uid cannot reach it (a build tree in /root), and a
+// copy is also immune to a rebuild while jobs run.
+std::string LocalVmms::installAutodriver() {
+  sandboxAutodriver_ = vmsDir_ / "autodriver";
+  Fd in(::open(cfg_.autodriver.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) return errnoText("AUTODRIVER: cannot read " + cfg_.autodriver.string());
+  const fs::path tmp = vmsDir_ / ".autodriver.new";
+  ::unlink(tmp.c_str());
+  Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0755));
+  if (!out) return errnoText("SANDBOX_DIR: cannot write " + tmp.string());
+  if (auto err = copyData(in.get(), out.get(), SteadyClock::time_point::max()); !err.empty())
+    return "copying the autodriver into SANDBOX_DIR: " + err;
+  if (::fchmod(out.get(), 0755) != 0 || ::fsync(out.get()) != 0 ||
+      ::rename(tmp.c_str(), sandboxAutodriver_.c_str()) != 0)
+    return errnoText("installing the autodriver in SANDBOX_DIR");
+  return {};
+}
+
+std::string LocalVmms::preflight() {
+  if (!setupError_.empty()) return setupError_;
+  if (::geteuid() != 0)
+    return "the local VMMS must run as root: it runs each job under a host uid of its own "
+           "(start tangod as root, or use VMMS_NAME = \"localDocker\")";
+  if (bwrap_.empty())
+    return "the local VMMS needs bubblewrap, which is not installed (apt-get install bubblewrap)";
+  struct stat st {};
+  for (const auto& image : getImages()) {
+    TangoMachine vm;
+    vm.id = 1;  // below every id the store hands out (from 1000), so never a job's VM
+    vm.name = vm.image = image;
+    vm.vmms = name();
+    const auto root = imageRoot(vm);
+    if (!root || ::stat(root->c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      return "image " + image + ": its root " + (root ? root->string() : "?") +
+             " is not a directory ([local.images])";
+    if ((st.st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH))
+      return "image " + image + ": its root " + root->string() +
+             " must be readable and searchable by every user (jobs run as unprivileged "
+             "uids): chmod 755 " +
+             root->string();
+    if (auto blocked = firstUnsearchable(*root))
+      return "image " + image + ": " + blocked->string() +
+             " cannot be searched by other users, so the sandboxes (unprivileged uids) cannot "
+             "reach the image's root " +
+             root->string() +
+             ": keep image roots below searchable "
+             "directories (e.g. /srv/roots), or chmod o+x " +
+             blocked->string();
+    // An empty job (no Makefile: make fails, the autodriver reports it
+    // normally) walks every step a real one does: uid, cgroups, namespaces,
+    // mounts, the autodriver.
+    auto init = initializeVM(vm, 30s);
+    RunResult run;
+    if (init.ok) {
+      RunSpec spec;
+      spec.timeoutSecs = 20;
+      spec.maxOutputBytes = 4096;
+      spec.hardTimeout = 30s;
+      run = runJob(vm, spec);
+    }
+    safeDestroyVM(vm);
+    if (!init.ok) return "image " + image + ": cannot make a test VM: " + init.error;
+    if (run.status != 0)
+      return "image " + image + ": a test sandbox could not run: " + run.error +
+             userNamespaceHint();
+  }
+  return {};
+}
 
 std::optional<std::string> LocalVmms::checkedInstance(const TangoMachine& vm) const {
   if (vm.id <= 0 || !isSafeName(vm.name)) return std::nullopt;
@@ -404,14 +492,16 @@ StepResult LocalVmms::copyIn(const TangoMachine& vm, const std::vector<InputFile
   for (const auto& f : files) {
     // Defense in depth: the REST layer validated these names already.
     if (!isSafeName(f.destFile)) return StepResult::failure("unsafe destination name");
+    // Errors name the file by its destination: its host path holds the
+    // courselab directory's name, and with it the API key.
     if (f.localFile.empty() || f.localFile[0] != '/')
-      return StepResult::failure("input path is not absolute: " + f.localFile);
+      return StepResult::failure("input path of " + f.destFile + " is not absolute");
     // O_NONBLOCK: a FIFO planted in place of an input must not hang the worker.
     Fd in(::open(f.localFile.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-    if (!in) return StepResult::failure(errnoText("open " + f.localFile));
+    if (!in) return StepResult::failure(errnoText("open the input for " + f.destFile));
     struct stat st {};
     if (::fstat(in.get(), &st) != 0 || !S_ISREG(st.st_mode))
-      return StepResult::failure("not a regular file: " + f.localFile);
+      return StepResult::failure("the input for " + f.destFile + " is not a regular file");
     ::fcntl(in.get(), F_SETFL, 0);
     const mode_t mode = (st.st_mode & 0111) ? 0700 : 0600;
     Fd out(::openat(job.get(), f.destFile.c_str(),
@@ -425,90 +515,13 @@ StepResult LocalVmms::copyIn(const TangoMachine& vm, const std::vector<InputFile
   return StepResult::success();
 }
 
-LocalVmms::Limits LocalVmms::limitsFor(const RunSpec& spec) const {
+SandboxLimits LocalVmms::limitsFor(const RunSpec& spec) const {
   constexpr std::int64_t kMB = 1024 * 1024;
-  Limits l;
+  SandboxLimits l;
   l.memoryBytes = spec.memoryLimitBytes > 0 ? spec.memoryLimitBytes : cfg_.vmMemoryLimit * kMB;
   l.diskBytes = spec.diskLimitBytes > 0 ? spec.diskLimitBytes : cfg_.vmDiskLimit * kMB;
   l.cpuSecs = spec.cpuTimeSecs > 0 ? spec.cpuTimeSecs : cfg_.vmCpuTimeLimit;
   return l;
-}
-
-std::vector<std::string> LocalVmms::sandboxArgs(const std::string& instance, const fs::path& dir,
-                                                const fs::path& root, const RunSpec& spec,
-                                                const Limits& limits,
-                                                const std::optional<fs::path>& oomFile) const {
-  std::vector<std::string> a{bwrap_.string(), "--unshare-user", "--unshare-pid",
-                             "--unshare-ipc", "--unshare-uts",  "--unshare-cgroup-try"};
-  if (spec.disableNetwork) a.push_back("--unshare-net");
-  // No nested user namespaces: they are kernel attack surface a grader never needs.
-  a.insert(a.end(), {"--disable-userns", "--die-with-parent", "--new-session", "--hostname",
-                     instance.substr(0, 63), "--ro-bind", root.string(), "/", "--dev", "/dev",
-                     "--proc", "/proc"});
-  auto tmpfs = [&](const std::string& where, std::int64_t size) {
-    a.insert(a.end(), {"--size", std::to_string(size), "--tmpfs", where});
-  };
-  const std::vector<std::string> scratch{"/tmp", "/var/tmp", "/run", "/home"};
-  for (const auto& s : scratch) {
-    if (s == "/var/tmp" && !fs::is_directory(root / "var/tmp")) continue;
-    tmpfs(s, (s == "/tmp" || s == "/var/tmp") ? limits.diskBytes : kSmallTmpSize);
-  }
-  // The service's own state (state DB, other VMs, courselabs with every
-  // student's files) must be invisible, not merely unreadable.
-  // A path inside one already hidden is skipped: mounting over it would leave
-  // its mount point visible inside the empty tmpfs.
-  std::vector<std::string> hidden = scratch;
-  for (const fs::path& hide : {cfg_.dataDir, cfg_.courselabsDir()}) {
-    auto inside = insideRoot(hide, root);
-    if (!inside) continue;
-    bool covered = false;
-    for (const auto& s : hidden)
-      if (*inside == s || inside->starts_with(s + "/")) covered = true;
-    if (covered) continue;
-    tmpfs(*inside, kSmallTmpSize);
-    hidden.push_back(*inside);
-  }
-  // The job's home is a tmpfs of the disk limit, filled by the autodriver
-  // from the read-only inputs (-I): what the job writes never reaches the
-  // host disk, and all of it is gone when the sandbox ends.
-  tmpfs("/home/autograde", limits.diskBytes);
-  if (oomFile) a.insert(a.end(), {"--ro-bind", oomFile->string(), "/run/tango/oom_events"});
-  a.insert(a.end(), {"--ro-bind",
-                     (dir / "job").string(),
-                     "/run/tango-in",
-                     "--bind",
-                     (dir / "run").string(),
-                     "/run/tango-out",
-                     "--ro-bind",
-                     cfg_.autodriver.string(),
-                     "/run/tango/autodriver",
-                     "--chdir",
-                     "/home/autograde",
-                     "--clearenv",
-                     "--setenv",
-                     "HOME",
-                     "/home/autograde",
-                     "--setenv",
-                     "PATH",
-                     "/usr/local/bin:/usr/bin:/bin",
-                     "--setenv",
-                     "USER",
-                     "autograde",
-                     "--setenv",
-                     "LANG",
-                     "C.UTF-8",
-                     "--",
-                     "/run/tango/autodriver"});
-  if (spec.ulimitProcs > 0) a.insert(a.end(), {"-u", std::to_string(spec.ulimitProcs)});
-  if (spec.ulimitFileSize > 0) a.insert(a.end(), {"-f", std::to_string(spec.ulimitFileSize)});
-  if (spec.timeoutSecs > 0) a.insert(a.end(), {"-t", std::to_string(spec.timeoutSecs)});
-  if (spec.maxOutputBytes > 0) a.insert(a.end(), {"-o", std::to_string(spec.maxOutputBytes)});
-  if (limits.cpuSecs > 0) a.insert(a.end(), {"-c", std::to_string(limits.cpuSecs)});
-  if (limits.memoryBytes > 0) a.insert(a.end(), {"-m", std::to_string(limits.memoryBytes)});
-  if (oomFile) a.insert(a.end(), {"-M", "/run/tango/oom_events"});
-  a.insert(a.end(),
-           {"-I", "/run/tango-in", "-P", "/run/tango-out/partial", "-R", "/home/autograde"});
-  return a;
 }
 
 RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
@@ -527,9 +540,8 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   if (!root) return fail("unknown image " + vm.name);
   if (bwrap_.empty()) return fail("bwrap is not installed");
   struct stat adSt {};
-  if (cfg_.autodriver.empty() || ::stat(cfg_.autodriver.c_str(), &adSt) != 0 ||
-      !S_ISREG(adSt.st_mode))
-    return fail("autodriver not found at '" + cfg_.autodriver.string() + "'");
+  if (::stat(sandboxAutodriver_.c_str(), &adSt) != 0 || !S_ISREG(adSt.st_mode))
+    return fail("autodriver not found at '" + sandboxAutodriver_.string() + "'");
 
   Fd d = openDir(AT_FDCWD, dir.c_str());
   if (!d) return fail(errnoText("open " + dir.string()));
@@ -548,7 +560,7 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
       return fail(errnoText("create the partial output file"));
   }
 
-  const Limits limits = limitsFor(spec);
+  const SandboxLimits limits = limitsFor(spec);
   const std::string group = cgroupName(*inst, *uid);
   CgroupLimits cgLimits;
   cgLimits.memoryBytes = limits.memoryBytes;
@@ -560,7 +572,15 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   if (!cgError.empty()) return fail("cannot set up the VM's cgroups: " + cgError);
 
   SpawnOptions opts;
-  opts.argv = sandboxArgs(*inst, dir, *root, spec, limits, cgroups_.oomEventsFile(group));
+  opts.argv = sandboxArgs({bwrap_,
+                           *inst,
+                           *root,
+                           dir,
+                           sandboxAutodriver_,
+                           cgroups_.oomEventsFile(group),
+                           {cfg_.dataDir, cfg_.courselabsDir(), vmsDir_},
+                           spec,
+                           limits});
   opts.env = {"PATH=/usr/bin:/bin"};
   opts.credentials = std::make_pair(*uid, static_cast<gid_t>(*uid));
   for (const Fd& fd : cgroupProcs) opts.joinCgroupFds.push_back(fd.get());

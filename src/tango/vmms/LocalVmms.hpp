@@ -4,7 +4,11 @@
 // network namespaces) under a host uid of its own, running the same autodriver
 // as the other VMMSes. No Docker needed, so it is the embedded default.
 //
-// Layout of one VM, <dataDir>/vms/<PREFIX>-<id>-<image>/ (root, 0711):
+// The VMs live in SANDBOX_DIR (Config::vmsDir(), root's, 0711), outside
+// DATA_DIR: bwrap runs as the VM's uid and must reach what it mounts, while
+// DATA_DIR is private and may lie in a home nobody else can search. It also
+// holds a copy of the autodriver (root's, 0755).
+// Layout of one VM, <SANDBOX_DIR>/<PREFIX>-<id>-<image>/ (root, 0711):
 //   uid      root-only: the host uid/gid of the VM (survives a restart)
 //   job/     the VM uid, 0700: the job's input files, mounted read-only at
 //            /run/tango-in and copied by the autodriver into /home/autograde,
@@ -25,6 +29,7 @@
 
 #include "tango/config/Config.hpp"
 #include "tango/vmms/Cgroup.hpp"
+#include "tango/vmms/LocalSandbox.hpp"
 #include "tango/vmms/Vmms.hpp"
 
 namespace tango {
@@ -33,13 +38,17 @@ class Process;
 
 class LocalVmms : public Vmms {
  public:
-  // Creates <dataDir>/vms (0711) and reserves the uids of VMs already on disk.
+  // Creates SANDBOX_DIR, copies the autodriver in, and reserves the uids of
+  // VMs already on disk. What fails here, preflight() reports.
   explicit LocalVmms(const Config& cfg);
   ~LocalVmms() override;
   LocalVmms(const LocalVmms&) = delete;
   LocalVmms& operator=(const LocalVmms&) = delete;
 
   std::string name() const override { return "local"; }
+  // Root, bwrap, an autodriver the job's uid may run, image roots it may
+  // read, then one empty job in a real sandbox per image.
+  std::string preflight() override;
   StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
   StepResult waitVM(const TangoMachine& vm, std::chrono::seconds timeout) override;
   StepResult copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,
@@ -67,18 +76,9 @@ class LocalVmms : public Vmms {
   std::optional<std::string> checkedInstance(const TangoMachine& vm) const;
   std::optional<std::filesystem::path> imageRoot(const TangoMachine& vm) const;
   std::optional<uid_t> readUid(const std::filesystem::path& dir) const;
-  // The limits of one run: the spec's overrides, else the configured defaults.
-  struct Limits {
-    std::int64_t memoryBytes = 0;
-    std::int64_t diskBytes = 0;
-    int cpuSecs = 0;
-  };
-  Limits limitsFor(const RunSpec& spec) const;
-  std::vector<std::string> sandboxArgs(const std::string& instance,
-                                       const std::filesystem::path& dir,
-                                       const std::filesystem::path& root, const RunSpec& spec,
-                                       const Limits& limits,
-                                       const std::optional<std::filesystem::path>& oomFile) const;
+  SandboxLimits limitsFor(const RunSpec& spec) const;
+  std::string makeSandboxDir(const std::filesystem::path& dir);
+  std::string installAutodriver();
   static std::string cgroupName(const std::string& instance, uid_t uid) {
     return instance + "." + std::to_string(uid);
   }
@@ -87,6 +87,8 @@ class LocalVmms : public Vmms {
 
   Config cfg_;
   std::filesystem::path vmsDir_;
+  std::filesystem::path sandboxAutodriver_;  // the copy the sandboxes run
+  std::string setupError_;                   // what the constructor could not do
   std::filesystem::path bwrap_;
   CgroupV1 cgroups_;
 

@@ -55,6 +55,10 @@ class Vmms {
   // per run (RunSpec::diskLimitBytes): then a job asking for its own disk
   // size is given a VM made for it, never a warm one.
   virtual bool diskSetAtCreation() const { return false; }
+  // Called once at start-up, before any job: whether jobs can run at all.
+  // A non-empty answer says what is wrong and how to fix it, and the service
+  // refuses to start rather than accept jobs that would all fail.
+  virtual std::string preflight() { return {}; }
 
   // Create the VM (vm.id is already set; its instance name is PREFIX-id-name).
   virtual StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) = 0;

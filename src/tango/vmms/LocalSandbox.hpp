@@ -1,0 +1,50 @@
+#pragma once
+// The bubblewrap command line of one `local` run.
+//
+// bwrap runs as the VM's unprivileged uid and resolves every path it mounts
+// as that uid (it realpath()s even a "--bind-fd", as of 0.8), so whatever the
+// sandbox mounts from the host must be reachable by a uid that owns nothing:
+// the VMs' directories and the autodriver live in SANDBOX_DIR, which the
+// service makes for that (see LocalVmms.hpp), never below DATA_DIR, which is
+// private to the service and may lie in a home directory nobody else can
+// search.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tango/vmms/Vmms.hpp"
+
+namespace tango {
+
+// The limits of one run: the spec's overrides, else the configured defaults.
+struct SandboxLimits {
+  std::int64_t memoryBytes = 0;
+  std::int64_t diskBytes = 0;
+  int cpuSecs = 0;
+};
+
+struct SandboxPlan {
+  std::filesystem::path bwrap;
+  std::string hostname;
+  std::filesystem::path root;                      // the image's root, mounted read-only as "/"
+  std::filesystem::path vmDir;                     // its job/ (inputs) and run/ (partial output)
+  std::filesystem::path autodriver;                // bound read-only at /run/tango/autodriver
+  std::optional<std::filesystem::path> oomEvents;  // the memory cgroup's OOM counter
+  // Host paths the job must not see (the data directory, the courselabs,
+  // the other VMs): each is covered by an empty tmpfs when the job could
+  // reach it at all.
+  std::vector<std::filesystem::path> hidden;
+  RunSpec spec;
+  SandboxLimits limits;
+};
+
+// bwrap's argv, ending with the autodriver's.
+std::vector<std::string> sandboxArgs(const SandboxPlan& plan);
+
+// The first directory on the way from "/" to `dir` (itself included) that a
+// uid owning nothing cannot search (no o+x), or nullopt when there is none.
+std::optional<std::filesystem::path> firstUnsearchable(const std::filesystem::path& dir);
+
+}  // namespace tango
