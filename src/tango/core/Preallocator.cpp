@@ -54,10 +54,10 @@ std::optional<Preallocator::Allocation> Preallocator::allocVM(const std::string&
     cv_.notify_all();  // the warmer refills in the background
     return Allocation{vm, true};
   }
-  if (pool.busy.size() + pool.warming.size() >= pool.capacity()) {
-    // Warming VMs will become free soon; the manager is woken then.
-    return std::nullopt;
-  }
+  if (pool.busy.size() >= pool.capacity()) return std::nullopt;
+  // A VM already being made is ready sooner than a new one would be; the
+  // manager is woken when it is.
+  if (!fresh && !pool.warming.empty()) return std::nullopt;
   TangoMachine vm = newMachine(image, pool);
   pool.busy.emplace(vm.id, vm);
   return Allocation{vm, false};
@@ -89,8 +89,9 @@ void Preallocator::update(const std::string& image, int num, std::optional<int> 
     pool.target = num;
     if (cores) pool.cores = cores;
     if (memory) pool.memory = memory;
-    // Shrink: free VMs above the target are destroyed by the warmer.
-    while (pool.size() > static_cast<std::size_t>(num) && !pool.free.empty()) {
+    // Shrink: free VMs above the target are destroyed by the warmer (and
+    // those still being made, once they are: warmLoop).
+    while (pool.spares() > static_cast<std::size_t>(num) && !pool.free.empty()) {
       surplus_.push_back(pool.free.begin()->second);
       pool.free.erase(pool.free.begin());
     }
@@ -116,7 +117,7 @@ void Preallocator::warmLoop() {
     // The short pool with the fewest VMs in the making, so that warmers
     // spread over pools instead of all serving the first.
     for (auto& [name, pool] : pools_) {
-      if (pool.size() >= static_cast<std::size_t>(pool.target)) continue;
+      if (pool.spares() >= static_cast<std::size_t>(pool.target)) continue;
       if (!needy || pool.warming.size() < needy->warming.size()) {
         needy = &pool;
         image = name;
@@ -138,6 +139,12 @@ void Preallocator::warmLoop() {
     lock.lock();
     Pool& pool = poolFor(image);  // pools_ never erases, references stay valid
     pool.warming.erase(vm.id);
+    if (init.ok && pool.spares() >= static_cast<std::size_t>(pool.target)) {
+      // The pool shrank while this VM was being made (a prealloc to 0): it
+      // must not join, or a pool set to 0 would keep a VM for good.
+      surplus_.push_back(vm);
+      continue;
+    }
     if (init.ok) {
       pool.free.emplace(vm.id, vm);
       lock.unlock();

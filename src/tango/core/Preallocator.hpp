@@ -1,7 +1,15 @@
 #pragma once
-// Tango's Preallocator: a pool of VMs per image. Pools are kept warm in the
-// background (created and ready before a job asks), each VM runs exactly one
-// job and is then destroyed and replaced, so no job ever sees another's leftovers.
+// Tango's Preallocator: a pool of VMs per image, made when the image's first
+// job (or a prealloc) arrives, or at start-up for WARM_IMAGES. Pools are kept
+// warm in the background (created and ready before a job asks), each VM runs
+// exactly one job and is then destroyed, so no job ever sees another's
+// leftovers.
+//
+// A pool's size N (POOL_SIZE, or prealloc's num) means two things: N jobs of
+// the image may run at once, and N spare VMs are kept ready besides those
+// running. A VM's replacement starts warming the moment a job takes it, not
+// when that job ends: jobs that follow one another find a ready VM even when
+// making one takes longer than running a job.
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -45,7 +53,9 @@ class Preallocator {
   // The job is done with `vm` (already destroyed by the worker): refill the pool.
   void releaseVM(const TangoMachine& vm);
 
-  // Tango's prealloc: keep `num` VMs for `image` (0 = no warm VMs; jobs still run, one at a time).
+  // Tango's prealloc: keep `num` spare VMs for `image` and let `num` jobs of
+  // it run at once (0 = no warm VMs, and none are made later; jobs still
+  // run, one at a time, each on a VM made for it).
   void update(const std::string& image, int num, std::optional<int> cores,
               std::optional<int> memory);
   std::optional<PoolState> pool(const std::string& image) const;
@@ -58,6 +68,9 @@ class Preallocator {
     std::optional<int> cores, memory;
     std::map<std::int64_t, TangoMachine> free, busy, warming;
     std::size_t size() const { return free.size() + busy.size() + warming.size(); }
+    // Ready or being made: what the warmers keep at `target`.
+    std::size_t spares() const { return free.size() + warming.size(); }
+    // Jobs of the image at once.
     std::size_t capacity() const { return static_cast<std::size_t>(std::max(target, 1)); }
   };
   Pool& poolFor(const std::string& image);  // mu_ held

@@ -73,8 +73,16 @@ void TangoServer::start() {
   if (requeued)
     spdlog::info("requeued {} jobs that were running when the service stopped", requeued);
   for (const auto& job : store_->loadPendingCallbacks()) sendCallback(job);
-  for (const auto& image : images())
+  // Pools are made when an image's first job arrives (as in Tango); only the
+  // images the operator lists are warmed now. An engine holding thirty course
+  // images does not get sixty idle containers.
+  const auto known = images();
+  for (const auto& image : cfg_.warmImages) {
+    if (!known.count(image))
+      throw ConfigError("WARM_IMAGES: " + image + " is not an image of the " + vmms_->name() +
+                        " VMMS");
     preallocator_->update(image, cfg_.poolSize, std::nullopt, std::nullopt);
+  }
   manager_->start();
   manager_->kick();
 }
