@@ -21,6 +21,7 @@ start_tangod() {
 PORT = 0
 HOST = "127.0.0.1"
 DATA_DIR = "$dir/data"
+SANDBOX_DIR = "$dir/sandboxes"
 LOG_LEVEL = "warn"
 $extra
 TOML

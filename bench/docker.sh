@@ -7,7 +7,12 @@
 #              the median of `docker exec CONTAINER true`
 #   sustained  500 jobs submitted at once with a pool of 4, vs `docker run --rm`
 #              four at a time (sustained_floor: the floor alone)
-# Usage: bench/docker.sh [cold|warm|sustained|sustained_floor|all]  (env: BUILD, IMAGE, COLD_N, WARM_N, SUSTAINED_N)
+#   backtoback median addJob-answer -> output-pollable of jobs submitted one
+#              right after the other's output, pool of 2, vs the same jobs
+#              spaced 2 s apart (the pool refilled before each); for the
+#              trivial job and for one that runs 0.25 s
+# Usage: bench/docker.sh [cold|warm|sustained|sustained_floor|backtoback|all]
+#   (env: BUILD, IMAGE, COLD_N, WARM_N, SUSTAINED_N, B2B_N)
 # Needs a release build (./dev serve builds it) and dockerd. The default image,
 # tango-bench-minimal (Debian minbase + make), is built with this build's
 # autodriver, so jobs run it in place under a read-only root; IMAGE=another
@@ -21,7 +26,7 @@ if [ "$IMAGE" = tango-bench-minimal ]; then
   "$BUILD/apps/tango-image" build tango-bench-minimal --no-defaults --packages make \
     --autodriver "$BUILD/apps/autodriver" --if-changed
 fi
-export BUILD IMAGE MODE COLD_N=${COLD_N:-100} WARM_N=${WARM_N:-50} SUSTAINED_N=${SUSTAINED_N:-500}
+export BUILD IMAGE MODE COLD_N=${COLD_N:-100} WARM_N=${WARM_N:-50} SUSTAINED_N=${SUSTAINED_N:-500} B2B_N=${B2B_N:-40}
 exec python3 - <<'PY'
 import atexit, json, os, shutil, signal, statistics, subprocess, tempfile, time, urllib.request, re
 
@@ -63,8 +68,8 @@ def left_over():
                          capture_output=True, text=True).stdout.split()
     return len(out)
 
-def submit(name):
-    job = {"image": IMAGE, "files": [{"localFile": "Makefile", "destFile": "Makefile"}],
+def submit(name, makefile="Makefile"):
+    job = {"image": IMAGE, "files": [{"localFile": makefile, "destFile": "Makefile"}],
            "output_file": name, "jobName": name, "timeout": 30}
     _, body = http("POST", "/addJob/test/bench/", json.dumps(job).encode())
     assert json.loads(body)["statusId"] == 0, body
@@ -163,6 +168,34 @@ def sustained():
           f"containers left over: {left_over()}; floor (docker run --rm, 4 at a time, "
           f"{min(n, 100)} runs) {floor:.2f} jobs/s, ratio {rate/floor:.2f}")
 
-for m in (["cold", "warm", "sustained"] if MODE == "all" else [MODE]):
+def backtoback():
+    # Spaced first, then back to back, in one service with a pool of 2; each
+    # latency from the addJob answer to the output being pollable. Twice: the
+    # trivial job, and one that runs 0.25 s, longer than a container start.
+    n = int(os.environ["B2B_N"])
+    start(2)
+    http("POST", "/upload/test/bench/", b"all:\n\t@sleep 0.25; echo hi\n", {"Filename": "Makefile-slow"})
+    http("POST", f"/prealloc/test/{IMAGE}/2/")
+    def one(name, makefile):
+        submit(name, makefile)
+        t0 = time.time()
+        wait_output(name)
+        return time.time() - t0
+    ms = lambda xs: f"median {statistics.median(xs)*1000:.0f} ms (p90 {sorted(xs)[int(len(xs)*0.9)-1]*1000:.0f} ms)"
+    for label, makefile in (("trivial job", "Makefile"), ("0.25 s job", "Makefile-slow")):
+        wait_pool(2)
+        spaced = []
+        for i in range(n):
+            t0 = time.time()
+            spaced.append(one(f"sp{makefile}{i}", makefile))
+            time.sleep(max(0, 2 - (time.time() - t0)))
+        b2b = [one(f"bb{makefile}{i}", makefile) for i in range(n)]
+        ratio = statistics.median(b2b) / statistics.median(spaced)
+        print(f"backtoback, {label}: {n} jobs, pool of 2: back to back {ms(b2b)}; spaced 2 s apart "
+              f"{ms(spaced)}; ratio {ratio:.2f} (target <= 1.5)", flush=True)
+    stop()
+    print(f"backtoback: containers left over: {left_over()}")
+
+for m in (["cold", "warm", "sustained", "backtoback"] if MODE == "all" else [MODE]):
     globals()[m]()
 PY
