@@ -221,13 +221,14 @@ TEST_F(CliTest, AddJobValidation) {
 }
 
 TEST_F(CliTest, PoolPreallocBuild) {
+  // Pools are made on demand: none before a job or a prealloc asks.
   auto all = cliJson({"--pool"});
-  EXPECT_TRUE(all["pools"].as_object().contains("autograding_image")) << json::serialize(all);
-  auto one = cliJson({"--pool", "--image", "autograding_image"});
-  EXPECT_EQ(one["statusMsg"].as_string(), "Found pool");
-  auto none = cli({"--pool", "--image", "nosuchimage"});
-  EXPECT_EQ(none.exit, 1) << none;
-  EXPECT_NE(none.err.find("Pool not found"), std::string::npos);
+  EXPECT_TRUE(all["pools"].as_object().empty()) << json::serialize(all);
+  for (const char* image : {"autograding_image", "nosuchimage"}) {
+    auto none = cli({"--pool", "--image", image});
+    EXPECT_EQ(none.exit, 1) << none;
+    EXPECT_NE(none.err.find("Pool not found"), std::string::npos) << none.err;
+  }
 
   auto pre = cli({"--prealloc", "--image", "autograding_image", "--num", "3", "--cores", "1",
                   "--memory", "256"});
@@ -242,6 +243,10 @@ TEST_F(CliTest, PoolPreallocBuild) {
     if (!grown) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(grown);
+  all = cliJson({"--pool"});
+  EXPECT_TRUE(all["pools"].as_object().contains("autograding_image")) << json::serialize(all);
+  auto one = cliJson({"--pool", "--image", "autograding_image"});
+  EXPECT_EQ(one["statusMsg"].as_string(), "Found pool");
   auto badVmms = cli({"--prealloc", "--image", "autograding_image", "--vmms", "ec2SSH"});
   EXPECT_EQ(badVmms.exit, 1) << badVmms;
   EXPECT_NE(badVmms.err.find("Preallocate VM failed"), std::string::npos) << badVmms.err;

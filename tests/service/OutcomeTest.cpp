@@ -68,15 +68,19 @@ TEST_F(OutcomeTest, TheOutcomeIsTheLastTraceEntryWithAndWithoutACallback) {
 TEST_F(OutcomeTest, AJobThatCannotBeCompletedSaysWhyInItsOutputAndTheLogHasTheDetails) {
   Receiver receiver;
   const std::string url = "http://127.0.0.1:" + std::to_string(receiver.port()) + "/cb";
-  // The blocker holds the only slot while the second job's input disappears
-  // from its courselab: every copy-in of the second job then fails.
+  // The blocker holds the only slot while the next jobs' inputs disappear
+  // from their courselabs: every copy-in of those jobs then fails.
   auto blocker = submit("lab", {{"autograde-Makefile", "all:\n\t@sleep 2\n"}}, "blocker.out");
   ASSERT_GT(blocker, 0);
   auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@cat data.txt\n"}, {"data.txt", "x"}},
                    "lost.out", {{"callback_url", url}});
   ASSERT_GT(id, 0);
-  const auto labDir = tangod->dataDir() / "courselabs" / "test-lab";
-  ASSERT_TRUE(std::filesystem::remove(labDir / "data.txt"));
+  auto quiet = submit(
+      "lab2", {{"autograde-Makefile", "all:\n\t@cat data.txt\n"}, {"data.txt", "y"}}, "quiet.out");
+  ASSERT_GT(quiet, 0);
+  const auto labs = tangod->dataDir() / "courselabs";
+  ASSERT_TRUE(std::filesystem::remove(labs / "test-lab" / "data.txt"));
+  ASSERT_TRUE(std::filesystem::remove(labs / "test-lab2" / "data.txt"));
   auto out = waitOutput("lab", "lost.out");
   ASSERT_TRUE(out) << tangod->log();
   // Tango's header lines, then the cause in plain words; no host path.
@@ -92,16 +96,21 @@ TEST_F(OutcomeTest, AJobThatCannotBeCompletedSaysWhyInItsOutputAndTheLogHasTheDe
                       "in the service's log under job " +
                       std::to_string(id) + "\\)\n$");
   EXPECT_TRUE(std::regex_match(*out, re)) << *out;
-  EXPECT_EQ(out->find(labDir.string()), std::string::npos);
+  EXPECT_EQ(out->find(labs.string()), std::string::npos);
   // The log line with the details names the job.
   const std::string log = tangod->log();
   const std::regex logLine("job " + std::to_string(id) +
                            " \\(job-lost.out:\\d+\\): could not be completed after 3 tries: "
                            "copyIn failed: [^\\n]*data.txt");
   EXPECT_TRUE(std::regex_search(log, logLine)) << log;
-  // Its trace ends with the outcome, after the callback was delivered too.
+  // Its trace ends with the outcome, after the callback was delivered too,
+  // and so does the trace of the same failure without a callback.
   auto trace = finishedTrace(id, /*callback=*/true);
   EXPECT_TRUE(last(trace).starts_with("Error: job failed after 3 tries")) << json::serialize(trace);
+  ASSERT_TRUE(waitOutput("lab2", "quiet.out"));
+  auto quietTrace = finishedTrace(quiet, /*callback=*/false);
+  EXPECT_TRUE(last(quietTrace).starts_with("Error: job failed after 3 tries"))
+      << json::serialize(quietTrace);
 }
 
 }  // namespace
