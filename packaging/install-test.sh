@@ -6,8 +6,15 @@
 set -euo pipefail
 BUILD=$1
 DEST=$(mktemp -d "$BUILD/install-test.XXXXXX")
-chmod 711 "$DEST"  # the sandboxes (unprivileged uids) must reach $DEST/sandboxes
-cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$DEST"; }
+# The sandboxes (unprivileged uids) must reach SANDBOX_DIR: not below the build
+# tree, which may lie in a home only root can search.
+mkdir -p /var/lib/tango-tests
+SANDBOXES=$(mktemp -d /var/lib/tango-tests/install-sandboxes.XXXXXX)
+cleanup() {
+  [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$DEST" "$SANDBOXES"
+}
 trap cleanup EXIT
 
 DESTDIR=$DEST cmake --install "$BUILD" >/dev/null
@@ -22,7 +29,7 @@ grep -q "^Restart=on-failure$" "$DEST$PREFIX/lib/systemd/system/tangod.service"
 grep -q "^AUTODRIVER = \"$PREFIX/libexec/tango/autodriver\"$" "$DEST/etc/tango/tango.toml"
 
 LOG=$DEST/tangod.log
-DATA_DIR=$DEST/data SANDBOX_DIR=$DEST/sandboxes AUTODRIVER=$DEST$PREFIX/libexec/tango/autodriver PORT=0 HOST=127.0.0.1 \
+DATA_DIR=$DEST/data SANDBOX_DIR=$SANDBOXES AUTODRIVER=$DEST$PREFIX/libexec/tango/autodriver PORT=0 HOST=127.0.0.1 \
   "$DEST$PREFIX/bin/tangod" --config "$DEST/etc/tango/tango.toml" >"$LOG" 2>&1 &
 PID=$!
 for _ in $(seq 1 100); do

@@ -51,10 +51,34 @@ struct RunMode {
   std::chrono::milliseconds stdout_delay{0};
 };
 
+// The binary under test, copied where "nobody" can reach it: the build tree
+// may lie below a directory only root can search (a clone in /root).
+const std::string& autodriver_binary() {
+  struct Copy {
+    fs::path dir;
+    std::string path;
+    Copy() {
+      dir = fs::path("/tmp") / ("autodriver-bin-" + std::to_string(getpid()));
+      fs::remove_all(dir);
+      fs::create_directory(dir);
+      fs::permissions(dir, fs::perms(0755));
+      path = (dir / "autodriver").string();
+      fs::copy_file(AUTODRIVER_PATH, path);
+      fs::permissions(path, fs::perms(0755));
+    }
+    ~Copy() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  };
+  static const Copy copy;
+  return copy.path;
+}
+
 // Forks, prepares credentials/namespace, execs the autodriver and collects
 // stdout/stderr separately. Only plain system calls between fork and exec.
 RunResult run_autodriver(const std::vector<std::string>& args, const RunMode& mode = {}) {
-  std::vector<std::string> storage{AUTODRIVER_PATH};
+  std::vector<std::string> storage{autodriver_binary()};
   storage.insert(storage.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& s : storage) argv.push_back(s.data());
@@ -133,7 +157,7 @@ RunResult run_autodriver(const std::vector<std::string>& args, const RunMode& mo
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   EXPECT_NE(result.exit_code, 120) << "could not set up the mount namespace";
   EXPECT_NE(result.exit_code, 121) << "could not become nobody";
-  EXPECT_NE(result.exit_code, 122) << "could not exec " << AUTODRIVER_PATH;
+  EXPECT_NE(result.exit_code, 122) << "could not exec " << autodriver_binary();
   return result;
 }
 
