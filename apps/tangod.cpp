@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", configFile, "TOML config file (Tango's key names)");
   app.add_option("-p,--port", port, "port to listen on (PORT; 0 = any free port)");
   app.add_option("--host", host, "address to listen on (HOST)");
-  app.add_option("-d,--data-dir", dataDir, "state, courselabs and sandboxes (DATA_DIR)");
+  app.add_option("-d,--data-dir", dataDir, "state, courselabs, temporary files (DATA_DIR)");
   app.add_option("--autodriver", autodriver, "path of the autodriver binary (AUTODRIVER)");
   CLI11_PARSE(app, argc, argv);
 
@@ -69,10 +69,10 @@ int main(int argc, char** argv) {
     std::cerr << "tangod: AUTODRIVER: no autodriver binary at " << cfg.autodriver << "\n";
     return 2;
   }
-  setUpLogging(cfg);
   // Whatever the service creates is its own unless it says otherwise (the
-  // sandboxes' directories set their modes explicitly).
+  // sandboxes' directories set their modes explicitly), its log file too.
   ::umask(077);
+  setUpLogging(cfg);
   if (auto note = tango::listenSafely(cfg); !note.empty()) spdlog::warn("{}", note);
 
   // Signals are taken by one thread with sigwait, so no other thread is ever
@@ -107,6 +107,10 @@ int main(int argc, char** argv) {
     server.stop();
   } catch (const tango::ConfigError& e) {
     spdlog::critical("invalid configuration: {}", e.what());
+    return 2;
+  } catch (const tango::CannotStart& e) {
+    // Exit status 2, like a bad config: systemd does not restart into it.
+    spdlog::critical("cannot start: {}", e.what());
     return 2;
   } catch (const std::exception& e) {
     spdlog::critical("fatal: {}", e.what());

@@ -10,6 +10,7 @@ DEST=$(mktemp -d "$BUILD/install-test.XXXXXX")
 # tree, which may lie in a home only root can search.
 mkdir -p /var/lib/tango-tests
 SANDBOXES=$(mktemp -d /var/lib/tango-tests/install-sandboxes.XXXXXX)
+chmod 711 "$SANDBOXES"
 cleanup() {
   [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null
   wait 2>/dev/null || true

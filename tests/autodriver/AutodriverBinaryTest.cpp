@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -58,9 +59,11 @@ const std::string& autodriver_binary() {
     fs::path dir;
     std::string path;
     Copy() {
-      dir = fs::path("/tmp") / ("autodriver-bin-" + std::to_string(getpid()));
-      fs::remove_all(dir);
-      fs::create_directory(dir);
+      // TEST_TMP_DIR is searchable by everyone (tests/CMakeLists.txt).
+      fs::create_directories(TEST_TMP_DIR);
+      std::string pattern = std::string(TEST_TMP_DIR) + "/autodriver-bin-XXXXXX";
+      if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+      dir = pattern;
       fs::permissions(dir, fs::perms(0755));
       path = (dir / "autodriver").string();
       fs::copy_file(AUTODRIVER_PATH, path);

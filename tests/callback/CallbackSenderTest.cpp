@@ -435,6 +435,12 @@ TEST_F(CallbackTest, PermanentFailuresAreNotRetried) {
   for (const auto& d : out.snapshot()) {
     EXPECT_FALSE(d.delivered) << d.jobId;
     EXPECT_NE(d.detail.find("1 attempt"), std::string::npos) << d.detail;
+    // The detail is stored and shown: it names the file, never its host
+    // path (which holds the API key in a courselab directory's name).
+    EXPECT_EQ(d.detail.find(dir_.string()), std::string::npos) << d.detail;
+    if (d.jobId == 2) {
+      EXPECT_NE(d.detail.find("output file missing not found"), std::string::npos) << d.detail;
+    }
   }
   EXPECT_TRUE(rx.requests().empty());
 }

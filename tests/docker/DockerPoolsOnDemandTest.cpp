@@ -123,6 +123,25 @@ TEST_F(DockerPoolsOnDemandTest, ASpareIsReadyWhileAJobRuns) {
   ASSERT_TRUE(waitOutput("lab", "long.out"));
 }
 
+TEST_F(DockerPoolsOnDemandTest, AnImagesFirstJobStartsItsSparesWhileItRuns) {
+  // No prealloc: the job makes the pool, and its spares are made while it
+  // runs, not once it ends.
+  auto id = submitTo("lab", {{"autograde-Makefile", "all:\n\t@echo begun\n\t@sleep 4\n"}},
+                     "first.out", {{"image", imageA}});
+  ASSERT_GT(id, 0);
+  bool running = false;
+  for (auto deadline = std::chrono::steady_clock::now() + 10s;
+       !running && std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(50ms)) {
+    auto r = http->get("/getPartialOutput/test/" + std::to_string(id) + "/").json();
+    running = r["statusId"].as_int64() == 0 &&
+              std::string(r["output"].as_string()).find("begun") != std::string::npos;
+  }
+  ASSERT_TRUE(running) << tangod->log();
+  EXPECT_TRUE(waitFree(imageA, 2, 3s)) << "no spares while the first job runs";
+  EXPECT_FALSE(waitOutput("lab", "first.out", 100ms)) << "the job still runs";
+  ASSERT_TRUE(waitOutput("lab", "first.out"));
+}
+
 TEST_F(DockerPoolsOnDemandTest, APoolSetToZeroStaysEmptyEvenWhileItsVmsWereBeingMade) {
   // Set to 0 while the warmers are making its VMs: none of them may join
   // the pool once made.

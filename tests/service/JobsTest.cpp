@@ -200,5 +200,16 @@ TEST_F(JobsTest, PartialOutputOfARunningJob) {
   ASSERT_TRUE(waitOutput("lab", "partial.out"));
 }
 
+TEST_F(JobsTest, AJobRunsWithTheUsualUmaskWhateverTheServiceUses) {
+  // tangod runs with umask 077 (its files are its own); a job's files get
+  // the modes they would get anywhere else.
+  auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@umask; touch f; stat -c %a f\n"}},
+                   "umask.out");
+  ASSERT_GT(id, 0);
+  auto out = waitOutput("lab", "umask.out");
+  ASSERT_TRUE(out) << tangod->log();
+  EXPECT_TRUE(out->ends_with("status 0\n0022\n644\n")) << *out;
+}
+
 }  // namespace
 }  // namespace tango::test

@@ -70,7 +70,9 @@ TEST_F(OutcomeTest, AJobThatCannotBeCompletedSaysWhyInItsOutputAndTheLogHasTheDe
   const std::string url = "http://127.0.0.1:" + std::to_string(receiver.port()) + "/cb";
   // The blocker holds the only slot while the next jobs' inputs disappear
   // from their courselabs: every copy-in of those jobs then fails.
-  auto blocker = submit("lab", {{"autograde-Makefile", "all:\n\t@sleep 2\n"}}, "blocker.out");
+  // Its own courselab: its Makefile must not be replaced by the next upload.
+  auto blocker =
+      submit("blocker-lab", {{"autograde-Makefile", "all:\n\t@sleep 2\n"}}, "blocker.out");
   ASSERT_GT(blocker, 0);
   auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@cat data.txt\n"}, {"data.txt", "x"}},
                    "lost.out", {{"callback_url", url}});

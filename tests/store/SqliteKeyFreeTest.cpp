@@ -85,33 +85,53 @@ TEST_F(SqliteKeyFreeTest, ANewJobIsStoredWithoutTheKeyAndLoadsWithWholePaths) {
 }
 
 TEST_F(SqliteKeyFreeTest, AnOlderReleasesDatabaseLosesItsKeysWhenOpened) {
-  // The previous release's document: the key itself and absolute paths.
+  // The previous release's documents: the key itself, absolute paths, and a
+  // trace line naming a path (its copy-in errors did). The second job's key
+  // is no longer configured.
+  const std::string goneKey = "Gone-Key-4242";
+  const std::string goneLab = (dir_ / "courselabs" / (goneKey + "-lab")).string();
   {
     SqliteJobStore store(db(), resolver());
-    TangoJob j = job();
-    store.insert(j, nullptr);
+    for (int i = 0; i < 2; ++i) {
+      TangoJob j = job();
+      store.insert(j, nullptr);
+    }
   }
+  auto oldDoc = [](const std::string& key, const std::string& lab) {
+    return R"({"name":"hello","key":")" + key + R"(","courselab":"lab","assigned":false,)" +
+           R"("retries":0,"outputFile":")" + lab + R"(/output/hello.out","input":[{"localFile":")" +
+           lab + R"(/hello.sh","destFile":"hello.sh"}],"state":"finished","trace":["x|open )" +
+           lab + R"(/hello.sh: No such file"]})";
+  };
   {
     sqlite3* raw = nullptr;
     ASSERT_EQ(sqlite3_open(db().c_str(), &raw), SQLITE_OK);
-    const std::string doc = R"({"id":1,"name":"hello","key":")" + kKey +
-                            R"(","courselab":"lab","assigned":false,"retries":0,"outputFile":")" +
-                            lab_ + R"(/output/hello.out","input":[{"localFile":")" + lab_ +
-                            R"(/hello.sh","destFile":"hello.sh"}],"state":"finished","trace":[]})";
-    const std::string sql = "UPDATE jobs SET state = 2, doc = '" + doc + "' WHERE id = 1";
+    const std::string sql = "UPDATE jobs SET state = 2, doc = '" + oldDoc(kKey, lab_) +
+                            "' WHERE id = 1; UPDATE jobs SET state = 2, doc = '" +
+                            oldDoc(goneKey, goneLab) + "' WHERE id = 2";
     ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(raw);
   }
-  ASSERT_NE(everything().find(kKey), std::string::npos) << "the old document holds the key";
+  ASSERT_NE(everything().find(kKey), std::string::npos) << "the old documents hold the keys";
+  ASSERT_NE(everything().find(goneKey), std::string::npos);
 
   SqliteJobStore store(db(), resolver());
-  EXPECT_EQ(everything().find(kKey), std::string::npos) << "rewritten, its old pages gone";
+  const std::string bytes = everything();
+  EXPECT_EQ(bytes.find(kKey), std::string::npos) << "rewritten, its old pages gone";
+  EXPECT_EQ(bytes.find(goneKey), std::string::npos) << "a key no longer configured too";
   auto loaded = store.load(1);
   ASSERT_TRUE(loaded);
   EXPECT_EQ(loaded->keyId, keyId(kKey));
   EXPECT_EQ(loaded->outputFile, lab_ + "/output/hello.out");
   ASSERT_EQ(loaded->input.size(), 1u);
   EXPECT_EQ(loaded->input[0].localFile, lab_ + "/hello.sh");
+  ASSERT_EQ(loaded->trace.size(), 1u);
+  EXPECT_EQ(loaded->trace[0], "x|open " + (dir_ / "courselabs").string() + "/" + keyId(kKey) +
+                                  "-lab/hello.sh: No such file");
+  auto gone = store.load(2);
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->keyId, keyId(goneKey));
+  EXPECT_TRUE(gone->labDir.empty()) << "its courselab cannot be found";
 }
 
 }  // namespace

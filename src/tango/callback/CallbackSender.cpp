@@ -204,7 +204,8 @@ CallbackSender::Outcome CallbackSender::attempt(const Delivery& d) const {
   if (!isSafeName(d.fileName)) return {false, true, "invalid output file name"};
   std::error_code ec;
   if (!std::filesystem::is_regular_file(d.outputFile, ec))
-    return {false, true, fmt::format("output file {} not found", d.outputFile.string())};
+    // The file's name only: its path holds the API key (<key>-<courselab>).
+    return {false, true, fmt::format("output file {} not found", d.fileName)};
 
   // Declared before the easy handle so they outlive it (the handle points at them).
   char error[CURL_ERROR_SIZE] = {};

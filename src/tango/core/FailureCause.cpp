@@ -26,16 +26,16 @@ std::string failureCause(const std::string& failure, const std::string& image) {
   // The texts are strerror's and libcurl's, and the VMMSs' own words.
   static constexpr std::array<std::string_view, 3> kDiskFull{
       "No space left on device", "Disk quota exceeded", "database or disk is full"};
-  static constexpr std::array<std::string_view, 4> kEngineDown{
-      "Couldn't connect to server", "Could not connect to server", "Connection refused",
-      "Docker engine is unreachable"};
+  static constexpr std::array<std::string_view, 3> kCannotConnect{
+      "Couldn't connect to server", "Could not connect to server", "Connection refused"};
   static constexpr std::array<std::string_view, 3> kImageMissing{"no image ", "No such image",
                                                                  "unknown image "};
   static constexpr std::array<std::string_view, 5> kSandbox{
       "cannot start the sandbox", "sandbox setup failed", "bwrap", "cannot set up the VM's cgroups",
       "autodriver not found"};
   if (hasAny(failure, kDiskFull)) return "the grading host is out of disk space";
-  if (hasAny(failure, kEngineDown)) return "the Docker engine is unreachable";
+  if (has(failure, "Docker engine") && hasAny(failure, kCannotConnect))
+    return "the Docker engine is unreachable";
   if (hasAny(failure, kImageMissing))
     return "the image " + image + " is missing on the grading host";
   if (hasAny(failure, kSandbox)) return "the sandbox could not start";

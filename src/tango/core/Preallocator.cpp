@@ -21,9 +21,11 @@ Preallocator::~Preallocator() {
   }
   cv_.notify_all();
   for (auto& t : warmers_) t.join();
-  // Warm VMs hold resources (directories, containers): give them back.
+  // Warm VMs hold resources (directories, containers): give them back, and
+  // those a warmer set aside for destruction as it stopped.
   for (auto& [image, pool] : pools_)
     for (auto& [id, vm] : pool.free) vmms_.destroyVM(vm);
+  for (auto& vm : surplus_) vmms_.destroyVM(vm);
 }
 
 Preallocator::Pool& Preallocator::poolFor(const std::string& image) {
@@ -47,6 +49,9 @@ std::optional<Preallocator::Allocation> Preallocator::allocVM(const std::string&
                                                               bool fresh) {
   std::unique_lock lock(mu_);
   Pool& pool = poolFor(image);
+  // Spares are kept besides the running VMs: the pool's size bounds the jobs
+  // at once, warm or not.
+  if (pool.busy.size() >= pool.capacity()) return std::nullopt;
   if (!fresh && !pool.free.empty()) {
     auto node = pool.free.extract(pool.free.begin());
     TangoMachine vm = node.mapped();
@@ -54,12 +59,14 @@ std::optional<Preallocator::Allocation> Preallocator::allocVM(const std::string&
     cv_.notify_all();  // the warmer refills in the background
     return Allocation{vm, true};
   }
-  if (pool.busy.size() >= pool.capacity()) return std::nullopt;
   // A VM already being made is ready sooner than a new one would be; the
-  // manager is woken when it is.
-  if (!fresh && !pool.warming.empty()) return std::nullopt;
+  // manager is woken when it is (or when making it fails). Unless the last
+  // one failed: then the job makes its own, and its retries and their
+  // cause reach the job rather than wait behind a broken warm-up.
+  if (!fresh && !pool.warming.empty() && !pool.lastWarmFailed) return std::nullopt;
   TangoMachine vm = newMachine(image, pool);
   pool.busy.emplace(vm.id, vm);
+  cv_.notify_all();  // a new pool's spares start now, not when this job ends
   return Allocation{vm, false};
 }
 
@@ -69,6 +76,7 @@ TangoMachine Preallocator::renewVM(const TangoMachine& old) {
   pool.busy.erase(old.id);
   TangoMachine vm = newMachine(old.name, pool);
   pool.busy.emplace(vm.id, vm);
+  cv_.notify_all();
   return vm;
 }
 
@@ -139,6 +147,13 @@ void Preallocator::warmLoop() {
     lock.lock();
     Pool& pool = poolFor(image);  // pools_ never erases, references stay valid
     pool.warming.erase(vm.id);
+    pool.lastWarmFailed = !init.ok;
+    // Jobs waiting for this VM are woken however its making ended.
+    if (!init.ok || pool.spares() >= static_cast<std::size_t>(pool.target)) {
+      lock.unlock();
+      if (onFree_) onFree_();
+      lock.lock();
+    }
     if (init.ok && pool.spares() >= static_cast<std::size_t>(pool.target)) {
       // The pool shrank while this VM was being made (a prealloc to 0): it
       // must not join, or a pool set to 0 would keep a VM for good.

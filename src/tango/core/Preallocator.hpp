@@ -35,7 +35,8 @@ struct PoolState {
 
 class Preallocator {
  public:
-  // `onFree` is called (without locks held) whenever a VM becomes available.
+  // `onFree` is called (without locks held) whenever a VM becomes available,
+  // and when making one ends without one (jobs waiting for it must move on).
   Preallocator(const Config& cfg, Vmms& vmms, JobStore& store, std::function<void()> onFree);
   ~Preallocator();
   Preallocator(const Preallocator&) = delete;
@@ -67,6 +68,7 @@ class Preallocator {
     int target = 0;
     std::optional<int> cores, memory;
     std::map<std::int64_t, TangoMachine> free, busy, warming;
+    bool lastWarmFailed = false;  // the latest VM made for the pool failed
     std::size_t size() const { return free.size() + busy.size() + warming.size(); }
     // Ready or being made: what the warmers keep at `target`.
     std::size_t spares() const { return free.size() + warming.size(); }

@@ -68,11 +68,22 @@ void TangoServer::start() {
     vmms_->safeDestroyVM(vm);
   }
   if (auto why = vmms_->preflight(); !why.empty())
-    throw std::runtime_error(vmms_->name() + " VMMS cannot run jobs here: " + why);
+    throw CannotStart(vmms_->name() + " VMMS cannot run jobs here: " + why);
+  dropJobsOfUnknownKeys();
   int requeued = queue_->recover();
   if (requeued)
     spdlog::info("requeued {} jobs that were running when the service stopped", requeued);
-  for (const auto& job : store_->loadPendingCallbacks()) sendCallback(job);
+  for (auto& job : store_->loadPendingCallbacks()) {
+    if (job.labDir.empty()) {  // its key left KEYS: no output to send
+      job.callbackPending = false;
+      job.callbackResult = "failed";
+      job.callbackDetail = "the API key that submitted this job is no longer configured";
+      job.callbackTime = nowSeconds();
+      store_->update(job);
+      continue;
+    }
+    sendCallback(job);
+  }
   // Pools are made when an image's first job arrives (as in Tango); only the
   // images the operator lists are warmed now. An engine holding thirty course
   // images does not get sixty idle containers.
@@ -85,6 +96,24 @@ void TangoServer::start() {
   }
   manager_->start();
   manager_->kick();
+}
+
+void TangoServer::dropJobsOfUnknownKeys() {
+  // A job whose key left KEYS cannot find its courselab (its directory is
+  // named after the key): it ends here, with the reason, instead of failing
+  // every try against paths that lead nowhere.
+  for (auto& job : store_->loadUnfinished()) {
+    if (!job.labDir.empty()) continue;
+    spdlog::warn("job {}: its API key ({}) is no longer configured; not run", job.id, job.keyId);
+    job.state = JobState::Finished;
+    job.assigned = false;
+    job.step = "finished";
+    job.outcome = JobOutcome::InternalError;
+    job.callbackPending = false;
+    job.times.finished = nowSeconds();
+    job.appendTrace("Error: the API key that submitted this job is no longer configured");
+    store_->update(job);
+  }
 }
 
 void TangoServer::stop() {

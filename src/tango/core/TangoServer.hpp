@@ -3,6 +3,7 @@
 // JobStore -> JobQueue -> JobManager -> Worker -> VMMS, the Preallocator's
 // pools and the callback sender. It implements JobService for the REST layer.
 #include <memory>
+#include <stdexcept>
 
 #include "tango/callback/CallbackSender.hpp"
 #include "tango/config/Config.hpp"
@@ -15,6 +16,12 @@
 #include "tango/vmms/Vmms.hpp"
 
 namespace tango {
+
+// The service cannot run jobs on this host as configured (the VMMS's
+// preflight said why); restarting will not help until someone acts.
+struct CannotStart : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class TangoServer final : public JobService {
  public:
@@ -45,6 +52,8 @@ class TangoServer final : public JobService {
   JobQueue& queue() { return *queue_; }
 
  private:
+  // Ends unfinished jobs whose API key is no longer configured.
+  void dropJobsOfUnknownKeys();
   void sendCallback(const TangoJob& job);
   void callbackDone(std::int64_t jobId, bool delivered, const std::string& detail);
   std::set<std::string> images();

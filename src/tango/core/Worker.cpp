@@ -203,11 +203,14 @@ class JobRun {
     }
     std::error_code ec;
     std::filesystem::remove(raw, ec);
+    // The last trace entry is the outcome Autolab shows: without an output
+    // file, that is the error, not the run's message.
+    trace(msg);
     if (!err.empty()) {
       job_.outcome = JobOutcome::InternalError;
+      spdlog::error("job {} ({}:{}): {}", job_.id, job_.name, job_.id, err);
       trace("Error: " + err);
     }
-    trace(msg);
     complete(vm);
   }
 

@@ -132,12 +132,15 @@ std::string belowLab(const std::string& path, const std::string& labDir) {
   return path.substr(labDir.size() + 1);
 }
 
-// null without a callback, else {"state": "pending"|"delivered"|"failed",
-// "detail", "time"}.
+// null without a callback, else {"state", "detail", "time"}: "waiting" for
+// the job to finish, "pending" while being delivered, then "delivered" or
+// "failed".
 json::value callbackJson(const TangoJob& job) {
   if (!job.notifyURL) return nullptr;
   const bool done = !job.callbackResult.empty();
-  const char* state = done ? job.callbackResult.c_str() : job.callbackPending ? "pending" : "none";
+  const char* state = done                              ? job.callbackResult.c_str()
+                      : job.state == JobState::Finished ? "pending"
+                                                        : "waiting";
   return json::object{
       {"state", state},
       {"detail", job.callbackDetail},

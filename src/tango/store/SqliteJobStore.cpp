@@ -101,11 +101,45 @@ SqliteJobStore::SqliteJobStore(const std::filesystem::path& file, LabDirOf labDi
 
 void SqliteJobStore::dropStoredKeys() {
   // instr() finds the old field without parsing every document.
-  auto old = query(
-      "SELECT id, doc FROM jobs WHERE instr(doc, '\"key\":') > 0 AND instr(doc, '\"keyId\":') = 0",
-      -1);
-  if (old.empty()) return;
-  for (auto& job : old) update(job);
+  std::vector<std::pair<std::int64_t, std::string>> rows;
+  {
+    std::lock_guard lock(mu_);
+    Statement q(db_,
+                "SELECT id, doc FROM jobs WHERE instr(doc, '\"key\":') > 0 AND "
+                "instr(doc, '\"keyId\":') = 0");
+    while (q.step()) rows.emplace_back(q.int64(0), q.text(1));
+  }
+  if (rows.empty()) return;
+  std::lock_guard lock(mu_);
+  exec("BEGIN IMMEDIATE");
+  try {
+    for (auto& [id, raw] : rows) {
+      const boost::json::value doc = boost::json::parse(raw);
+      std::string key;
+      if (auto* k = doc.as_object().if_contains("key"); k && k->is_string())
+        key = std::string(k->get_string());
+      TangoJob job = fromStoreJson(doc);
+      job.id = id;
+      if (labDirOf_) rebaseJobPaths(job, labDirOf_(job.keyId, job.courselab));
+      std::string text = boost::json::serialize(toStoreJson(job));
+      // What still names the key (a path in an old trace, the paths of a
+      // key no longer configured) names its id instead.
+      if (!key.empty()) {
+        const std::string from = "/" + key + "-", to = "/" + job.keyId + "-";
+        for (auto at = text.find(from); at != std::string::npos;
+             at = text.find(from, at + to.size()))
+          text.replace(at, from.size(), to);
+      }
+      Statement upd(db_, "UPDATE jobs SET doc = ? WHERE id = ?");
+      upd.bind(1, text);
+      upd.bind(2, id);
+      upd.step();
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
   // The old documents' pages must not linger in the file or its WAL.
   exec("VACUUM");
   exec("PRAGMA wal_checkpoint(TRUNCATE)");

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -160,6 +161,9 @@ Process Process::spawn(const SpawnOptions& options) {
     }
     // Own process group: a terminal's ^C to the service does not reach it.
     ::setpgid(0, 0);
+    // The service's own umask (077) is not the job's: what a job creates
+    // gets the modes it would anywhere else.
+    ::umask(022);
     if (dropCreds) {
       if (!dropCredentials(uid, gid)) childFail(fail, kStepCredentials);
       if (!credentialsVerified(uid, gid)) childFail(fail, kStepVerify);

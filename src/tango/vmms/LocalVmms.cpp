@@ -222,6 +222,7 @@ LocalVmms::LocalVmms(const Config& cfg) : cfg_(cfg) {
     if (!entry.is_directory(ec) || entry.is_symlink(ec)) continue;
     if (auto uid = readUid(entry.path())) usedSlots_.insert(*uid - cfg_.local.uidBase);
   }
+  removeLegacyVms();
   // Groups whose VM directory is gone (a crash between the two removals) are
   // empty leftovers; only ours (our prefix and uid range) are touched, since
   // other services may share the parent group.
@@ -243,7 +244,16 @@ LocalVmms::~LocalVmms() = default;
 
 // SANDBOX_DIR and any parent it lacks: root's, 0711, so every VM uid can
 // walk through it (bwrap resolves its mounts as that uid) but list nothing.
+// A directory that exists already is the operator's: its mode is checked,
+// never changed.
 std::string LocalVmms::makeSandboxDir(const fs::path& dir) {
+  const fs::path data = fs::absolute(cfg_.dataDir).lexically_normal();
+  const fs::path rel = dir.lexically_normal().lexically_relative(data);
+  if (!rel.empty() && *rel.begin() != "..")
+    return "SANDBOX_DIR: " + dir.string() + " lies inside DATA_DIR " + data.string() +
+           ", which is the service's alone (0700) and which the sandboxes' unprivileged uids "
+           "cannot enter: choose a directory outside it (the default is below "
+           "/var/lib/tango-sandboxes)";
   fs::path at = "/";
   for (const auto& part : dir.relative_path()) {
     at /= part;
@@ -259,7 +269,10 @@ std::string LocalVmms::makeSandboxDir(const fs::path& dir) {
   if (st.st_uid != ::geteuid())
     return "SANDBOX_DIR: " + dir.string() + " belongs to uid " + std::to_string(st.st_uid) +
            ", not to the service";
-  ::chmod(dir.c_str(), 0711);
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    return "SANDBOX_DIR: " + dir.string() +
+           " is writable by other users, who could plant VM directories there: chmod 711 " +
+           dir.string();
   if (auto blocked = firstUnsearchable(dir))
     return "SANDBOX_DIR: " + blocked->string() +
            " cannot be searched by other users, and the sandboxes run as unprivileged uids "
@@ -290,11 +303,33 @@ std::string LocalVmms::installAutodriver() {
   return {};
 }
 
+// An earlier release kept its VMs in DATA_DIR/vms. None can be in use (their
+// processes died with that service: --die-with-parent), and they may hold
+// students' files.
+void LocalVmms::removeLegacyVms() {
+  const fs::path legacy = cfg_.dataDir / "vms";
+  std::error_code ec;
+  if (legacy.lexically_normal() == vmsDir_ || !fs::is_directory(fs::symlink_status(legacy, ec)))
+    return;
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(legacy, ec))
+    names.push_back(entry.path().filename().string());
+  for (const auto& name : names) {
+    if (auto uid = readUid(legacy / name)) killUidProcesses(*uid);
+    std::string error;
+    if (!removeDirTree(legacy, name, error))
+      spdlog::warn("local VMMS: cannot remove {}: {}", (legacy / name).string(), error);
+  }
+  ::rmdir(legacy.c_str());
+  spdlog::info("local VMMS: removed {} VM directories of an earlier release from {}", names.size(),
+               legacy.string());
+}
+
 std::string LocalVmms::preflight() {
-  if (!setupError_.empty()) return setupError_;
   if (::geteuid() != 0)
     return "the local VMMS must run as root: it runs each job under a host uid of its own "
            "(start tangod as root, or use VMMS_NAME = \"localDocker\")";
+  if (!setupError_.empty()) return setupError_;
   if (bwrap_.empty())
     return "the local VMMS needs bubblewrap, which is not installed (apt-get install bubblewrap)";
   struct stat st {};

@@ -79,6 +79,7 @@ class LocalVmms : public Vmms {
   SandboxLimits limitsFor(const RunSpec& spec) const;
   std::string makeSandboxDir(const std::filesystem::path& dir);
   std::string installAutodriver();
+  void removeLegacyVms();
   static std::string cgroupName(const std::string& instance, uid_t uid) {
     return instance + "." + std::to_string(uid);
   }
