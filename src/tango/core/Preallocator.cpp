@@ -125,7 +125,7 @@ void Preallocator::warmLoop() {
     // The short pool with the fewest VMs in the making, so that warmers
     // spread over pools instead of all serving the first.
     for (auto& [name, pool] : pools_) {
-      if (pool.spares() >= static_cast<std::size_t>(pool.target)) continue;
+      if (!pool.wantsSpare()) continue;
       if (!needy || pool.warming.size() < needy->warming.size()) {
         needy = &pool;
         image = name;
