@@ -14,6 +14,7 @@
 namespace fs = std::filesystem;
 using tango::Config;
 using tango::ConfigError;
+using tango::listenSafely;
 using tango::loadConfig;
 
 namespace {
@@ -438,3 +439,52 @@ TEST(Config, CurrentEnvironmentReadsProcessEnvironment) {
   ASSERT_TRUE(env.count("TANGO_CONFIG_TEST_VAR"));
   EXPECT_EQ(env.at("TANGO_CONFIG_TEST_VAR"), "a=b");
 }
+
+namespace {
+
+TEST(Config, WarmImagesFromTheFileAndTheEnvironment) {
+  EXPECT_TRUE(loadConfig(std::nullopt, {}).warmImages.empty()) << "pools are made on demand";
+  EXPECT_EQ(fromToml("WARM_IMAGES = [\"autograding_image\", \"java:17\"]\n").warmImages,
+            (std::vector<std::string>{"autograding_image", "java:17"}));
+  EXPECT_EQ(fromToml("", {{"WARM_IMAGES", " a , b "}}).warmImages,
+            (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(fromToml("WARM_IMAGES = []\n").warmImages.empty());
+  for (const char* bad :
+       {"WARM_IMAGES = [\"../x\"]\n", "WARM_IMAGES = \"one\"\n", "WARM_IMAGES = [1]\n"}) {
+    std::string msg = errorOf([&] { fromToml(bad); });
+    EXPECT_TRUE(startsWith(msg, "WARM_IMAGES: must be a list of image names")) << bad << msg;
+  }
+}
+
+TEST(Config, SandboxDirDefaultsOutsideTheDataDirOnePerDataDir) {
+  Config a, b;
+  a.dataDir = "/srv/tango-a";
+  b.dataDir = "/srv/tango-b";
+  EXPECT_TRUE(a.vmsDir().string().starts_with("/var/lib/tango-sandboxes/")) << a.vmsDir();
+  EXPECT_NE(a.vmsDir(), b.vmsDir());
+  EXPECT_EQ(a.vmsDir(), Config(a).vmsDir()) << "the same DATA_DIR, the same place";
+  EXPECT_EQ(fromToml("SANDBOX_DIR = \"/srv/sandboxes\"\n").vmsDir(), "/srv/sandboxes");
+}
+
+TEST(Config, AnExampleKeyKeepsTheServiceOnLoopback) {
+  for (const char* key : {"test", "change-me"}) {
+    Config c = fromToml("HOST = \"0.0.0.0\"\n", {{"RESTFUL_KEY", key}});
+    const std::string note = listenSafely(c);
+    EXPECT_EQ(c.host, "127.0.0.1") << key;
+    EXPECT_NE(note.find("is a shipped example"), std::string::npos) << note;
+  }
+  // Already loopback: unchanged, still said.
+  Config local = fromToml("HOST = \"127.0.0.2\"\n");
+  EXPECT_NE(listenSafely(local), "");
+  EXPECT_EQ(local.host, "127.0.0.2");
+  // An example key beside a real one still narrows it.
+  Config both = fromToml("HOST = \"::\"\nKEYS = [\"real-secret\", \"test\"]\n");
+  EXPECT_NE(listenSafely(both), "");
+  EXPECT_EQ(both.host, "127.0.0.1");
+  // Only the operator's keys: HOST as configured, nothing said.
+  Config real = fromToml("HOST = \"0.0.0.0\"\nKEYS = [\"real-secret\"]\n");
+  EXPECT_EQ(listenSafely(real), "");
+  EXPECT_EQ(real.host, "0.0.0.0");
+}
+
+}  // namespace

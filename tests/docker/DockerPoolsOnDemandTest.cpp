@@ -34,6 +34,17 @@ class DockerPoolsOnDemandTest : public DockerTest {
     }
     return n;
   }
+  // Waits until job `id` runs: its partial output says "begun".
+  bool waitBegun(std::int64_t id) {
+    for (auto deadline = std::chrono::steady_clock::now() + 10s;
+         std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(50ms)) {
+      auto r = http->get("/getPartialOutput/test/" + std::to_string(id) + "/").json();
+      if (r["statusId"].as_int64() == 0 &&
+          std::string(r["output"].as_string()).find("begun") != std::string::npos)
+        return true;
+    }
+    return false;
+  }
   // Waits until the pool of `image` has `n` free VMs; false after `limit`.
   bool waitFree(const std::string& image, std::size_t n, std::chrono::seconds limit = 60s) {
     for (auto deadline = std::chrono::steady_clock::now() + limit;
@@ -103,14 +114,7 @@ TEST_F(DockerPoolsOnDemandTest, ASpareIsReadyWhileAJobRuns) {
                      "long.out", {{"image", imageA}});
   ASSERT_GT(id, 0);
   // While it runs (it sleeps 4 s), the pool gets a free VM again.
-  bool running = false;
-  for (auto deadline = std::chrono::steady_clock::now() + 10s;
-       !running && std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(50ms)) {
-    auto r = http->get("/getPartialOutput/test/" + std::to_string(id) + "/").json();
-    running = r["statusId"].as_int64() == 0 &&
-              std::string(r["output"].as_string()).find("begun") != std::string::npos;
-  }
-  ASSERT_TRUE(running) << tangod->log();
+  ASSERT_TRUE(waitBegun(id)) << tangod->log();
   EXPECT_TRUE(waitFree(imageA, 1, 3s)) << "no spare while the job runs";
   EXPECT_EQ(http->get("/pool/test/" + imageA + "/")
                 .json()["pools"]
@@ -129,14 +133,7 @@ TEST_F(DockerPoolsOnDemandTest, AnImagesFirstJobStartsItsSparesWhileItRuns) {
   auto id = submitTo("lab", {{"autograde-Makefile", "all:\n\t@echo begun\n\t@sleep 4\n"}},
                      "first.out", {{"image", imageA}});
   ASSERT_GT(id, 0);
-  bool running = false;
-  for (auto deadline = std::chrono::steady_clock::now() + 10s;
-       !running && std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(50ms)) {
-    auto r = http->get("/getPartialOutput/test/" + std::to_string(id) + "/").json();
-    running = r["statusId"].as_int64() == 0 &&
-              std::string(r["output"].as_string()).find("begun") != std::string::npos;
-  }
-  ASSERT_TRUE(running) << tangod->log();
+  ASSERT_TRUE(waitBegun(id)) << tangod->log();
   EXPECT_TRUE(waitFree(imageA, 2, 3s)) << "no spares while the first job runs";
   EXPECT_FALSE(waitOutput("lab", "first.out", 100ms)) << "the job still runs";
   ASSERT_TRUE(waitOutput("lab", "first.out"));

@@ -65,6 +65,23 @@ std::optional<std::string> helloJob(HttpClient& http, const std::string& key) {
   return std::nullopt;
 }
 
+// Opens `keyLab` ("<key>/<courselab>"), uploads `makefile` and submits it as
+// job `name`; its id, or -1.
+std::int64_t oneJob(HttpClient& http, const std::string& keyLab, const std::string& makefile,
+                    const std::string& name, int timeout) {
+  http.get("/open/" + keyLab + "/");
+  http.post("/upload/" + keyLab + "/", makefile, {{"Filename", "Makefile"}});
+  const json::object job{
+      {"image", "autograding_image"},
+      {"jobName", name},
+      {"output_file", name + ".out"},
+      {"timeout", timeout},
+      {"files", json::array{json::object{{"localFile", "Makefile"}, {"destFile", "Makefile"}}}}};
+  auto r = http.post("/addJob/" + keyLab + "/", json::serialize(job)).json();
+  if (r["statusId"].as_int64() != 0) return -1;
+  return std::stoll(std::string(r["jobId"].as_string()));
+}
+
 // A directory nobody but root can search, like /root holding a clone.
 class PrivateHome {
  public:
@@ -202,21 +219,9 @@ TEST(FirstHourTest, AQueuedJobWhoseKeyLeftTheConfigEndsWithTheReasonAfterARestar
   std::int64_t id = 0;
   {
     HttpClient http(tangod.port());
-    http.get("/open/key-one/slow/");
-    http.post("/upload/key-one/slow/", "all:\n\t@sleep 30\n", {{"Filename", "Makefile"}});
-    auto slow = http.post("/addJob/key-one/slow/", R"({"image": "autograding_image",
-        "jobName": "slow", "output_file": "slow.out", "timeout": 60,
-        "files": [{"localFile": "Makefile", "destFile": "Makefile"}]})")
-                    .json();
-    ASSERT_EQ(slow["statusId"].as_int64(), 0) << json::serialize(slow);
-    http.get("/open/key-two/lab/");
-    http.post("/upload/key-two/lab/", "all:\n\t@echo hi\n", {{"Filename", "Makefile"}});
-    auto r = http.post("/addJob/key-two/lab/", R"({"image": "autograding_image",
-        "jobName": "orphan", "output_file": "orphan.out", "timeout": 20,
-        "files": [{"localFile": "Makefile", "destFile": "Makefile"}]})")
-                 .json();
-    ASSERT_EQ(r["statusId"].as_int64(), 0) << json::serialize(r);
-    id = std::stoll(std::string(r["jobId"].as_string()));
+    ASSERT_GT(oneJob(http, "key-one/slow", "all:\n\t@sleep 30\n", "slow", 60), 0);
+    id = oneJob(http, "key-two/lab", "all:\n\t@echo hi\n", "orphan", 20);
+    ASSERT_GT(id, 0);
   }
   tangod.stop(SIGKILL);
   const fs::path config = tangod.dir() / "tango.toml";

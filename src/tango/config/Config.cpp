@@ -157,43 +157,14 @@ std::string asOneOf(std::string_view key, const Raw& raw,
   fail(key, "one of " + list, raw);
 }
 
-// Keys become part of courselab directory names and URLs, so each must be a
-// safe path component; an empty list would lock every client out.
-std::vector<std::string> asKeys(std::string_view key, const Raw& raw) {
-  const char* what = "a non-empty list of keys, each a safe name (no '/', no control characters)";
-  std::vector<std::string> keys;
-  if (raw.fromFile()) {
-    const toml::array* arr = raw.node->as_array();
-    if (!arr) fail(key, what, raw);
-    for (const toml::node& el : *arr) {
-      auto s = el.value_exact<std::string>();
-      if (!s) fail(key, what, Raw{&el, {}});
-      if (!isSafeName(*s)) fail(key, what, Raw{&el, {}});
-      keys.push_back(*s);
-    }
-  } else {
-    // Environment form: comma-separated, blanks around commas ignored.
-    std::string_view rest = raw.text;
-    while (true) {
-      auto comma = rest.find(',');
-      std::string_view item = trim(rest.substr(0, comma));
-      if (!isSafeName(item)) fail(key, what, Raw{nullptr, item});
-      keys.emplace_back(item);
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
-  }
-  if (keys.empty()) fail(key, what, raw);
-  return keys;
-}
-
-// A list of image names; empty is allowed.
-std::vector<std::string> asImageList(std::string_view key, const Raw& raw) {
-  const char* what = "a list of image names";
-  std::vector<std::string> images;
+// A list of names, each accepted by `valid`: a TOML array of strings, or in
+// the environment a comma-separated list (blanks around commas ignored).
+std::vector<std::string> asNameList(std::string_view key, const Raw& raw, const char* what,
+                                    bool (*valid)(std::string_view), bool allowEmpty) {
+  std::vector<std::string> names;
   auto add = [&](std::string_view name, const Raw& shownRaw) {
-    if (!isSafeImageName(name)) fail(key, what, shownRaw);
-    images.emplace_back(name);
+    if (!valid(name)) fail(key, what, shownRaw);
+    names.emplace_back(name);
   };
   if (raw.fromFile()) {
     const toml::array* arr = raw.node->as_array();
@@ -208,12 +179,27 @@ std::vector<std::string> asImageList(std::string_view key, const Raw& raw) {
     while (true) {
       auto comma = rest.find(',');
       std::string_view item = trim(rest.substr(0, comma));
-      if (!item.empty()) add(item, Raw{nullptr, item});
+      // An empty item is an error for keys (isSafeName("") is false).
+      if (!item.empty() || !allowEmpty) add(item, Raw{nullptr, item});
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
     }
   }
-  return images;
+  if (names.empty() && !allowEmpty) fail(key, what, raw);
+  return names;
+}
+
+// Keys become part of courselab directory names and URLs, so each must be a
+// safe path component; an empty list would lock every client out.
+std::vector<std::string> asKeys(std::string_view key, const Raw& raw) {
+  return asNameList(key, raw,
+                    "a non-empty list of keys, each a safe name (no '/', no control characters)",
+                    isSafeName, false);
+}
+
+// WARM_IMAGES: may be empty.
+std::vector<std::string> asImageList(std::string_view key, const Raw& raw) {
+  return asNameList(key, raw, "a list of image names", isSafeImageName, true);
 }
 
 constexpr std::int64_t kKiB = 1024;
