@@ -10,6 +10,8 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev
   bubblewrap make
+  openssh-client libxml2-dev  # the SSH backends; EC2's XML answers
+  awscli  # proves the EC2 test double speaks EC2 (tests/ec2)
   docker.io mmdebstrap
   wrk
   prometheus chromium  # promtool parses /metrics; headless chromium tests /status/

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "tango/ssh/SshTarget.hpp"
 #include "tango/util/SafeName.hpp"
 #include "tango/util/Sha256.hpp"
 
@@ -293,8 +294,9 @@ const std::vector<Knob>& knobs() {
        }},
       {"VMMS_NAME",
        [](Config& c, std::string_view k, const Raw& r) {
-         c.vmmsName =
-             asOneOf(k, r, {"local", "localDocker", "distDocker", "ec2SSH", "tashiSSH"}, false);
+         c.vmmsName = asOneOf(
+             k, r, {"local", "localDocker", "distDocker", "ec2SSH", "tashiSSH", "ssh"}, false);
+         if (c.vmmsName == "ssh") c.vmmsName = "tashiSSH";  // the clearer name, same VMMS
        }},
       {"REUSE_VMS", [](Config& c, std::string_view k, const Raw& r) { c.reuseVms = asBool(k, r); }},
       {"OPERATOR_ROUTES_NEED_KEY",
@@ -416,6 +418,59 @@ void applyLocal(Config& c, const toml::node& node) {
   }
 }
 
+// [[SSH_MACHINES]]: the tashiSSH VMMS's machines.
+void applySshMachines(Config& c, const toml::node& node) {
+  const toml::array* arr = node.as_array();
+  if (!arr || !arr->is_array_of_tables())
+    fail("SSH_MACHINES", "an array of tables", Raw{&node, {}});
+  c.sshMachines.clear();
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const toml::table& t = *arr->get(i)->as_table();
+    const std::string at = fmt::format("SSH_MACHINES[{}]", i);
+    SshMachine m;
+    bool haveKey = false;
+    for (const auto& [k, v] : t) {
+      const std::string key = at + "." + std::string(k.str());
+      const Raw raw{&v, {}};
+      if (k == "name") {
+        m.name = asString(key, raw);
+        if (!isSafeName(m.name)) fail(key, "a safe name", raw);
+      } else if (k == "address") {
+        m.address = asString(key, raw);
+        if (!ssh::isSafeAddress(m.address)) fail(key, "a host name or IP address", raw);
+      } else if (k == "port") {
+        m.port = asInt32(key, raw, 1, 65535);
+      } else if (k == "user") {
+        m.user = asString(key, raw);
+        if (!ssh::isSafeUser(m.user)) fail(key, "a user name", raw);
+      } else if (k == "key") {
+        std::string p = asString(key, raw);
+        if (p.empty() || !std::filesystem::path(p).is_absolute())
+          fail(key, "an absolute path of a private key", raw);
+        m.key = p;
+        haveKey = true;
+      } else if (k == "grading_users") {
+        m.gradingUsers = asNameList(
+            key, raw, "a list of user names",
+            [](std::string_view u) { return ssh::isSafeUser(std::string(u)) && u != "root"; },
+            false);
+      } else if (k == "images") {
+        m.images = asNameList(key, raw, "a list of image names", isSafeImageName, false);
+      } else {
+        throw ConfigError(fmt::format("{}: unknown configuration key", key));
+      }
+    }
+    if (m.address.empty()) throw ConfigError(at + ".address: missing");
+    if (!haveKey)
+      throw ConfigError(at + ".key: missing (the private key the service logs in with)");
+    if (m.name.empty()) m.name = m.address + (m.port == 22 ? "" : "_" + std::to_string(m.port));
+    for (const auto& other : c.sshMachines)
+      if (other.name == m.name)
+        throw ConfigError(fmt::format("{}.name: \"{}\" names two machines", at, m.name));
+    c.sshMachines.push_back(std::move(m));
+  }
+}
+
 toml::table parseFile(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ConfigError(fmt::format("{}: cannot open configuration file", file.string()));
@@ -435,6 +490,10 @@ void validateTogether(const Config& c) {
   if (c.runJobTimeout > c.maxJobTimeout)
     throw ConfigError(fmt::format("RUNJOB_TIMEOUT: must not exceed MAX_JOB_TIMEOUT ({}), got {}",
                                   c.maxJobTimeout, c.runJobTimeout));
+  if (c.vmmsName == "tashiSSH" && c.sshMachines.empty())
+    throw ConfigError(
+        "SSH_MACHINES: VMMS_NAME tashiSSH needs at least one [[SSH_MACHINES]] entry (address, "
+        "user, key)");
   // uid_t is 32-bit, and (uid_t)-1 means "no change" to chown/setresuid.
   if (static_cast<std::uint64_t>(c.local.uidBase) + c.local.slots >= 0x7fffffffULL)
     throw ConfigError(fmt::format("local.UID_BASE: UID_BASE + SLOTS must stay below 2^31-1, got {}",
@@ -451,6 +510,10 @@ Config loadConfig(const std::optional<std::filesystem::path>& file,
     for (const auto& [k, v] : root) {
       if (k == "local") {
         applyLocal(c, v);
+        continue;
+      }
+      if (k == "SSH_MACHINES") {
+        applySshMachines(c, v);
         continue;
       }
       const Knob* knob = findKnob(k.str());

@@ -22,6 +22,20 @@ struct LocalVmmsConfig {
   std::uint32_t slots = 1000;
 };
 
+// One machine of the tashiSSH VMMS ([[SSH_MACHINES]] in the config file).
+struct SshMachine {
+  std::string name;     // for logs and /pool (default: the address)
+  std::string address;  // host name or IP address
+  int port = 22;
+  std::string user = "root";  // who the service logs in as (sudo if not root)
+  std::filesystem::path key;  // its private key
+  // One job at a time per grading user: the machine runs as many jobs at
+  // once as it has grading users (each is reset on its own).
+  std::vector<std::string> gradingUsers{"autograde"};
+  // The images it stands for (an addJob's "image").
+  std::vector<std::string> images{"autograding_image"};
+};
+
 struct Config {
   // Service
   // HOST: listen address (Tango binds all). Loopback whatever it says while
@@ -97,6 +111,7 @@ struct Config {
   int deadJobsListed = 1000;  // /jobs/<key>/1/ lists the most recent N finished jobs
 
   LocalVmmsConfig local;
+  std::vector<SshMachine> sshMachines;  // SSH_MACHINES (tashiSSH)
 
   // EC2 block (EC2_REGION, EC2_USER_NAME, DEFAULT_AMI, DEFAULT_INST_TYPE,
   // DEFAULT_SECURITY_GROUP, SECURITY_KEY_PATH, SECURITY_KEY_NAME,

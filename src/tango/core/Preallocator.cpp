@@ -8,7 +8,7 @@ namespace tango {
 
 Preallocator::Preallocator(const Config& cfg, Vmms& vmms, JobStore& store,
                            std::function<void()> onFree)
-    : cfg_(cfg), vmms_(vmms), store_(store), onFree_(std::move(onFree)) {
+    : cfg_(cfg), vmms_(vmms), store_(store), onFree_(std::move(onFree)), reuse_(vmms.reusesVms()) {
   // Making a VM is mostly waiting (a container start is ~0.5 s of kernel
   // and runtime work): several at once keep pools full under load.
   for (int i = 0; i < kWarmers; ++i) warmers_.emplace_back([this] { warmLoop(); });
@@ -89,6 +89,20 @@ void Preallocator::releaseVM(const TangoMachine& vm) {
   if (onFree_) onFree_();
 }
 
+void Preallocator::returnVM(const TangoMachine& vm) {
+  {
+    std::lock_guard lock(mu_);
+    Pool& pool = poolFor(vm.name);
+    pool.busy.erase(vm.id);
+    if (pool.size() < static_cast<std::size_t>(pool.target))
+      pool.free.emplace(vm.id, vm);
+    else
+      surplus_.push_back(vm);  // the pool shrank while the job ran
+  }
+  cv_.notify_all();
+  if (onFree_) onFree_();
+}
+
 void Preallocator::update(const std::string& image, int num, std::optional<int> cores,
                           std::optional<int> memory) {
   {
@@ -125,7 +139,7 @@ void Preallocator::warmLoop() {
     // The short pool with the fewest VMs in the making, so that warmers
     // spread over pools instead of all serving the first.
     for (auto& [name, pool] : pools_) {
-      if (!pool.wantsSpare()) continue;
+      if (!pool.wantsSpare(reuse_)) continue;
       if (!needy || pool.warming.size() < needy->warming.size()) {
         needy = &pool;
         image = name;

@@ -54,6 +54,9 @@ class Preallocator {
   TangoMachine renewVM(const TangoMachine& old);
   // The job is done with `vm` (already destroyed by the worker): refill the pool.
   void releaseVM(const TangoMachine& vm);
+  // The job is done with `vm`, which was reset for another job (a VMMS
+  // that reuses VMs): back to the pool, or destroyed if the pool shrank.
+  void returnVM(const TangoMachine& vm);
 
   // Tango's prealloc: keep `num` spare VMs for `image` and let `num` jobs of
   // it run at once (0 = no warm VMs, and none are made later; jobs still
@@ -80,8 +83,13 @@ class Preallocator {
     // job would wait for it); otherwise once the job has ended, since a
     // container starting beside a job slows the job down (13 ms of a 43 ms
     // warm job, docs/benchmarks.md).
-    bool wantsSpare() const {
+    //
+    // VMs that are reused (an EC2 instance takes minutes to boot and is
+    // billed while it runs) are Tango's pool instead: `target` VMs in all,
+    // busy or free, each back in the pool after its job.
+    bool wantsSpare(bool reuse) const {
       const auto want = static_cast<std::size_t>(target);
+      if (reuse) return size() < want;
       return spares() < want && (free.empty() || busy.size() + spares() < want);
     }
   };
@@ -93,6 +101,7 @@ class Preallocator {
   Vmms& vmms_;
   JobStore& store_;
   std::function<void()> onFree_;
+  const bool reuse_;  // the VMMS reuses VMs (returnVM)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -241,8 +241,19 @@ class JobRun {
     ++ctx_.stats.jobsFinished;
     ctx_.stats.metrics.finished(toString(job_.outcome), nowSeconds() - job_.times.queued);
     if (ctx_.onFinished) ctx_.onFinished(job_);
-    // Each VM runs exactly one job: destroy it after the output is in place
-    // (so this does not delay the poll), then let the pool refill.
+    // After the output is in place (so this does not delay the poll): a VM
+    // that is reused goes back to its pool once it is reset; any other runs
+    // exactly one job, and the pool refills.
+    if (!destroyed && ctx_.vmms.reusesVms()) {
+      auto r = timed("resetVM", [&] { return ctx_.vmms.resetVM(vm); });
+      if (r.ok) {
+        ctx_.preallocator.returnVM(vm);
+        return;
+      }
+      ctx_.stats.metrics.vmmsError("resetVM");
+      spdlog::warn("job {}: VM {} not reused: {}", job_.id, instanceName(ctx_.cfg.prefix, vm),
+                   r.error);
+    }
     if (!destroyed) destroy(vm);
     ctx_.preallocator.releaseVM(vm);
   }

@@ -13,8 +13,8 @@ namespace tango::metrics {
 
 class JobMetrics {
  public:
-  static constexpr std::array<std::string_view, 6> kSteps = {
-      "initializeVM", "waitVM", "copyIn", "runJob", "copyOut", "destroyVM"};
+  static constexpr std::array<std::string_view, 7> kSteps = {
+      "initializeVM", "waitVM", "copyIn", "runJob", "copyOut", "destroyVM", "resetVM"};
   static constexpr std::array<std::string_view, 4> kOutcomes = {"success", "make_failed", "timeout",
                                                                 "internal_error"};
 

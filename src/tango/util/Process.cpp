@@ -143,6 +143,7 @@ Process Process::spawn(const SpawnOptions& options) {
   const gid_t gid = dropCreds ? options.credentials->second : 0;
   const bool killWithParent = options.killWithParent;
   const std::vector<int>& cgroupFds = options.joinCgroupFds;
+  const int stdinFd = options.stdinFd >= 0 ? options.stdinFd : devNull.get();
 
   pid_t pid = ::fork();
   if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
@@ -152,7 +153,7 @@ Process Process::spawn(const SpawnOptions& options) {
     for (int fd : cgroupFds)
       if (::write(fd, "0", 1) != 1) childFail(fail, kStepCgroup);
     resetSignals();
-    if (::dup2(devNull.get(), 0) < 0 || ::dup2(outW.get(), 1) < 0 || ::dup2(errW.get(), 2) < 0)
+    if (::dup2(stdinFd, 0) < 0 || ::dup2(outW.get(), 1) < 0 || ::dup2(errW.get(), 2) < 0)
       childFail(fail, kStepIo);
     // Nothing else of the service (sockets, database, other jobs' pipes) may
     // leak into the child; the failure pipe is close-on-exec already.

@@ -34,6 +34,9 @@ struct SpawnOptions {
   // cgroups from its first instruction, with no window to fork out of them.
   // Not owned; they must stay open until spawn returns.
   std::vector<int> joinCgroupFds;
+  // The child's stdin, duplicated (not owned; open until spawn returns);
+  // -1 = /dev/null.
+  int stdinFd = -1;
 };
 
 class Process {
@@ -41,7 +44,7 @@ class Process {
   using Sink = std::function<void(std::string_view)>;
   enum class IoResult { Done, Deadline };
 
-  // Starts the child with stdin on /dev/null and stdout/stderr on pipes.
+  // Starts the child with stdin on /dev/null (or stdinFd) and stdout/stderr on pipes.
   // Throws std::system_error when fork, a credential change or exec fails.
   static Process spawn(const SpawnOptions& options);
 

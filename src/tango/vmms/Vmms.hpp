@@ -59,6 +59,14 @@ class Vmms {
   // A non-empty answer says what is wrong and how to fix it, and the service
   // refuses to start rather than accept jobs that would all fail.
   virtual std::string preflight() { return {}; }
+  // Whether a VM runs another job once resetVM made it as good as new
+  // (REUSE_VMS on the SSH backends; tashiSSH always). Otherwise every VM
+  // is destroyed after its one job.
+  virtual bool reusesVms() const { return false; }
+  virtual StepResult resetVM(const TangoMachine& vm) {
+    (void)vm;
+    return StepResult::failure("this VMMS does not reuse VMs");
+  }
 
   // Create the VM (vm.id is already set; its instance name is PREFIX-id-name).
   virtual StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) = 0;

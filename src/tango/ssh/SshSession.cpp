@@ -1,0 +1,216 @@
+#include "tango/ssh/SshSession.hpp"
+
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <thread>
+
+#include "tango/util/Fd.hpp"
+#include "tango/util/Sha256.hpp"
+
+namespace tango::ssh {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kSsh = "/usr/bin/ssh";
+constexpr std::size_t kErrCap = 4096;
+
+// The last lines of ssh's stderr, for an error message.
+std::string excerpt(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  std::replace(s.begin(), s.end(), '\r', ' ');
+  if (s.size() > 300) s = "..." + s.substr(s.size() - 300);
+  return s;
+}
+
+Process::Sink capped(std::string& into) {
+  return [&into](std::string_view c) {
+    if (into.size() < kErrCap) into.append(c.substr(0, std::min(c.size(), kErrCap - into.size())));
+  };
+}
+
+// stdin for ssh: the bytes in an anonymous file, so a child that stops
+// reading never blocks the service.
+Fd inputFile(std::string_view input) {
+  Fd fd(::memfd_create("tango-ssh-input", MFD_CLOEXEC));
+  if (!fd) throw std::system_error(errno, std::generic_category(), "memfd_create");
+  std::size_t done = 0;
+  while (done < input.size()) {
+    const ssize_t n = ::write(fd.get(), input.data() + done, input.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::system_error(errno, std::generic_category(), "write ssh input");
+    done += static_cast<std::size_t>(n);
+  }
+  if (::lseek(fd.get(), 0, SEEK_SET) != 0)
+    throw std::system_error(errno, std::generic_category(), "lseek ssh input");
+  return fd;
+}
+
+bool safeChars(const std::string& s, const char* extra) {
+  if (s.empty() || s.size() > 253 || s.front() == '-') return false;
+  return std::all_of(s.begin(), s.end(), [extra](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x80 && (std::isalnum(u) || std::strchr(extra, c) != nullptr);
+  });
+}
+
+}  // namespace
+
+bool isSafeUser(const std::string& s) { return safeChars(s, "_-.") && s.size() <= 32; }
+bool isSafeAddress(const std::string& s) { return safeChars(s, "-.:_"); }
+
+fs::path controlDir(const std::string& tag) {
+  fs::path base = ::geteuid() == 0 ? fs::path("/run/tango-ssh") : fs::temp_directory_path();
+  fs::path dir = base / ("tango-" + sha256Hex(tag).substr(0, 12));
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
+  return dir;
+}
+
+Session::Session(Target target, fs::path knownHosts, fs::path controlPath, Spawner& spawner)
+    : target_(std::move(target)),
+      knownHosts_(std::move(knownHosts)),
+      controlPath_(std::move(controlPath)),
+      spawner_(spawner) {}
+
+Session::~Session() { close(); }
+
+std::vector<std::string> Session::baseArgs() const {
+  return {kSsh,
+          "-F",
+          "/dev/null",  // no user or system config changes what runs
+          "-T",
+          "-o",
+          "BatchMode=yes",
+          "-o",
+          "IdentitiesOnly=yes",
+          "-o",
+          "IdentityAgent=none",
+          "-o",
+          "IdentityFile=" + target_.keyFile.string(),
+          "-o",
+          "UserKnownHostsFile=" + knownHosts_.string(),
+          "-o",
+          "GlobalKnownHostsFile=/dev/null",
+          "-o",
+          "StrictHostKeyChecking=accept-new",
+          "-o",
+          "ControlPath=" + controlPath_.string(),
+          "-o",
+          "ConnectTimeout=10",
+          "-o",
+          "ServerAliveInterval=5",
+          "-o",
+          "ServerAliveCountMax=3",
+          "-o",
+          "LogLevel=ERROR",
+          "-p",
+          std::to_string(target_.port),
+          "-l",
+          target_.user,
+          target_.address};
+}
+
+bool Session::masterUp() {
+  if (!master_) return false;
+  if (master_->waitExit(Clock::now())) {
+    master_.reset();
+    return false;
+  }
+  return fs::exists(controlPath_);
+}
+
+std::string Session::connect(Clock::time_point deadline) {
+  std::lock_guard lock(mu_);
+  if (masterUp()) return "";
+  std::error_code ec;
+  fs::remove(controlPath_, ec);  // a dead master's socket
+  fs::create_directories(knownHosts_.parent_path(), ec);
+  auto argv = baseArgs();
+  // The destination must stay last: the options go before it.
+  argv.insert(argv.end() - 1, {"-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no"});
+  SpawnOptions opt;
+  opt.argv = std::move(argv);
+  opt.env = {"PATH=/usr/bin:/bin", "LANG=C"};
+  try {
+    master_.emplace(spawner_.spawn(opt));
+  } catch (const std::exception& e) {
+    return std::string("cannot start ssh: ") + e.what();
+  }
+  // The socket appears once the master is logged in.
+  while (Clock::now() < deadline) {
+    if (fs::exists(controlPath_)) return "";
+    if (master_->waitExit(Clock::now() + 20ms)) {
+      std::string err;
+      master_->communicate([](std::string_view) {}, capped(err), Clock::now() + 200ms, 100ms);
+      master_.reset();
+      return "ssh to " + target_.shown() + " failed" + (err.empty() ? "" : ": " + excerpt(err));
+    }
+  }
+  master_.reset();  // killed and reaped
+  return "ssh to " + target_.shown() + " did not log in in time";
+}
+
+CommandResult Session::run(const std::string& command, std::string_view input,
+                           Clock::time_point deadline, const Sink& out, const Sink& err) {
+  CommandResult r;
+  auto argv = baseArgs();
+  argv.insert(argv.end() - 1, {"-o", "ControlMaster=no"});
+  argv.push_back("--");
+  argv.push_back(command);
+  SpawnOptions opt;
+  opt.argv = std::move(argv);
+  opt.env = {"PATH=/usr/bin:/bin", "LANG=C"};
+  std::string sshErr;
+  try {
+    Fd in;
+    if (!input.empty()) {
+      in = inputFile(input);
+      opt.stdinFd = in.get();
+    }
+    Process p = Process::spawn(opt);
+    in.reset();
+    const auto tee = [&](std::string_view c) {
+      capped(sshErr)(c);
+      if (err) err(c);
+    };
+    if (p.communicate(out ? out : Sink([](std::string_view) {}), tee, deadline) ==
+        Process::IoResult::Deadline) {
+      r.timedOut = true;
+      r.error = "no answer from " + target_.shown() + " in time";
+      return r;  // ~Process kills and reaps ssh
+    }
+    const int status = p.reap();
+    r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  } catch (const std::exception& e) {
+    r.error = std::string("cannot run ssh: ") + e.what();
+    return r;
+  }
+  if (r.exitCode == 255)
+    r.error =
+        "ssh to " + target_.shown() + " failed" + (sshErr.empty() ? "" : ": " + excerpt(sshErr));
+  return r;
+}
+
+void Session::close() {
+  std::lock_guard lock(mu_);
+  master_.reset();  // SIGKILL: the connection ends with it
+  std::error_code ec;
+  fs::remove(controlPath_, ec);
+}
+
+void Session::forget() {
+  close();
+  std::error_code ec;
+  fs::remove(knownHosts_, ec);
+}
+
+}  // namespace tango::ssh

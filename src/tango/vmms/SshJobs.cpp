@@ -1,0 +1,245 @@
+#include "tango/vmms/SshJobs.hpp"
+
+#include <algorithm>
+#include <fstream>
+
+#include "tango/util/ReadFile.hpp"
+#include "tango/vmms/AutodriverFrames.hpp"
+#include "tango/vmms/UsageLine.hpp"
+
+namespace tango {
+
+using namespace std::chrono_literals;
+using docker::TarEntry;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::int64_t kOutputSlack = 64 * 1024;  // status lines beyond the cap
+constexpr std::size_t kStderrCap = 64 * 1024;
+
+// Run as root with the grading user as $1. Every process of the user dies
+// in one kill(-1) made as that user (a fork bomb cannot outrun it), then
+// what it owns in the places it can write goes; the last lines check it.
+constexpr const char* kResetScript = R"SH(set -u
+u=$1
+uid=$(id -u "$u") || exit 3
+gid=$(id -g "$u") || exit 3
+[ "$uid" -ne 0 ] || { echo "refusing to reset root"; exit 3; }
+home=$(getent passwd "$u" | cut -d: -f6)
+case "$home" in /home/?*) ;; *) echo "home of $u is '$home', not below /home"; exit 3;; esac
+alive() {
+  for p in /proc/[0-9]*; do
+    [ "$(stat -c %u "$p" 2>/dev/null)" = "$uid" ] && return 0
+  done
+  return 1
+}
+n=0
+while alive; do
+  [ $n -lt 20 ] || { echo "processes of $u survive"; exit 4; }
+  setpriv --reuid="$uid" --regid="$gid" --clear-groups /bin/sh -c 'kill -9 -1' 2>/dev/null
+  n=$((n + 1))
+  sleep 0.1
+done
+crontab -r -u "$u" 2>/dev/null
+find "$home" -mindepth 1 -delete 2>/dev/null
+for d in /tmp /var/tmp /dev/shm; do
+  [ -d "$d" ] && find "$d" -mindepth 1 -user "$uid" -delete 2>/dev/null
+done
+left=$(find "$home" -mindepth 1 -print -quit; for d in /tmp /var/tmp /dev/shm; do [ -d "$d" ] && find "$d" -mindepth 1 -user "$uid" -print -quit; done)
+[ -z "$left" ] || { echo "left behind: $left"; exit 5; }
+alive && { echo "processes of $u survive"; exit 4; }
+echo tango-reset-ok
+)SH";
+
+}  // namespace
+
+std::string SshJobs::asRoot(const ssh::Session& session, const std::string& command) {
+  return session.target().user == "root" ? command : "sudo -n " + command;
+}
+
+std::int64_t SshJobs::outputCap(const RunSpec& spec) const {
+  return spec.maxOutputBytes > 0 ? spec.maxOutputBytes : cfg_.maxOutputFileSize;
+}
+
+std::vector<std::string> SshJobs::flags(const RunSpec& spec) const {
+  std::vector<std::string> f;
+  if (spec.ulimitProcs > 0) f.insert(f.end(), {"-u", std::to_string(spec.ulimitProcs)});
+  if (spec.ulimitFileSize > 0) f.insert(f.end(), {"-f", std::to_string(spec.ulimitFileSize)});
+  if (spec.timeoutSecs > 0) f.insert(f.end(), {"-t", std::to_string(spec.timeoutSecs)});
+  f.insert(f.end(), {"-o", std::to_string(outputCap(spec))});
+  const int cpuSecs = spec.cpuTimeSecs > 0 ? spec.cpuTimeSecs : cfg_.vmCpuTimeLimit;
+  if (cpuSecs > 0) f.insert(f.end(), {"-c", std::to_string(cpuSecs)});
+  // The machine is the job's: only a job's own memory limit (RLIMIT_AS, the
+  // machine has no cgroup of ours) narrows it.
+  if (spec.memoryLimitBytes > 0) f.insert(f.end(), {"-m", std::to_string(spec.memoryLimitBytes)});
+  return f;
+}
+
+StepResult SshJobs::copyIn(const std::string& vm, const std::vector<InputFile>& files) {
+  std::vector<TarEntry> entries;
+  for (const auto& f : files) {
+    auto bytes = readFileUpTo(f.localFile, cfg_.maxInputFileSize);
+    if (!bytes) return StepResult::failure("cannot read input file " + f.destFile);
+    entries.push_back({"job/" + f.destFile, TarEntry::Kind::File, std::move(*bytes), 0644});
+  }
+  std::lock_guard lock(mu_);
+  Record& r = records_[vm];
+  if (r.running) return StepResult::failure("a job is already running on " + vm);
+  r.forgotten = false;
+  r.input = std::move(entries);
+  return StepResult::success();
+}
+
+RunResult SshJobs::runJob(const std::string& vm, ssh::Session& session,
+                          const std::string& gradingUser, const RunSpec& spec) {
+  RunResult result;
+  std::string args;
+  for (const auto& a : flags(spec)) args += a + '\0';
+  std::vector<TarEntry> entries{{"args", TarEntry::Kind::File, std::move(args), 0644}};
+  std::shared_ptr<Live> live;
+  {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(vm);
+    if (it == records_.end() || it->second.running) {
+      result.error = it == records_.end() ? "no job was copied in for " + vm
+                                          : "a job is already running on " + vm;
+      return result;
+    }
+    for (auto& e : it->second.input) entries.push_back(std::move(e));
+    it->second.input.clear();
+    it->second.running = true;
+    it->second.output.clear();
+    it->second.live = live = std::make_shared<Live>();
+  }
+  auto settle = [&] {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(vm);
+    if (it == records_.end() || it->second.forgotten) {
+      result = RunResult{};
+      result.error = "the VM was destroyed while the job ran";
+      records_.erase(vm);
+    } else {
+      it->second.running = false;
+    }
+  };
+  std::chrono::seconds hard = spec.hardTimeout;
+  if (hard <= 0s) hard = std::chrono::seconds(std::max(spec.timeoutSecs, 0)) + 30s;
+  const std::int64_t cap = outputCap(spec);
+  AutodriverFrames frames(static_cast<std::size_t>(cap),
+                          static_cast<std::size_t>(cap + kOutputSlack),
+                          [&live](std::string_view head) {
+                            std::lock_guard lock(live->mu);
+                            live->head.append(head);
+                          });
+  std::string err;
+  const auto errSink = [&err](std::string_view c) {
+    if (err.size() < kStderrCap)
+      err.append(c.substr(0, std::min(c.size(), kStderrCap - err.size())));
+  };
+  // `~user/job`: the grading user's home, expanded by the remote shell; the
+  // autodriver makes the directory and removes it when the job ends.
+  const std::string command = asRoot(session, std::string(kAutodriver) + " -S -F -R -U " +
+                                                  gradingUser + " ~" + gradingUser + "/job");
+  ssh::CommandResult run;
+  try {
+    const std::string tar = docker::makeTar(entries);
+    entries.clear();
+    run = session.run(
+        command, tar, Clock::now() + hard, [&frames](std::string_view c) { frames.feed(c); },
+        errSink);
+  } catch (const std::exception& e) {
+    run.error = e.what();
+  }
+  if (run.timedOut) {
+    result.error = "the run exceeded the hard timeout of " + std::to_string(hard.count()) + " s";
+  } else if (!run.error.empty()) {
+    result.error = run.error;
+  } else if (run.exitCode == 1 && err.starts_with("sudo:")) {
+    result.error = "sudo on " + session.target().shown() + " refused: " + stderrExcerpt(err);
+  } else if (run.exitCode < 0 || run.exitCode > 3) {
+    // 126/127: no autodriver there; 137: killed under us.
+    result.error = "the autodriver exited with " + std::to_string(run.exitCode) +
+                   (err.empty() ? "" : ": " + stderrExcerpt(err));
+  } else if (frames.error()) {
+    result.error = *frames.error() + (err.empty() ? "" : "; " + stderrExcerpt(err));
+  } else if ((run.exitCode == 0 || run.exitCode == 2) && !frames.complete()) {
+    result.error = "the autodriver exited with " + std::to_string(run.exitCode) +
+                   " without its result" + (err.empty() ? "" : ": " + stderrExcerpt(err));
+  } else {
+    result.status = run.exitCode;
+    result.usage = parseUsageLine(err);
+    if (run.exitCode != 0 && run.exitCode != 2) result.error = stderrExcerpt(err);
+  }
+  settle();
+  if (result.status >= 0) {
+    std::lock_guard lock(mu_);
+    if (auto it = records_.find(vm); it != records_.end()) it->second.output = frames.takeOutput();
+  }
+  return result;
+}
+
+StepResult SshJobs::copyOut(const std::string& vm, const std::filesystem::path& dest) {
+  std::string out;
+  {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(vm);
+    if (it == records_.end()) return StepResult::failure("no output recorded for " + vm);
+    out = std::exchange(it->second.output, std::string());
+  }
+  std::ofstream f(dest, std::ios::binary | std::ios::trunc);
+  f.write(out.data(), static_cast<std::streamsize>(out.size()));
+  f.close();
+  if (!f) return StepResult::failure("cannot write " + dest.string());
+  return StepResult::success();
+}
+
+std::optional<std::string> SshJobs::partialOutput(const std::string& vm) {
+  std::shared_ptr<Live> live;
+  {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(vm);
+    if (it == records_.end() || !it->second.live) return std::nullopt;
+    live = it->second.live;
+  }
+  std::lock_guard lock(live->mu);
+  return live->head;
+}
+
+void SshJobs::forget(const std::string& vm) {
+  std::lock_guard lock(mu_);
+  auto it = records_.find(vm);
+  if (it == records_.end()) return;
+  if (it->second.running)
+    it->second.forgotten = true;  // its runJob drops the record
+  else
+    records_.erase(it);
+}
+
+StepResult SshJobs::reset(ssh::Session& session, const std::string& gradingUser,
+                          std::chrono::seconds timeout) {
+  std::string out;
+  auto sink = [&out](std::string_view c) {
+    if (out.size() < 4096) out.append(c.substr(0, std::min<std::size_t>(c.size(), 4096)));
+  };
+  auto r = session.run(asRoot(session, "/bin/sh -s -- " + gradingUser), kResetScript,
+                       Clock::now() + timeout, sink, sink);
+  if (!r.error.empty()) return StepResult::failure("reset: " + r.error);
+  if (r.exitCode != 0 || out.find("tango-reset-ok") == std::string::npos)
+    return StepResult::failure("reset of " + session.target().shown() + " failed (" +
+                               std::to_string(r.exitCode) + "): " + stderrExcerpt(out));
+  return StepResult::success();
+}
+
+StepResult SshJobs::probe(ssh::Session& session, std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  if (auto e = session.connect(deadline); !e.empty()) return StepResult::failure(e);
+  auto r = session.run("true", {}, deadline, nullptr, nullptr);
+  if (!r.error.empty()) return StepResult::failure(r.error);
+  if (r.exitCode != 0)
+    return StepResult::failure("`true` exited with " + std::to_string(r.exitCode) + " on " +
+                               session.target().shown());
+  return StepResult::success();
+}
+
+}  // namespace tango
