@@ -255,9 +255,13 @@ Setter optionalLimit(std::optional<int> Config::*field, int hi) {
   };
 }
 
+// Kept as text; Tango's config.py has INSTANCE_RUNNING as a number.
 Setter ec2(std::string name) {
   return [name = std::move(name)](Config& c, std::string_view k, const Raw& r) {
-    c.ec2[name] = asString(k, r);
+    if (r.fromFile() && r.node->value_exact<std::int64_t>())
+      c.ec2[name] = std::to_string(*r.node->value_exact<std::int64_t>());
+    else
+      c.ec2[name] = asString(k, r);
   };
 }
 
@@ -367,6 +371,11 @@ const std::vector<Knob>& knobs() {
       {"SECURITY_KEY_PATH", ec2("SECURITY_KEY_PATH")},
       {"SECURITY_KEY_NAME", ec2("SECURITY_KEY_NAME")},
       {"DYNAMIC_SECURITY_KEY_PATH", ec2("DYNAMIC_SECURITY_KEY_PATH")},
+      {"TANGO_RESERVATION_ID", ec2("TANGO_RESERVATION_ID")},
+      {"INSTANCE_RUNNING", ec2("INSTANCE_RUNNING")},
+      {"EC2_ENDPOINT", ec2("EC2_ENDPOINT")},
+      {"EC2_ADDRESS", ec2("EC2_ADDRESS")},
+      {"EC2_SSH_CIDR", ec2("EC2_SSH_CIDR")},
   };
   return table;
 }
@@ -471,6 +480,35 @@ void applySshMachines(Config& c, const toml::node& node) {
   }
 }
 
+// [[EC2_INSTANCE_TYPES]]: type, cores, memory (MB).
+void applyInstanceTypes(Config& c, const toml::node& node) {
+  const toml::array* arr = node.as_array();
+  if (!arr || !arr->is_array_of_tables())
+    fail("EC2_INSTANCE_TYPES", "an array of tables", Raw{&node, {}});
+  c.ec2InstanceTypes.clear();
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const std::string at = fmt::format("EC2_INSTANCE_TYPES[{}]", i);
+    Ec2InstanceType t;
+    for (const auto& [k, v] : *arr->get(i)->as_table()) {
+      const std::string key = at + "." + std::string(k.str());
+      const Raw raw{&v, {}};
+      if (k == "type") {
+        t.type = asNonEmpty(key, raw);
+        if (!isSafeName(t.type)) fail(key, "an instance type name", raw);
+      } else if (k == "cores") {
+        t.cores = asInt32(key, raw, 1, 4096);
+      } else if (k == "memory") {
+        t.memory = asInt32(key, raw, 1, 64 * 1024 * 1024);
+      } else {
+        throw ConfigError(fmt::format("{}: unknown configuration key", key));
+      }
+    }
+    if (t.type.empty() || !t.cores || !t.memory)
+      throw ConfigError(at + ": needs type, cores and memory");
+    c.ec2InstanceTypes.push_back(t);
+  }
+}
+
 toml::table parseFile(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw ConfigError(fmt::format("{}: cannot open configuration file", file.string()));
@@ -514,6 +552,10 @@ Config loadConfig(const std::optional<std::filesystem::path>& file,
       }
       if (k == "SSH_MACHINES") {
         applySshMachines(c, v);
+        continue;
+      }
+      if (k == "EC2_INSTANCE_TYPES") {
+        applyInstanceTypes(c, v);
         continue;
       }
       const Knob* knob = findKnob(k.str());

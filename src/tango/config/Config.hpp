@@ -36,6 +36,13 @@ struct SshMachine {
   std::vector<std::string> images{"autograding_image"};
 };
 
+// An EC2 instance type a pool's cores/memory may map to ([[EC2_INSTANCE_TYPES]]).
+struct Ec2InstanceType {
+  std::string type;  // "t3.small"
+  int cores = 0;
+  int memory = 0;  // MB
+};
+
 struct Config {
   // Service
   // HOST: listen address (Tango binds all). Loopback whatever it says while
@@ -113,11 +120,15 @@ struct Config {
   LocalVmmsConfig local;
   std::vector<SshMachine> sshMachines;  // SSH_MACHINES (tashiSSH)
 
-  // EC2 block (EC2_REGION, EC2_USER_NAME, DEFAULT_AMI, DEFAULT_INST_TYPE,
-  // DEFAULT_SECURITY_GROUP, SECURITY_KEY_PATH, SECURITY_KEY_NAME,
-  // DYNAMIC_SECURITY_KEY_PATH): accepted and kept verbatim so Tango config
-  // files load; no VMMS uses them yet.
+  // EC2 block, Tango's names (EC2_REGION, EC2_USER_NAME, DEFAULT_AMI,
+  // DEFAULT_INST_TYPE, DEFAULT_SECURITY_GROUP, SECURITY_KEY_PATH,
+  // SECURITY_KEY_NAME, DYNAMIC_SECURITY_KEY_PATH, TANGO_RESERVATION_ID,
+  // INSTANCE_RUNNING) and ours (EC2_ENDPOINT, EC2_ADDRESS, EC2_SSH_CIDR),
+  // kept as text here and checked by the ec2SSH VMMS (ec2/Ec2Settings.hpp).
   std::map<std::string, std::string> ec2;
+  // The smallest type that has a pool's cores and memory runs its VMs;
+  // DEFAULT_INST_TYPE when the pool asks for neither or none fits.
+  std::vector<Ec2InstanceType> ec2InstanceTypes;  // [[EC2_INSTANCE_TYPES]]
 
   std::filesystem::path courselabsDir() const {
     return courselabs.empty() ? dataDir / "courselabs" : courselabs;
