@@ -70,14 +70,20 @@ std::optional<Preallocator::Allocation> Preallocator::allocVM(const std::string&
   return Allocation{vm, false};
 }
 
-TangoMachine Preallocator::renewVM(const TangoMachine& old) {
+Preallocator::Allocation Preallocator::renewVM(const TangoMachine& old) {
   std::lock_guard lock(mu_);
   Pool& pool = poolFor(old.name);
   pool.busy.erase(old.id);
+  cv_.notify_all();
+  if (reuse_ && !pool.free.empty()) {
+    auto node = pool.free.extract(pool.free.begin());
+    TangoMachine vm = node.mapped();
+    pool.busy.insert(std::move(node));
+    return {vm, true};
+  }
   TangoMachine vm = newMachine(old.name, pool);
   pool.busy.emplace(vm.id, vm);
-  cv_.notify_all();
-  return vm;
+  return {vm, false};
 }
 
 void Preallocator::releaseVM(const TangoMachine& vm) {

@@ -50,8 +50,11 @@ class Preallocator {
   // A VM for `image`, or nullopt when its pool is at capacity. Never blocks on
   // a VMMS call. `fresh`: never a warm one (the job needs a VM made for it).
   std::optional<Allocation> allocVM(const std::string& image, bool fresh = false);
-  // A fresh (cold) VM in place of `old`, for a retry; `old` must be destroyed by the caller.
-  TangoMachine renewVM(const TangoMachine& old);
+  // A VM in place of `old`, for a retry; `old` must be destroyed by the
+  // caller. A fresh (cold) one, or with a VMMS that reuses VMs a free one of
+  // the pool: there a VM may hold a scarce slot (a tashiSSH machine's), and
+  // a cold one could wait for the very slot an idle pool VM holds.
+  Allocation renewVM(const TangoMachine& old);
   // The job is done with `vm` (already destroyed by the worker): refill the pool.
   void releaseVM(const TangoMachine& vm);
   // The job is done with `vm`, which was reset for another job (a VMMS

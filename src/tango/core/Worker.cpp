@@ -81,9 +81,10 @@ class JobRun {
       }
       ++ctx_.stats.jobRetries;
       ++job_.retries;
-      trace("Retrying job " + tag + " on a fresh VM: " + failure);
-      vm = ctx_.preallocator.renewVM(vm);
-      ready = false;
+      trace("Retrying job " + tag + " on another VM: " + failure);
+      auto renewed = ctx_.preallocator.renewVM(vm);
+      vm = renewed.vm;
+      ready = renewed.warm;
     }
   }
 

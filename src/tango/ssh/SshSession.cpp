@@ -128,6 +128,11 @@ bool Session::masterUp() {
   return fs::exists(controlPath_);
 }
 
+bool Session::isUp() {
+  std::lock_guard lock(mu_);
+  return masterUp();
+}
+
 std::string Session::connect(Clock::time_point deadline) {
   std::lock_guard lock(mu_);
   if (masterUp()) return "";

@@ -56,6 +56,8 @@ class Session {
   // deadline passes.
   CommandResult run(const std::string& command, std::string_view input, Clock::time_point deadline,
                     const Sink& out, const Sink& err);
+  // Whether the master connection is up now.
+  bool isUp();
   // Closes the master connection (a later command opens a new one).
   void close();
   // close() and remove the known-hosts file: the machine is gone.

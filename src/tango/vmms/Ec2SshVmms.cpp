@@ -140,6 +140,7 @@ StepResult Ec2SshVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
 StepResult Ec2SshVmms::waitVM(const TangoMachine& vm, std::chrono::seconds timeout) {
   auto session = sessionOf(vm);
   if (!session) return StepResult::failure("no instance was launched for this VM");
+  if (session->isUp()) return StepResult::success();  // SshJobs::ready
   // sshd comes up some seconds after the instance is `running`.
   const auto deadline = Clock::now() + timeout;
   std::string last;

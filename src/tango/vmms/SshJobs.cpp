@@ -23,17 +23,14 @@ constexpr std::size_t kStderrCap = 64 * 1024;
 // what it owns in the places it can write goes; the last lines check it.
 constexpr const char* kResetScript = R"SH(set -u
 u=$1
-uid=$(id -u "$u") || exit 3
-gid=$(id -g "$u") || exit 3
+IFS=: read -r _ _ uid gid _ home _ <<EOF
+$(getent passwd "$u")
+EOF
+[ -n "${uid:-}" ] || { echo "no user $u"; exit 3; }
 [ "$uid" -ne 0 ] || { echo "refusing to reset root"; exit 3; }
-home=$(getent passwd "$u" | cut -d: -f6)
 case "$home" in /home/?*) ;; *) echo "home of $u is '$home', not below /home"; exit 3;; esac
-alive() {
-  for p in /proc/[0-9]*; do
-    [ "$(stat -c %u "$p" 2>/dev/null)" = "$uid" ] && return 0
-  done
-  return 1
-}
+# Few processes: this runs after every job, on the next job's path.
+alive() { [ -n "$(find /proc -mindepth 1 -maxdepth 1 -name '[0-9]*' -user "$uid" -print -quit)" ]; }
 n=0
 while alive; do
   [ $n -lt 20 ] || { echo "processes of $u survive"; exit 4; }
@@ -41,12 +38,11 @@ while alive; do
   n=$((n + 1))
   sleep 0.1
 done
-crontab -r -u "$u" 2>/dev/null
+[ -e "/var/spool/cron/crontabs/$u" ] && crontab -r -u "$u" 2>/dev/null
+set -- /tmp /var/tmp /dev/shm
 find "$home" -mindepth 1 -delete 2>/dev/null
-for d in /tmp /var/tmp /dev/shm; do
-  [ -d "$d" ] && find "$d" -mindepth 1 -user "$uid" -delete 2>/dev/null
-done
-left=$(find "$home" -mindepth 1 -print -quit; for d in /tmp /var/tmp /dev/shm; do [ -d "$d" ] && find "$d" -mindepth 1 -user "$uid" -print -quit; done)
+find "$@" -mindepth 1 -user "$uid" -delete 2>/dev/null
+left=$(find "$home" -mindepth 1 -print -quit; find "$@" -mindepth 1 -user "$uid" -print -quit 2>/dev/null)
 [ -z "$left" ] || { echo "left behind: $left"; exit 5; }
 alive && { echo "processes of $u survive"; exit 4; }
 echo tango-reset-ok
@@ -229,6 +225,11 @@ StepResult SshJobs::reset(ssh::Session& session, const std::string& gradingUser,
     return StepResult::failure("reset of " + session.target().shown() + " failed (" +
                                std::to_string(r.exitCode) + "): " + stderrExcerpt(out));
   return StepResult::success();
+}
+
+StepResult SshJobs::ready(ssh::Session& session, std::chrono::seconds timeout) {
+  if (session.isUp()) return StepResult::success();
+  return probe(session, timeout);
 }
 
 StepResult SshJobs::probe(ssh::Session& session, std::chrono::seconds timeout) {

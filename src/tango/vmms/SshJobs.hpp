@@ -52,6 +52,11 @@ class SshJobs {
                           std::chrono::seconds timeout);
   // `ssh ... true`: the machine answers and logs us in.
   static StepResult probe(ssh::Session& session, std::chrono::seconds timeout);
+  // probe() unless the master connection is up: a VM back from its reset
+  // (which ran over that connection) or from a warmer's probe needs no
+  // round trip before its job; if it went away since, runJob fails and the
+  // job is retried like any other.
+  static StepResult ready(ssh::Session& session, std::chrono::seconds timeout);
   // The remote command line that runs `command` as root.
   static std::string asRoot(const ssh::Session& session, const std::string& command);
 

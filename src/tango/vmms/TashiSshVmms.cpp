@@ -163,7 +163,7 @@ StepResult TashiSshVmms::initializeVM(const TangoMachine& vm, std::chrono::secon
 StepResult TashiSshVmms::waitVM(const TangoMachine& vm, std::chrono::seconds timeout) {
   auto c = claimOf(vm);
   if (!c) return StepResult::failure("no machine was claimed for this VM");
-  auto r = SshJobs::probe(*c->machine->session, timeout);
+  auto r = SshJobs::ready(*c->machine->session, timeout);
   if (!r.ok) takeOutOfService(static_cast<std::size_t>(c->machine - machines_.data()), r.error);
   return r;
 }
