@@ -24,6 +24,9 @@ class Ec2Double {
  public:
   static constexpr const char* kAmi = "ami-0123456789abcdef0";
   static constexpr const char* kKeyName = "tango-test";
+  // The second account's keys (a job that brings its own).
+  static constexpr const char* kAccessKey2 = "AKIDOTHERACCOUNT0002";
+  static constexpr const char* kSecret2 = "other-account-secret-zzzzzzzzzzzzzzzzzzzz";
 
   Ec2Double(const std::filesystem::path& dir, const std::string& accessKey,
             const std::string& secret, const std::filesystem::path& publicKey)
@@ -45,10 +48,10 @@ class Ec2Double {
         ::dup2(fileno(f), 2);
       }
       ::execl("/usr/bin/python3", "python3", script.c_str(), "--port-file", portFile.c_str(),
-              "--access-key", accessKey.c_str(), "--secret", secret.c_str(), "--image",
-              image.c_str(), "--init-script", init.c_str(), "--key-pair", keyPair.c_str(),
-              "--login-user", "tango", "--label-value", label.c_str(), "--running-delay", "0.3",
-              static_cast<char*>(nullptr));
+              "--access-key", accessKey.c_str(), "--secret", secret.c_str(), "--access-key2",
+              kAccessKey2, "--secret2", kSecret2, "--image", image.c_str(), "--init-script",
+              init.c_str(), "--key-pair", keyPair.c_str(), "--login-user", "tango", "--label-value",
+              label.c_str(), "--running-delay", "0.3", static_cast<char*>(nullptr));
       _exit(127);
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);

@@ -172,6 +172,66 @@ TEST_F(Ec2SshTest, AnInstanceTerminatedBehindTheServicesBackMidJobIsRetried) {
   expectNoLiveInstance();
 }
 
+TEST_F(Ec2SshTest, AJobWithItsOwnKeysRunsInItsAccountWithAKeyPairMadeForIt) {
+  auto id =
+      submit("lab", {{"autograde-Makefile", kHelloMakefile}, {"hello.sh", kHelloScript}}, "own.out",
+             {{"accessKeyId", Ec2Double::kAccessKey2}, {"accessKey", Ec2Double::kSecret2}});
+  ASSERT_GT(id, 0);
+  auto out = waitOutput("lab", "own.out", std::chrono::seconds(90));
+  ASSERT_TRUE(out);
+  EXPECT_NE(out->find("Hello from the sandbox"), std::string::npos) << *out;
+  auto stats = double_->stats();
+  auto& instances = stats["instances"].as_object();
+  ASSERT_EQ(instances.size(), 1u) << boost::json::serialize(stats);
+  EXPECT_EQ(instances.begin()->value().as_object()["account"], Ec2Double::kAccessKey2);
+  EXPECT_EQ(double_->calls("CreateKeyPair"), 1);
+  // The key pair goes with the VM, in EC2 and on disk.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && double_->calls("DeleteKeyPair") < 1)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(double_->calls("DeleteKeyPair"), 1);
+  expectNoLiveInstance();
+  std::error_code ec;
+  std::size_t left = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(tangod->dataDir() / "ssh", ec);
+       it != std::filesystem::recursive_directory_iterator(); ++it)
+    left += it->path().extension() == ".pem" || it->path().extension() == ".account";
+  EXPECT_EQ(left, 0u) << "no key or account file is left";
+  // Its secret is in no answer and no log line.
+  auto job = waitDead(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(boost::json::serialize(*job).find(Ec2Double::kSecret2), std::string::npos);
+  EXPECT_EQ(boost::json::serialize(http->get("/jobs/test/1/").json()).find(Ec2Double::kSecret2),
+            std::string::npos);
+  EXPECT_EQ(tangod->log().find(Ec2Double::kSecret2), std::string::npos);
+}
+
+TEST_F(Ec2SshTest, KillNineLeavesNothingInAJobsOwnAccount) {
+  auto id = submit("lab", {{"autograde-Makefile", "all:\n\t@sleep 3; echo own-once\n"}}, "k.out",
+                   {{"accessKeyId", Ec2Double::kAccessKey2}, {"accessKey", Ec2Double::kSecret2}});
+  ASSERT_GT(id, 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline && double_->liveInstances().empty())
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto before = double_->liveInstances();
+  ASSERT_EQ(before.size(), 1u);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  tangod->stop(SIGKILL);
+  tangod->start();
+  restartHttp();
+  auto out = waitOutput("lab", "k.out", std::chrono::seconds(120));
+  ASSERT_TRUE(out);
+  EXPECT_NE(out->find("own-once"), std::string::npos) << *out;
+  ASSERT_TRUE(waitDead(id));
+  auto stats = double_->stats()["instances"].as_object();
+  const auto state = std::string(stats[before[0]].as_object()["state"].as_string());
+  EXPECT_TRUE(state == "terminated" || state == "shutting-down") << state;
+  expectNoLiveInstance();
+  // Both VMs' key pairs were deleted (the killed run's at start-up).
+  EXPECT_EQ(double_->calls("CreateKeyPair"), double_->calls("DeleteKeyPair"));
+  EXPECT_EQ(tangod->log().find(Ec2Double::kSecret2), std::string::npos);
+}
+
 class Ec2SshReuseTest : public Ec2SshTest {
  protected:
   std::string more() override { return "POOL_SIZE = 1\nREUSE_VMS = true\n"; }

@@ -58,8 +58,10 @@ void JobManager::dispatch() {
     auto job = queue_.takeNext([&](const TangoJob& j) {
       // A VMMS that sizes a VM's disk when it makes it cannot give a warm
       // one to a job asking for another size: that job gets a VM of its own.
+      // Nor to a job with its own EC2 keys: its VM runs in its account.
       const bool fresh =
-          vmms_.diskSetAtCreation() && j.limits.diskMb && *j.limits.diskMb != cfg_.vmDiskLimit;
+          (vmms_.diskSetAtCreation() && j.limits.diskMb && *j.limits.diskMb != cfg_.vmDiskLimit) ||
+          (j.accessKeyId && j.accessKey);
       if (full.count({j.vm.name, fresh})) return false;
       alloc = preallocator_.allocVM(j.vm.name, fresh);
       if (!alloc) full.insert({j.vm.name, fresh});

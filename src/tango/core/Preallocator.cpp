@@ -70,12 +70,12 @@ std::optional<Preallocator::Allocation> Preallocator::allocVM(const std::string&
   return Allocation{vm, false};
 }
 
-Preallocator::Allocation Preallocator::renewVM(const TangoMachine& old) {
+Preallocator::Allocation Preallocator::renewVM(const TangoMachine& old, bool fresh) {
   std::lock_guard lock(mu_);
   Pool& pool = poolFor(old.name);
   pool.busy.erase(old.id);
   cv_.notify_all();
-  if (reuse_ && !pool.free.empty()) {
+  if (reuse_ && !fresh && !pool.free.empty()) {
     auto node = pool.free.extract(pool.free.begin());
     TangoMachine vm = node.mapped();
     pool.busy.insert(std::move(node));

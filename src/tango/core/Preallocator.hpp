@@ -54,7 +54,8 @@ class Preallocator {
   // caller. A fresh (cold) one, or with a VMMS that reuses VMs a free one of
   // the pool: there a VM may hold a scarce slot (a tashiSSH machine's), and
   // a cold one could wait for the very slot an idle pool VM holds.
-  Allocation renewVM(const TangoMachine& old);
+  // `fresh`: never a pool VM.
+  Allocation renewVM(const TangoMachine& old, bool fresh = false);
   // The job is done with `vm` (already destroyed by the worker): refill the pool.
   void releaseVM(const TangoMachine& vm);
   // The job is done with `vm`, which was reset for another job (a VMMS

@@ -82,7 +82,7 @@ class JobRun {
       ++ctx_.stats.jobRetries;
       ++job_.retries;
       trace("Retrying job " + tag + " on another VM: " + failure);
-      auto renewed = ctx_.preallocator.renewVM(vm);
+      auto renewed = ctx_.preallocator.renewVM(vm, ownAccount());
       vm = renewed.vm;
       ready = renewed.warm;
     }
@@ -99,6 +99,10 @@ class JobRun {
       // A VM made for this job can be sized for it (a VMMS that fixes the
       // disk at creation, like localDocker's tmpfs mounts, reads vm.disk).
       if (job_.limits.diskMb) vm.disk = job_.vm.disk = job_.limits.diskMb;
+      if (ownAccount()) {  // ec2SSH: launched in the requester's account
+        vm.accessKeyId = job_.accessKeyId;
+        vm.accessKey = job_.accessKey;
+      }
       step("initializeVM", job_.times.initializeVM);
       auto r = timed("initializeVM",
                      [&] { return ctx_.vmms.initializeVM(vm, seconds(cfg.initializeVmTimeout)); });
@@ -245,7 +249,8 @@ class JobRun {
     // After the output is in place (so this does not delay the poll): a VM
     // that is reused goes back to its pool once it is reset; any other runs
     // exactly one job, and the pool refills.
-    if (!destroyed && ctx_.vmms.reusesVms()) {
+    // A VM of the job's own account never joins the service's pool.
+    if (!destroyed && ctx_.vmms.reusesVms() && !ownAccount()) {
       auto r = timed("resetVM", [&] { return ctx_.vmms.resetVM(vm); });
       if (r.ok) {
         ctx_.preallocator.returnVM(vm);
@@ -293,6 +298,8 @@ class JobRun {
     spdlog::debug("job {}: {}", job_.id, msg);
     if (job_.state != JobState::Finished) ctx_.queue.update(job_);
   }
+
+  bool ownAccount() const { return job_.accessKeyId && job_.accessKey; }
 
   WorkerContext& ctx_;
   TangoJob& job_;

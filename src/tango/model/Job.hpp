@@ -25,6 +25,11 @@ struct TangoMachine {
   std::optional<bool> network;
   std::int64_t id = 0;  // 0 = not assigned to a concrete VM yet
   std::optional<std::string> resume;
+  // The EC2 account of the job's own keys (addJob's accessKeyId/accessKey),
+  // handed to the VMMS for the VM made for that job. Never serialized.
+  std::optional<std::string> accessKeyId;
+  std::optional<std::string> accessKey;
+  bool ownAccount() const { return accessKeyId.has_value() && accessKey.has_value(); }
 };
 
 std::string instanceName(const std::string& prefix, const TangoMachine& vm);

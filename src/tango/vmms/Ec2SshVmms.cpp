@@ -1,11 +1,16 @@
 #include "tango/vmms/Ec2SshVmms.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <charconv>
+#include <fstream>
 #include <set>
 #include <thread>
+
+#include "tango/util/Fd.hpp"
 
 namespace tango {
 
@@ -43,7 +48,8 @@ std::string Ec2SshVmms::preflight() {
            (home_ / ".boto").string() + " ([Credentials] aws_access_key_id, aws_secret_access_key)";
   credentialSource_ = creds->source;
   const std::string endpoint = ec2::endpointFor(settings_.endpoint, settings_.region, env_);
-  client_ = std::make_unique<ec2::Client>(endpoint, settings_.region, *creds);
+  endpoint_ = endpoint;
+  client_ = std::make_shared<ec2::Client>(endpoint, settings_.region, *creds);
   spdlog::info("ec2SSH: region {} at {}, credentials from {}", settings_.region, endpoint,
                credentialSource_);
   const auto deadline = Clock::now() + kApiTimeout;
@@ -91,12 +97,30 @@ StepResult Ec2SshVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
   const auto deadline = Clock::now() + timeout;
   const std::string image = vm.image.empty() ? vm.name : vm.image;
   std::string id;
+  std::shared_ptr<ec2::Client> client = client_;
+  std::string keyName = settings_.keyName;
+  fs::path keyFile = settings_.keyPath;
+  std::vector<std::string> groups = groups_;
   try {
     auto ami = amiFor(image, deadline);
     if (!ami) return StepResult::failure("EC2: no AMI named " + image);
-    auto launched = client_->runInstance(*ami, ec2::instanceTypeFor(settings_, vm.cores, vm.memory),
-                                         settings_.keyName, groups_,
-                                         {{"Name", name}, {kPrefixTag, cfg_.prefix}}, deadline);
+    if (vm.ownAccount()) {
+      client = std::make_shared<ec2::Client>(
+          endpoint_, settings_.region,
+          ec2::Credentials{*vm.accessKeyId, *vm.accessKey, "", "the job's own keys"});
+      keyName = name;
+      keyFile = dynamicDir() / (name + ".pem");
+      {
+        std::lock_guard lock(mu_);
+        vms_[name].client = client;
+        vms_[name].keyName = keyName;
+      }
+      if (auto why = prepareOwnAccount(*client, vm, name, keyFile, groups, deadline); !why.empty())
+        return StepResult::failure(why);
+    }
+    auto launched =
+        client->runInstance(*ami, ec2::instanceTypeFor(settings_, vm.cores, vm.memory), keyName,
+                            groups, {{"Name", name}, {kPrefixTag, cfg_.prefix}}, deadline);
     if (launched.empty()) return StepResult::failure("EC2: RunInstances launched nothing");
     id = launched.front().id;
     {
@@ -105,7 +129,7 @@ StepResult Ec2SshVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
     }
     spdlog::info("ec2SSH: {} is instance {}", name, id);
     for (;;) {
-      auto found = client_->describeInstances({}, {id}, deadline);
+      auto found = client->describeInstances({}, {id}, deadline);
       if (!found.empty()) {
         const auto& i = found.front();
         if (i.state == "running") {
@@ -116,12 +140,14 @@ StepResult Ec2SshVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
                                        " address");
           const fs::path hosts = fs::absolute(cfg_.dataDir) / "ssh" / "vms";
           auto session = std::make_shared<ssh::Session>(
-              ssh::Target{address, 22, settings_.user, settings_.keyPath},
-              hosts / (name + ".known_hosts"),
+              ssh::Target{address, 22, settings_.user, keyFile}, hosts / (name + ".known_hosts"),
               ssh::controlDir(fs::absolute(cfg_.dataDir).string()) / ("v" + std::to_string(vm.id)),
               spawner_);
           std::lock_guard lock(mu_);
-          vms_[name] = Vm{id, address, std::move(session)};
+          Vm& rec = vms_[name];
+          rec.instanceId = id;
+          rec.address = address;
+          rec.session = std::move(session);
           return StepResult::success();
         }
         if (i.state != "pending")
@@ -135,6 +161,35 @@ StepResult Ec2SshVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
   } catch (const ec2::Ec2Error& e) {
     return StepResult::failure(describeError(e));
   }
+}
+
+std::string Ec2SshVmms::prepareOwnAccount(ec2::Client& client, const TangoMachine& vm,
+                                          const std::string& name, const fs::path& keyFile,
+                                          std::vector<std::string>& groups,
+                                          Clock::time_point deadline) {
+  // Tango's feature: the job runs in the requester's account, with a key
+  // pair made for its VM (saved 0600, deleted with the VM). The account file,
+  // written first, lets a restarted service terminate what a killed one
+  // left there (cleanUpOwnAccounts).
+  const fs::path dir = dynamicDir();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  auto writePrivate = [](const fs::path& p, const std::string& text) {
+    Fd f(::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    return f && ::write(f.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  };
+  if (!writePrivate(dir / (name + ".account"), *vm.accessKeyId + "\n" + *vm.accessKey + "\n"))
+    return "cannot write the job's account file in " + dir.string();
+  auto kp = client.createKeyPair(name, deadline);
+  if (!kp.privateKey.ends_with('\n')) kp.privateKey += '\n';  // OpenSSH needs it
+  if (!writePrivate(keyFile, kp.privateKey))
+    return "cannot write the job's key pair in " + dir.string();
+  // The account's default group, unless we may make ours there.
+  groups.clear();
+  if (!settings_.securityGroup.empty() && !settings_.sshCidr.empty())
+    groups = {client.ensureSecurityGroup(settings_.securityGroup, settings_.sshCidr, deadline)};
+  return "";
 }
 
 StepResult Ec2SshVmms::waitVM(const TangoMachine& vm, std::chrono::seconds timeout) {
@@ -206,41 +261,53 @@ std::optional<std::string> Ec2SshVmms::instanceIdOf(const TangoMachine& vm) {
 StepResult Ec2SshVmms::destroyVM(const TangoMachine& vm) {
   const std::string name = instanceName(cfg_.prefix, vm);
   jobs_.forget(name);
+  auto client = clientOf(name);
+  bool own = false;
   try {
-    auto id = instanceIdOf(vm);
+    std::optional<std::string> id;
     std::shared_ptr<ssh::Session> session;
     {
       std::lock_guard lock(mu_);
-      if (auto it = vms_.find(name); it != vms_.end()) session = it->second.session;
-      vms_.erase(name);
+      if (auto it = vms_.find(name); it != vms_.end()) {
+        session = it->second.session;
+        own = it->second.client != nullptr;
+        if (!it->second.instanceId.empty()) id = it->second.instanceId;
+      }
     }
+    if (!id && !own) id = instanceIdOf(vm);
     if (session) session->forget();  // its known-hosts file goes with it
-    if (!id) return StepResult::success();
-    client_->terminateInstances({*id}, Clock::now() + kApiTimeout);
-    spdlog::info("ec2SSH: terminating {} ({})", name, *id);
+    if (id && client) {
+      client->terminateInstances({*id}, Clock::now() + kApiTimeout);
+      spdlog::info("ec2SSH: terminating {} ({})", name, *id);
+    }
+    if (own) forgetOwnAccount(*client, name);
     std::lock_guard lock(mu_);
-    vms_[name].instanceId = *id;  // for safeDestroyVM's wait
+    Vm& rec = vms_[name];
+    rec.session.reset();
+    if (id) rec.instanceId = *id;  // for safeDestroyVM's wait
     return StepResult::success();
   } catch (const ec2::Ec2Error& e) {
+    if (own) forgetOwnAccount(*client, name);
     if (e.code == "InvalidInstanceID.NotFound") return StepResult::success();
     return StepResult::failure(describeError(e));
   }
 }
 
 StepResult Ec2SshVmms::safeDestroyVM(const TangoMachine& vm) {
-  auto r = destroyVM(vm);
   const std::string name = instanceName(cfg_.prefix, vm);
+  auto client = clientOf(name);
+  auto r = destroyVM(vm);
   std::string id;
   {
     std::lock_guard lock(mu_);
     if (auto it = vms_.find(name); it != vms_.end()) id = it->second.instanceId;
     vms_.erase(name);
   }
-  if (!r.ok || id.empty()) return r;
+  if (!r.ok || id.empty() || !client) return r;
   const auto deadline = Clock::now() + std::chrono::seconds(cfg_.initializeVmTimeout);
   try {
     while (Clock::now() < deadline) {
-      auto found = client_->describeInstances({}, {id}, deadline);
+      auto found = client->describeInstances({}, {id}, deadline);
       if (found.empty() || found.front().state == "terminated") return StepResult::success();
       std::this_thread::sleep_for(500ms);
     }
@@ -249,6 +316,62 @@ StepResult Ec2SshVmms::safeDestroyVM(const TangoMachine& vm) {
     return StepResult::failure(describeError(e));
   }
   return StepResult::failure("EC2: instance " + id + " not terminated in time");
+}
+
+std::shared_ptr<ec2::Client> Ec2SshVmms::clientOf(const std::string& name) {
+  std::lock_guard lock(mu_);
+  if (auto it = vms_.find(name); it != vms_.end() && it->second.client) return it->second.client;
+  return client_;
+}
+
+fs::path Ec2SshVmms::dynamicDir() const {
+  return settings_.dynamicKeyPath.empty() ? fs::absolute(cfg_.dataDir) / "ssh" / "keys"
+                                          : settings_.dynamicKeyPath;
+}
+
+void Ec2SshVmms::forgetOwnAccount(ec2::Client& client, const std::string& name) {
+  try {
+    client.deleteKeyPair(name, Clock::now() + kApiTimeout);
+  } catch (const ec2::Ec2Error& e) {
+    spdlog::warn("ec2SSH: cannot delete key pair {}: {}", name, describeError(e));
+  }
+  std::error_code ec;
+  fs::remove(dynamicDir() / (name + ".pem"), ec);
+  fs::remove(dynamicDir() / (name + ".account"), ec);
+}
+
+void Ec2SshVmms::cleanUpOwnAccounts() {
+  // VMs a killed service left in jobs' own accounts, found by their account
+  // files.
+  std::error_code ec;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dynamicDir(), ec))
+    if (e.path().extension() == ".account" &&
+        e.path().stem().string().starts_with(cfg_.prefix + "-"))
+      files.push_back(e.path());
+  for (const auto& file : files) {
+    const std::string name = file.stem().string();
+    std::ifstream in(file);
+    std::string id, secret;
+    std::getline(in, id);
+    std::getline(in, secret);
+    ec2::Client client(endpoint_, settings_.region, {id, secret, "", "a job's own keys"});
+    try {
+      std::vector<std::string> ids;
+      for (const auto& i : client.describeInstances(
+               {{"tag:Name", {name}},
+                {"instance-state-name", {"pending", "running", "stopping", "stopped"}}},
+               {}, Clock::now() + kApiTimeout))
+        ids.push_back(i.id);
+      if (!ids.empty()) {
+        spdlog::info("ec2SSH: terminating leftover {} in a job's own account", name);
+        client.terminateInstances(ids, Clock::now() + kApiTimeout);
+      }
+    } catch (const ec2::Ec2Error& err) {
+      spdlog::warn("ec2SSH: cannot clean up {}: {}", name, describeError(err));
+    }
+    forgetOwnAccount(client, name);
+  }
 }
 
 std::vector<TangoMachine> Ec2SshVmms::getVMs() {
@@ -260,6 +383,7 @@ std::vector<TangoMachine> Ec2SshVmms::getVMs() {
       return out;
     }
   }
+  cleanUpOwnAccounts();
   try {
     for (const auto& i : client_->describeInstances(
              {{"tag:" + std::string(kPrefixTag), {cfg_.prefix}},

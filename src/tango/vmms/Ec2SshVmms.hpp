@@ -63,7 +63,20 @@ class Ec2SshVmms : public Vmms {
     std::string instanceId;
     std::string address;
     std::shared_ptr<ssh::Session> session;
+    // A job's own account: its client, and the key pair made for the VM.
+    std::shared_ptr<ec2::Client> client;
+    std::string keyName;
   };
+  // The client of `vm`'s account (the service's unless the job brought keys).
+  std::shared_ptr<ec2::Client> clientOf(const std::string& name);
+  // Key pair and account file of a VM in a job's own account.
+  std::filesystem::path dynamicDir() const;
+  void forgetOwnAccount(ec2::Client& client, const std::string& name);
+  void cleanUpOwnAccounts();
+  // "" or why the job's own account cannot take its VM.
+  std::string prepareOwnAccount(ec2::Client& client, const TangoMachine& vm,
+                                const std::string& name, const std::filesystem::path& keyFile,
+                                std::vector<std::string>& groups, ec2::Clock::time_point deadline);
   std::shared_ptr<ssh::Session> sessionOf(const TangoMachine& vm);
   std::optional<std::string> amiFor(const std::string& image, ec2::Clock::time_point deadline);
   std::optional<std::string> instanceIdOf(const TangoMachine& vm);
@@ -73,7 +86,8 @@ class Ec2SshVmms : public Vmms {
   ec2::Settings settings_;
   std::map<std::string, std::string> env_;
   std::filesystem::path home_;
-  std::unique_ptr<ec2::Client> client_;  // made by preflight, once credentials are found
+  std::shared_ptr<ec2::Client> client_;  // made by preflight, once credentials are found
+  std::string endpoint_;
   std::string credentialSource_;
   std::vector<std::string> groups_;  // security groups instances join
   Spawner spawner_;
