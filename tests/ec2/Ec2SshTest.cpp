@@ -303,6 +303,42 @@ TEST_F(Ec2SshReuseTest, KillNineThenRestartLeaksNoInstanceAndEveryJobFinishesOnc
   EXPECT_LE(double_->liveInstances().size(), 1u);
 }
 
+class Ec2SshScalingTest : public Ec2SshTest {
+ protected:
+  std::string more() override {
+    return "POOL_SIZE = 1\nREUSE_VMS = true\nPOOL_MAX = 3\nPOOL_GROW_EVERY = 1\n"
+           "POOL_IDLE_SECS = 3\n";
+  }
+};
+
+TEST_F(Ec2SshScalingTest, ABurstGrowsThePoolToItsMaximumAndIdlenessShrinksItBack) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 6; ++i) {
+    ids.push_back(submit("lab" + std::to_string(i),
+                         {{"autograde-Makefile", "all:\n\t@sleep 2; echo burst\n"}}, "b.out"));
+    ASSERT_GT(ids.back(), 0);
+  }
+  std::size_t most = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    std::optional<std::string> out;
+    while (!out && std::chrono::steady_clock::now() < deadline) {
+      most = std::max(most, double_->liveInstances().size());
+      out = waitOutput("lab" + std::to_string(i), "b.out", std::chrono::milliseconds(200));
+    }
+    ASSERT_TRUE(out) << "job " << ids[i];
+    EXPECT_NE(out->find("burst"), std::string::npos) << *out;
+  }
+  EXPECT_EQ(most, 3u) << "grew to POOL_MAX, never beyond";
+  EXPECT_EQ(double_->calls("RunInstances"), 3);
+  EXPECT_NE(tangod->log().find("grows to"), std::string::npos);
+  // Idle for POOL_IDLE_SECS: back to POOL_SIZE.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && double_->liveInstances().size() > 1)
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(double_->liveInstances().size(), 1u);
+}
+
 // Wrong credentials: the service says so at start-up and does not start.
 TEST(Ec2SshStartTest, WrongCredentialsAreAClearStartUpError) {
   if (!SshMachines::imagePresent()) GTEST_FAIL() << "image " << kSshImage << " missing";

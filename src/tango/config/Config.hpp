@@ -66,6 +66,12 @@ struct Config {
   bool operatorRoutesNeedKey = true;
   bool reuseVms = false;  // REUSE_VMS (a VM never runs two jobs: see README)
   int poolSize = 2;       // POOL_SIZE: default number of VMs per image
+  // A pool of reused VMs (ec2SSH with REUSE_VMS) grows with its queue: one
+  // more VM per POOL_GROW_EVERY queued jobs, up to POOL_MAX (0: never), and
+  // shrinks back to its size after POOL_IDLE_SECS without a job.
+  int poolMax = 0;
+  int poolGrowEvery = 1;
+  int poolIdleSecs = 300;
   // WARM_IMAGES: images whose pools are made at start-up; any other image
   // gets its pool when its first job (or a prealloc) arrives, as in Tango.
   std::vector<std::string> warmImages;

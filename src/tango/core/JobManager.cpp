@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <set>
 
 namespace tango {
@@ -55,6 +56,7 @@ void JobManager::dispatch() {
     // FIFO, but a job whose pool is full does not hold up jobs of other
     // images; a full pool is asked once per pass, not once per queued job.
     std::set<std::pair<std::string, bool>> full;
+    std::map<std::string, std::size_t> waiting;  // queued jobs of full pools, by image
     auto job = queue_.takeNext([&](const TangoJob& j) {
       // A VMMS that sizes a VM's disk when it makes it cannot give a warm
       // one to a job asking for another size: that job gets a VM of its own.
@@ -62,12 +64,21 @@ void JobManager::dispatch() {
       const bool fresh =
           (vmms_.diskSetAtCreation() && j.limits.diskMb && *j.limits.diskMb != cfg_.vmDiskLimit) ||
           (j.accessKeyId && j.accessKey);
-      if (full.count({j.vm.name, fresh})) return false;
+      if (full.count({j.vm.name, fresh})) {
+        ++waiting[j.vm.name];
+        return false;
+      }
       alloc = preallocator_.allocVM(j.vm.name, fresh);
-      if (!alloc) full.insert({j.vm.name, fresh});
+      if (!alloc) {
+        full.insert({j.vm.name, fresh});
+        ++waiting[j.vm.name];
+      }
       return alloc.has_value();
     });
-    if (!job) return;
+    if (!job) {
+      for (const auto& [image, n] : waiting) preallocator_.demand(image, n);
+      return;
+    }
 
     std::unique_lock lock(mu_);
     if (stop_) {

@@ -100,13 +100,44 @@ void Preallocator::returnVM(const TangoMachine& vm) {
     std::lock_guard lock(mu_);
     Pool& pool = poolFor(vm.name);
     pool.busy.erase(vm.id);
-    if (pool.size() < static_cast<std::size_t>(pool.target))
+    if (pool.size() < static_cast<std::size_t>(pool.want()))
       pool.free.emplace(vm.id, vm);
     else
       surplus_.push_back(vm);  // the pool shrank while the job ran
   }
   cv_.notify_all();
   if (onFree_) onFree_();
+}
+
+void Preallocator::demand(const std::string& image, std::size_t queued) {
+  if (!reuse_ || cfg_.poolMax <= 0) return;
+  {
+    std::lock_guard lock(mu_);
+    Pool& pool = poolFor(image);
+    const auto more = (queued + static_cast<std::size_t>(cfg_.poolGrowEvery) - 1) /
+                      static_cast<std::size_t>(cfg_.poolGrowEvery);
+    const int grown = static_cast<int>(std::min<std::size_t>(
+        more, static_cast<std::size_t>(std::max(cfg_.poolMax - pool.target, 0))));
+    if (grown <= pool.grown) return;
+    spdlog::info("preallocator: pool {} grows to {} VMs for {} queued jobs", image,
+                 pool.target + grown, queued);
+    pool.grown = grown;
+  }
+  cv_.notify_all();
+}
+
+void Preallocator::shrinkIdle() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [image, pool] : pools_) {
+    if (!pool.busy.empty()) pool.lastBusy = now;
+    if (pool.grown == 0 || now - pool.lastBusy < std::chrono::seconds(cfg_.poolIdleSecs)) continue;
+    spdlog::info("preallocator: pool {} idle, back to {} VMs", image, pool.target);
+    pool.grown = 0;
+    while (pool.size() > static_cast<std::size_t>(pool.target) && !pool.free.empty()) {
+      surplus_.push_back(pool.free.begin()->second);
+      pool.free.erase(pool.free.begin());
+    }
+  }
 }
 
 void Preallocator::update(const std::string& image, int num, std::optional<int> cores,
@@ -152,7 +183,14 @@ void Preallocator::warmLoop() {
       }
     }
     if (!needy) {
-      cv_.wait(lock);
+      // A grown pool is watched for idleness; otherwise only events wake us.
+      bool grown = false;
+      for (auto& [name, pool] : pools_) grown = grown || pool.grown > 0;
+      if (grown)
+        cv_.wait_for(lock, std::chrono::seconds(1));
+      else
+        cv_.wait(lock);
+      shrinkIdle();
       continue;
     }
     TangoMachine vm = newMachine(image, *needy);
@@ -169,12 +207,14 @@ void Preallocator::warmLoop() {
     pool.warming.erase(vm.id);
     pool.lastWarmFailed = !init.ok;
     // Jobs waiting for this VM are woken however its making ended.
-    if (!init.ok || pool.spares() >= static_cast<std::size_t>(pool.target)) {
+    const auto room = static_cast<std::size_t>(pool.want());
+    const auto held = reuse_ ? pool.size() : pool.spares();  // the VM itself left `warming`
+    if (!init.ok || held >= room) {
       lock.unlock();
       if (onFree_) onFree_();
       lock.lock();
     }
-    if (init.ok && pool.spares() >= static_cast<std::size_t>(pool.target)) {
+    if (init.ok && held >= room) {
       // The pool shrank while this VM was being made (a prealloc to 0): it
       // must not join, or a pool set to 0 would keep a VM for good.
       surplus_.push_back(vm);

@@ -11,6 +11,7 @@
 // when the job took the pool's last ready VM (wantsSpare): jobs that follow
 // one another find a ready VM without every warm job sharing the engine
 // with a container start.
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -67,6 +68,9 @@ class Preallocator {
   // run, one at a time, each on a VM made for it).
   void update(const std::string& image, int num, std::optional<int> cores,
               std::optional<int> memory);
+  // `queued` jobs of `image` wait for its full pool: a pool of reused VMs
+  // grows (POOL_MAX, POOL_GROW_EVERY); it shrinks when idle (POOL_IDLE_SECS).
+  void demand(const std::string& image, std::size_t queued);
   std::optional<PoolState> pool(const std::string& image) const;
   std::map<std::string, PoolState> pools() const;
   std::size_t busyCount() const;
@@ -74,6 +78,8 @@ class Preallocator {
  private:
   struct Pool {
     int target = 0;
+    int grown = 0;  // VMs beyond target while its queue asks for them (demand)
+    std::chrono::steady_clock::time_point lastBusy = std::chrono::steady_clock::now();
     std::optional<int> cores, memory;
     std::map<std::int64_t, TangoMachine> free, busy, warming;
     bool lastWarmFailed = false;  // the latest VM made for the pool failed
@@ -81,7 +87,8 @@ class Preallocator {
     // Ready or being made: what the warmers keep at `target`.
     std::size_t spares() const { return free.size() + warming.size(); }
     // Jobs of the image at once.
-    std::size_t capacity() const { return static_cast<std::size_t>(std::max(target, 1)); }
+    std::size_t capacity() const { return static_cast<std::size_t>(std::max(want(), 1)); }
+    int want() const { return target + grown; }
     // Whether a warmer should make one more spare now. A job's replacement
     // is made when the job takes its VM if that left no VM ready (the next
     // job would wait for it); otherwise once the job has ended, since a
@@ -92,7 +99,7 @@ class Preallocator {
     // billed while it runs) are Tango's pool instead: `target` VMs in all,
     // busy or free, each back in the pool after its job.
     bool wantsSpare(bool reuse) const {
-      const auto want = static_cast<std::size_t>(target);
+      const auto want = static_cast<std::size_t>(this->want());
       if (reuse) return size() < want;
       return spares() < want && (free.empty() || busy.size() + spares() < want);
     }
@@ -100,6 +107,7 @@ class Preallocator {
   Pool& poolFor(const std::string& image);  // mu_ held
   TangoMachine newMachine(const std::string& image, const Pool& pool);
   void warmLoop();
+  void shrinkIdle();  // mu_ held
 
   const Config& cfg_;
   Vmms& vmms_;
