@@ -90,6 +90,10 @@ TEST(SshConfig, BadMachinesNameTheKey) {
       {"[[SSH_MACHINES]]\naddress = \"h\"\nkey = \"/k\"\nsudo = true\n", "SSH_MACHINES[0].sudo"},
       {kMachine + kMachine, "SSH_MACHINES[1].name"},
       {"SSH_MACHINES = 3\n", "SSH_MACHINES"},
+      {"[[SSH_MACHINES]]\naddress = \"h\"\nkey = \"/k\"\ngrading_users = [\"a\", \"a\"]\n",
+       "SSH_MACHINES[0].grading_users"},
+      {"[[SSH_MACHINES]]\naddress = \"h\"\nkey = \"/k\"\nuser = \"g\"\ngrading_users = [\"g\"]\n",
+       "SSH_MACHINES[0].grading_users"},
   };
   for (const auto& c : cases) {
     const std::string msg = errorOf([&] { fromToml(c.toml); });

@@ -1035,6 +1035,19 @@ class Double:
                     uniq.append(g)
             groups = uniq
             self.dry_run(p)
+            # EC2's idempotency: a ClientToken seen before in this account
+            # answers with the instances that token launched, launching none.
+            token = p.get("ClientToken", "")
+            if token:
+                prior = [self.instances[i] for i in self.order
+                         if self.instances[i].account is account
+                         and self.instances[i].client_token == token]
+                if prior:
+                    return [("reservationId", prior[0].reservation),
+                            ("ownerId", account.owner_id),
+                            ("groupSet", [("item", [("groupId", g.id), ("groupName", g.name)])
+                                          for g in prior[0].groups]),
+                            ("instancesSet", [self.instance_xml(i) for i in prior])]
             if self.insufficient > 0:
                 self.insufficient -= 1
                 raise ApiError(

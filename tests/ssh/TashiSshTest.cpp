@@ -118,6 +118,19 @@ TEST_F(TashiSshReuseTest, AReusedMachineCarriesNothingOfThePreviousJob) {
   EXPECT_NE(out1->find("left"), std::string::npos) << *out1;
   auto job1 = waitDead(first);
   ASSERT_TRUE(job1);
+  // A process of the grading user that no job started (as cron would), from
+  // an execute-only binary: the reset after the next job must kill it too
+  // (found by its real uid in /proc/PID/status, as the reset looks).
+  std::string planted;
+  ASSERT_EQ(machines->runOn(started[0],
+                            "cp /bin/sleep /usr/local/bin/hidden-sleep && chmod 0711 "
+                            "/usr/local/bin/hidden-sleep && setpriv --reuid=autograde "
+                            "--regid=autograde --clear-groups setsid /usr/local/bin/hidden-sleep "
+                            "4242 </dev/null >/dev/null 2>&1 & sleep 0.3; stat -c %U /proc/$(pgrep "
+                            "-f 'hidden-sleep 4242' 2>/dev/null || echo 1)",
+                            &planted),
+            0)
+      << planted;
   // The next job looks for them, on the same VM.
   auto second = submit(
       "lab",
@@ -140,8 +153,8 @@ TEST_F(TashiSshReuseTest, AReusedMachineCarriesNothingOfThePreviousJob) {
   std::string left;
   machines->runOn(started[0],
                   "find /home/autograde /tmp /var/tmp -mindepth 1 -user autograde; "
-                  "for p in /proc/[0-9]*; do [ $(stat -c %u $p) = $(id -u autograde) ] && echo "
-                  "proc $p; done; true",
+                  "awk -v u=$(id -u autograde) '$1 == \"Uid:\" && $2 == u { print FILENAME }' "
+                  "/proc/[0-9]*/status; true",
                   &left);
   EXPECT_EQ(left, "");
 }

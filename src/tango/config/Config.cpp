@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <set>
 #include <sstream>
 #include <string_view>
 
@@ -473,6 +474,14 @@ void applySshMachines(Config& c, const toml::node& node) {
       }
     }
     if (m.address.empty()) throw ConfigError(at + ".address: missing");
+    // Each grading user is one job at a time, and is reset (every process
+    // killed, its home emptied) after each: never twice, never the login.
+    std::set<std::string> users(m.gradingUsers.begin(), m.gradingUsers.end());
+    if (users.size() != m.gradingUsers.size())
+      throw ConfigError(at + ".grading_users: a user is listed twice");
+    if (users.count(m.user))
+      throw ConfigError(at + ".grading_users: must not include the login user \"" + m.user +
+                        "\" (a reset kills its processes and empties its home)");
     if (!haveKey)
       throw ConfigError(at + ".key: missing (the private key the service logs in with)");
     if (m.name.empty()) m.name = m.address + (m.port == 22 ? "" : "_" + std::to_string(m.port));

@@ -64,14 +64,16 @@ void JobManager::dispatch() {
       const bool fresh =
           (vmms_.diskSetAtCreation() && j.limits.diskMb && *j.limits.diskMb != cfg_.vmDiskLimit) ||
           (j.accessKeyId && j.accessKey);
+      // Jobs that pool VMs could serve ask the pool to grow (demand).
+      const bool poolable = !(j.accessKeyId && j.accessKey);
       if (full.count({j.vm.name, fresh})) {
-        ++waiting[j.vm.name];
+        if (poolable) ++waiting[j.vm.name];
         return false;
       }
       alloc = preallocator_.allocVM(j.vm.name, fresh);
       if (!alloc) {
         full.insert({j.vm.name, fresh});
-        ++waiting[j.vm.name];
+        if (poolable) ++waiting[j.vm.name];
       }
       return alloc.has_value();
     });

@@ -114,6 +114,7 @@ void Preallocator::demand(const std::string& image, std::size_t queued) {
   {
     std::lock_guard lock(mu_);
     Pool& pool = poolFor(image);
+    pool.lastBusy = std::chrono::steady_clock::now();  // a queue is not idleness
     const auto more = (queued + static_cast<std::size_t>(cfg_.poolGrowEvery) - 1) /
                       static_cast<std::size_t>(cfg_.poolGrowEvery);
     const int grown = static_cast<int>(std::min<std::size_t>(

@@ -180,8 +180,13 @@ std::vector<Instance> Client::runInstance(const std::string& ami, const std::str
                                           const std::string& keyName,
                                           const std::vector<std::string>& securityGroups,
                                           const std::map<std::string, std::string>& tags,
+                                          const std::string& clientToken,
                                           Clock::time_point deadline) {
-  Params p{{"ImageId", ami}, {"MinCount", "1"}, {"MaxCount", "1"}, {"InstanceType", type}};
+  Params p{{"ImageId", ami},
+           {"MinCount", "1"},
+           {"MaxCount", "1"},
+           {"InstanceType", type},
+           {"ClientToken", clientToken}};
   if (!keyName.empty()) p.emplace_back("KeyName", keyName);
   int g = 0;
   for (const auto& sg : securityGroups)
@@ -276,6 +281,7 @@ void Client::deleteKeyPair(const std::string& name, Clock::time_point deadline) 
 
 std::string Client::ensureSecurityGroup(const std::string& name, const std::string& sshCidr,
                                         Clock::time_point deadline) {
+  std::string id;
   {
     Doc d(call("DescribeSecurityGroups",
                {{"Filter.1.Name", "group-name"}, {"Filter.1.Value.1", name}}, deadline));
@@ -283,20 +289,28 @@ std::string Client::ensureSecurityGroup(const std::string& name, const std::stri
     if (d.root()) findAll(d.root(), "securityGroupInfo", sets);
     for (xmlNode* s : sets)
       for (xmlNode* it : items(s))
-        if (textOf(it, "groupName") == name) return textOf(it, "groupId");
+        if (textOf(it, "groupName") == name) id = textOf(it, "groupId");
   }
-  Doc made(call("CreateSecurityGroup",
-                {{"GroupName", name},
-                 {"GroupDescription", "Tango autograding instances: SSH from the service only"}},
-                deadline));
-  const std::string id = textOf(made.root(), "groupId");
-  call("AuthorizeSecurityGroupIngress",
-       {{"GroupId", id},
-        {"IpPermissions.1.IpProtocol", "tcp"},
-        {"IpPermissions.1.FromPort", "22"},
-        {"IpPermissions.1.ToPort", "22"},
-        {"IpPermissions.1.IpRanges.1.CidrIp", sshCidr}},
-       deadline);
+  if (id.empty()) {
+    Doc made(call("CreateSecurityGroup",
+                  {{"GroupName", name},
+                   {"GroupDescription", "Tango autograding instances: SSH from the service only"}},
+                  deadline));
+    id = textOf(made.root(), "groupId");
+  }
+  // Also on a group that exists: one made by a run that died before this
+  // call would otherwise admit nothing, and every VM would fail waitVM.
+  try {
+    call("AuthorizeSecurityGroupIngress",
+         {{"GroupId", id},
+          {"IpPermissions.1.IpProtocol", "tcp"},
+          {"IpPermissions.1.FromPort", "22"},
+          {"IpPermissions.1.ToPort", "22"},
+          {"IpPermissions.1.IpRanges.1.CidrIp", sshCidr}},
+         deadline);
+  } catch (const Ec2Error& e) {
+    if (e.code != "InvalidPermission.Duplicate") throw;
+  }
   return id;
 }
 

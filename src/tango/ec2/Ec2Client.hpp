@@ -60,11 +60,13 @@ class Client {
   // One action with its parameters; the answer's XML. Throws Ec2Error.
   std::string call(const std::string& action, const Params& params, Clock::time_point deadline);
 
+  // `clientToken` makes the call idempotent (EC2 answers a repeat with the
+  // instance the first launched): a retry after a lost answer launches none.
   std::vector<Instance> runInstance(const std::string& ami, const std::string& type,
                                     const std::string& keyName,
                                     const std::vector<std::string>& securityGroups,
                                     const std::map<std::string, std::string>& tags,
-                                    Clock::time_point deadline);
+                                    const std::string& clientToken, Clock::time_point deadline);
   // Filters: name -> values (tag:Name, instance-state-name...).
   std::vector<Instance> describeInstances(
       const std::map<std::string, std::vector<std::string>>& filters,

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tango/util/Fd.hpp"
+#include "tango/util/Sha256.hpp"
 
 namespace tango {
 
@@ -35,6 +36,13 @@ std::string Ec2SshVmms::describeError(const ec2::Ec2Error& e) const {
 }
 
 std::string Ec2SshVmms::preflight() {
+  // getVMs runs it first at start-up (it needs the client); once is enough,
+  // and its answer stands.
+  if (!preflighted_) preflighted_ = checkAccount();
+  return *preflighted_;
+}
+
+std::string Ec2SshVmms::checkAccount() {
   struct stat st {};
   if (::stat(settings_.keyPath.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
     return "SECURITY_KEY_PATH: " + settings_.keyPath.string() + " is not a readable file";
@@ -118,9 +126,9 @@ StepResult Ec2SshVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
       if (auto why = prepareOwnAccount(*client, vm, name, keyFile, groups, deadline); !why.empty())
         return StepResult::failure(why);
     }
-    auto launched =
-        client->runInstance(*ami, ec2::instanceTypeFor(settings_, vm.cores, vm.memory), keyName,
-                            groups, {{"Name", name}, {kPrefixTag, cfg_.prefix}}, deadline);
+    auto launched = client->runInstance(
+        *ami, ec2::instanceTypeFor(settings_, vm.cores, vm.memory), keyName, groups,
+        {{"Name", name}, {kPrefixTag, cfg_.prefix}}, sha256Hex(name).substr(0, 32), deadline);
     if (launched.empty()) return StepResult::failure("EC2: RunInstances launched nothing");
     id = launched.front().id;
     {
@@ -241,16 +249,14 @@ StepResult Ec2SshVmms::resetVM(const TangoMachine& vm) {
   return SshJobs::reset(*session, SshJobs::kGradingUser, kResetTimeout);
 }
 
-std::optional<std::string> Ec2SshVmms::instanceIdOf(const TangoMachine& vm) {
-  const std::string name = instanceName(cfg_.prefix, vm);
+std::optional<std::string> Ec2SshVmms::instanceIdOf(const std::string& name, ec2::Client& client) {
   {
     std::lock_guard lock(mu_);
     if (auto it = vms_.find(name); it != vms_.end() && !it->second.instanceId.empty())
       return it->second.instanceId;
   }
-  if (!client_) return std::nullopt;
-  // A VM of an earlier run of the service (getVMs at start-up).
-  auto found = client_->describeInstances(
+  // A VM of an earlier run, or one whose RunInstances answer never came.
+  auto found = client.describeInstances(
       {{"tag:Name", {name}},
        {"instance-state-name", {"pending", "running", "stopping", "stopped"}}},
       {}, Clock::now() + kApiTimeout);
@@ -259,63 +265,63 @@ std::optional<std::string> Ec2SshVmms::instanceIdOf(const TangoMachine& vm) {
 }
 
 StepResult Ec2SshVmms::destroyVM(const TangoMachine& vm) {
-  const std::string name = instanceName(cfg_.prefix, vm);
+  return terminate(instanceName(cfg_.prefix, vm)).result;
+}
+
+// Terminates the VM's instance and drops its record. A VM of a job's own
+// account keeps its key pair and account file until safeDestroyVM has seen
+// the instance gone (or a restart has): they are the only way back to it.
+Ec2SshVmms::Terminated Ec2SshVmms::terminate(const std::string& name) {
   jobs_.forget(name);
-  auto client = clientOf(name);
-  bool own = false;
-  try {
-    std::optional<std::string> id;
-    std::shared_ptr<ssh::Session> session;
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = vms_.find(name); it != vms_.end()) {
-        session = it->second.session;
-        own = it->second.client != nullptr;
-        if (!it->second.instanceId.empty()) id = it->second.instanceId;
-      }
-    }
-    if (!id && !own) id = instanceIdOf(vm);
-    if (session) session->forget();  // its known-hosts file goes with it
-    if (id && client) {
-      client->terminateInstances({*id}, Clock::now() + kApiTimeout);
-      spdlog::info("ec2SSH: terminating {} ({})", name, *id);
-    }
-    if (own) forgetOwnAccount(*client, name);
+  Terminated t;
+  std::shared_ptr<ssh::Session> session;
+  {
     std::lock_guard lock(mu_);
-    Vm& rec = vms_[name];
-    rec.session.reset();
-    if (id) rec.instanceId = *id;  // for safeDestroyVM's wait
-    return StepResult::success();
-  } catch (const ec2::Ec2Error& e) {
-    if (own) forgetOwnAccount(*client, name);
-    if (e.code == "InvalidInstanceID.NotFound") return StepResult::success();
-    return StepResult::failure(describeError(e));
+    if (auto it = vms_.find(name); it != vms_.end()) {
+      session = it->second.session;
+      t.client = it->second.client;
+      t.own = t.client != nullptr;
+      if (!it->second.instanceId.empty()) t.id = it->second.instanceId;
+      vms_.erase(it);
+    }
   }
+  if (!t.client) t.client = client_;
+  if (session) session->forget();  // its known-hosts file goes with it
+  if (!t.client) return t;
+  try {
+    if (t.id.empty())
+      if (auto id = instanceIdOf(name, *t.client)) t.id = *id;
+    if (!t.id.empty()) {
+      t.client->terminateInstances({t.id}, Clock::now() + kApiTimeout);
+      spdlog::info("ec2SSH: terminating {} ({})", name, t.id);
+    }
+  } catch (const ec2::Ec2Error& e) {
+    if (e.code != "InvalidInstanceID.NotFound") t.result = StepResult::failure(describeError(e));
+  }
+  return t;
 }
 
 StepResult Ec2SshVmms::safeDestroyVM(const TangoMachine& vm) {
   const std::string name = instanceName(cfg_.prefix, vm);
-  auto client = clientOf(name);
-  auto r = destroyVM(vm);
-  std::string id;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = vms_.find(name); it != vms_.end()) id = it->second.instanceId;
-    vms_.erase(name);
-  }
-  if (!r.ok || id.empty() || !client) return r;
+  auto t = terminate(name);
+  if (!t.result.ok || !t.client) return t.result;
+  auto gone = [&] {
+    if (t.own) forgetOwnAccount(*t.client, name);
+    return StepResult::success();
+  };
+  if (t.id.empty()) return gone();
   const auto deadline = Clock::now() + std::chrono::seconds(cfg_.initializeVmTimeout);
   try {
     while (Clock::now() < deadline) {
-      auto found = client->describeInstances({}, {id}, deadline);
-      if (found.empty() || found.front().state == "terminated") return StepResult::success();
+      auto found = t.client->describeInstances({}, {t.id}, deadline);
+      if (found.empty() || found.front().state == "terminated") return gone();
       std::this_thread::sleep_for(500ms);
     }
   } catch (const ec2::Ec2Error& e) {
-    if (e.code == "InvalidInstanceID.NotFound") return StepResult::success();
+    if (e.code == "InvalidInstanceID.NotFound") return gone();
     return StepResult::failure(describeError(e));
   }
-  return StepResult::failure("EC2: instance " + id + " not terminated in time");
+  return StepResult::failure("EC2: instance " + t.id + " not terminated in time");
 }
 
 std::shared_ptr<ec2::Client> Ec2SshVmms::clientOf(const std::string& name) {
@@ -367,16 +373,17 @@ void Ec2SshVmms::cleanUpOwnAccounts() {
         spdlog::info("ec2SSH: terminating leftover {} in a job's own account", name);
         client.terminateInstances(ids, Clock::now() + kApiTimeout);
       }
+      forgetOwnAccount(client, name);
     } catch (const ec2::Ec2Error& err) {
+      // Kept for the next start: the account file is the only way back.
       spdlog::warn("ec2SSH: cannot clean up {}: {}", name, describeError(err));
     }
-    forgetOwnAccount(client, name);
   }
 }
 
 std::vector<TangoMachine> Ec2SshVmms::getVMs() {
   std::vector<TangoMachine> out;
-  if (!client_) {
+  {
     // Called before preflight at start-up: find the credentials first.
     if (auto why = preflight(); !why.empty()) {
       spdlog::error("ec2SSH: cannot list instances: {}", why);

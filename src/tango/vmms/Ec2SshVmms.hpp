@@ -79,14 +79,23 @@ class Ec2SshVmms : public Vmms {
                                 std::vector<std::string>& groups, ec2::Clock::time_point deadline);
   std::shared_ptr<ssh::Session> sessionOf(const TangoMachine& vm);
   std::optional<std::string> amiFor(const std::string& image, ec2::Clock::time_point deadline);
-  std::optional<std::string> instanceIdOf(const TangoMachine& vm);
+  std::optional<std::string> instanceIdOf(const std::string& name, ec2::Client& client);
+  struct Terminated {
+    StepResult result;
+    std::string id;                       // the instance, if one was found
+    std::shared_ptr<ec2::Client> client;  // of its account
+    bool own = false;                     // a job's own account
+  };
+  Terminated terminate(const std::string& name);
   std::string describeError(const ec2::Ec2Error& e) const;
 
   Config cfg_;
   ec2::Settings settings_;
   std::map<std::string, std::string> env_;
   std::filesystem::path home_;
-  std::shared_ptr<ec2::Client> client_;  // made by preflight, once credentials are found
+  std::string checkAccount();               // preflight's work
+  std::optional<std::string> preflighted_;  // preflight's answer, once known
+  std::shared_ptr<ec2::Client> client_;     // made by preflight, once credentials are found
   std::string endpoint_;
   std::string credentialSource_;
   std::vector<std::string> groups_;  // security groups instances join

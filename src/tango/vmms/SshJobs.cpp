@@ -28,17 +28,23 @@ $(getent passwd "$u")
 EOF
 [ -n "${uid:-}" ] || { echo "no user $u"; exit 3; }
 [ "$uid" -ne 0 ] || { echo "refusing to reset root"; exit 3; }
-case "$home" in /home/?*) ;; *) echo "home of $u is '$home', not below /home"; exit 3;; esac
-# Few processes: this runs after every job, on the next job's path.
-alive() { [ -n "$(find /proc -mindepth 1 -maxdepth 1 -name '[0-9]*' -user "$uid" -print -quit)" ]; }
+case "$home" in /home/*/*|*..*) echo "home of $u is '$home', not /home/<name>"; exit 3;; /home/?*) ;; *) echo "home of $u is '$home', not below /home"; exit 3;; esac
+# A process counts by its real uid (/proc/PID/status): a non-dumpable one
+# has a /proc directory owned by root. Few processes: this runs after every
+# job, on the next job's path.
+alive() { awk -v u="$uid" '$1 == "Uid:" && $2 == u { f = 1; exit } END { exit !f }' /proc/[0-9]*/status 2>/dev/null; }
+kill_all() { setpriv --reuid="$uid" --regid="$gid" --clear-groups /bin/sh -c 'kill -9 -1' 2>/dev/null; }
+# cron and at first, so nothing of the user starts while it is killed.
+[ -e "/var/spool/cron/crontabs/$u" ] && crontab -r -u "$u" 2>/dev/null
+[ -d /var/spool/cron/atjobs ] && find /var/spool/cron/atjobs -mindepth 1 -user "$uid" -delete 2>/dev/null
+kill_all
 n=0
 while alive; do
   [ $n -lt 20 ] || { echo "processes of $u survive"; exit 4; }
-  setpriv --reuid="$uid" --regid="$gid" --clear-groups /bin/sh -c 'kill -9 -1' 2>/dev/null
+  kill_all
   n=$((n + 1))
   sleep 0.1
 done
-[ -e "/var/spool/cron/crontabs/$u" ] && crontab -r -u "$u" 2>/dev/null
 set -- /tmp /var/tmp /dev/shm
 find "$home" -mindepth 1 -delete 2>/dev/null
 find "$@" -mindepth 1 -user "$uid" -delete 2>/dev/null
@@ -84,6 +90,9 @@ StepResult SshJobs::copyIn(const std::string& vm, const std::vector<InputFile>& 
   if (r.running) return StepResult::failure("a job is already running on " + vm);
   r.forgotten = false;
   r.input = std::move(entries);
+  // A reused VM: the previous job's output is not this one's partial output.
+  r.live.reset();
+  r.output.clear();
   return StepResult::success();
 }
 
@@ -220,6 +229,11 @@ StepResult SshJobs::reset(ssh::Session& session, const std::string& gradingUser,
   };
   auto r = session.run(asRoot(session, "/bin/sh -s -- " + gradingUser), kResetScript,
                        Clock::now() + timeout, sink, sink);
+  // A reset that runs out of time (a job left a million files) is the
+  // slot's failure; one ssh could not run is the machine's ("ssh to ...").
+  if (r.timedOut)
+    return StepResult::failure("reset of " + session.target().shown() + " took longer than " +
+                               std::to_string(timeout.count()) + " s");
   if (!r.error.empty()) return StepResult::failure("reset: " + r.error);
   if (r.exitCode != 0 || out.find("tango-reset-ok") == std::string::npos)
     return StepResult::failure("reset of " + session.target().shown() + " failed (" +

@@ -91,35 +91,53 @@ void TashiSshVmms::takeOutOfService(std::size_t i, const std::string& why) {
   spdlog::warn("tashiSSH: machine {} out of service: {}", machines_[i].conf.name, why);
 }
 
+void TashiSshVmms::resetFailed(std::size_t machine, const std::string& user,
+                               const std::string& why) {
+  if (why.find("ssh to ") != std::string::npos) {
+    takeOutOfService(machine, why);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (auto& s : slots_)
+      if (s.machine == machine && s.user == user) s.broken = true;
+  }
+  spdlog::warn("tashiSSH: machine {}: grading user {} not reused until a reset succeeds: {}",
+               machines_[machine].conf.name, user, why);
+}
+
 void TashiSshVmms::healthLoop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
     cv_.wait_for(lock, kHealthEvery, [this] { return stop_; });
     if (stop_) return;
-    std::vector<std::size_t> down;
-    for (std::size_t i = 0; i < machines_.size(); ++i) {
-      if (machines_[i].inService) continue;
-      // Only a machine none of whose slots is held (a job that failed there
-      // may still be destroying its VM).
-      bool held = false;
-      for (const auto& s : slots_) held = held || (s.machine == i && !s.vm.empty());
-      if (!held) down.push_back(i);
+    // Machines out of service, and broken slots of machines in service,
+    // each with the grading users to reset before they are used again: the
+    // free slots' (a slot an idle pool VM holds was reset after its job).
+    std::map<std::size_t, std::vector<std::string>> todo;
+    for (const auto& s : slots_) {
+      const bool down = !machines_[s.machine].inService;
+      if (down || s.broken) {
+        auto& users = todo[s.machine];
+        if (s.vm.empty() || s.broken) users.push_back(s.user);
+      }
     }
     lock.unlock();
-    for (auto i : down) {
-      // resetMachine does its own checks; a failure keeps it out (and quiet).
+    for (auto& [i, users] : todo) {
       Machine& m = machines_[i];
       if (!SshJobs::probe(*m.session, 10s).ok) continue;
-      bool clean = true;
-      for (const auto& user : m.conf.gradingUsers)
-        clean = clean && SshJobs::reset(*m.session, user, kResetTimeout).ok;
-      if (!clean) continue;
-      {
-        std::lock_guard l(mu_);
+      std::vector<std::string> clean;
+      for (const auto& user : users)
+        if (SshJobs::reset(*m.session, user, kResetTimeout).ok) clean.push_back(user);
+      std::lock_guard l(mu_);
+      for (auto& s : slots_)
+        if (s.machine == i && std::find(clean.begin(), clean.end(), s.user) != clean.end())
+          s.broken = false;
+      if (!m.inService && clean.size() == users.size()) {
         m.inService = true;
         m.why.clear();
+        spdlog::info("tashiSSH: machine {} back in service", m.conf.name);
       }
-      spdlog::info("tashiSSH: machine {} back in service", m.conf.name);
       cv_.notify_all();
     }
     lock.lock();
@@ -146,7 +164,7 @@ StepResult TashiSshVmms::initializeVM(const TangoMachine& vm, std::chrono::secon
       if (!s.vm.empty()) ++busy[s.machine];
     for (auto& s : slots_) {
       const Machine& m = machines_[s.machine];
-      if (!s.vm.empty() || !m.inService) continue;
+      if (!s.vm.empty() || s.broken || !m.inService) continue;
       const auto& imgs = m.conf.images;
       if (std::find(imgs.begin(), imgs.end(), image) == imgs.end()) continue;
       if (!got || busy[s.machine] < busy[got->machine]) got = &s;
@@ -203,7 +221,7 @@ StepResult TashiSshVmms::resetVM(const TangoMachine& vm) {
   if (!c) return StepResult::failure("no machine was claimed for this VM");
   auto r = SshJobs::reset(*c->machine->session, c->user, kResetTimeout);
   if (!r.ok) {
-    takeOutOfService(static_cast<std::size_t>(c->machine - machines_.data()), r.error);
+    resetFailed(static_cast<std::size_t>(c->machine - machines_.data()), c->user, r.error);
     release(instanceName(cfg_.prefix, vm));
   }
   return r;
@@ -234,7 +252,7 @@ StepResult TashiSshVmms::destroyVM(const TangoMachine& vm) {
   }
   if (up) {
     if (auto r = SshJobs::reset(*c->machine->session, c->user, kResetTimeout); !r.ok)
-      takeOutOfService(i, r.error);
+      resetFailed(i, c->user, r.error);
   }
   release(name);
   return StepResult::success();

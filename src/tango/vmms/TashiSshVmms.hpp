@@ -64,8 +64,9 @@ class TashiSshVmms : public Vmms {
   };
   struct Slot {
     std::size_t machine = 0;
-    std::string user;  // its grading user
-    std::string vm;    // the VM's instance name; empty = free
+    std::string user;     // its grading user
+    std::string vm;       // the VM's instance name; empty = free
+    bool broken = false;  // its reset failed: not given out until one succeeds
   };
   struct Claim {
     Machine* machine;
@@ -73,6 +74,8 @@ class TashiSshVmms : public Vmms {
   };
   std::optional<Claim> claimOf(const TangoMachine& vm);
   void takeOutOfService(std::size_t machine, const std::string& why);
+  // A failed reset: the machine leaves service if ssh failed, else only the slot.
+  void resetFailed(std::size_t machine, const std::string& user, const std::string& why);
   void release(const std::string& vm);
   void healthLoop();
   bool resetMachine(std::size_t machine);
