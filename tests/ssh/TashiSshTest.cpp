@@ -174,8 +174,9 @@ TEST_F(TashiSshFailoverTest, AMachineThatStopsAnsweringLeavesServiceAndItsJobsRu
     ASSERT_GT(id, 0);
     ASSERT_TRUE(waitOutput("lab", "warm" + std::to_string(i) + ".out"));
   }
-  // m0 goes away; every job still finishes, on m1.
-  machines->stop(started[0]);
+  // m0 stops answering (frozen: it keeps its address, which a stopped
+  // container could lose to another test's); every job still finishes, on m1.
+  machines->pause(started[0]);
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 4; ++i) {
     ids.push_back(submitHello("after" + std::to_string(i) + ".out"));
@@ -188,7 +189,7 @@ TEST_F(TashiSshFailoverTest, AMachineThatStopsAnsweringLeavesServiceAndItsJobsRu
   }
   EXPECT_NE(tangod->log().find("machine m0 out of service"), std::string::npos);
   // It comes back once it answers again.
-  machines->startAgain(started[0]);
+  machines->unpause(started[0]);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline &&
          tangod->log().find("machine m0 back in service") == std::string::npos)
