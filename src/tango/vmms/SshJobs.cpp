@@ -36,7 +36,7 @@ alive() { awk -v u="$uid" '$1 == "Uid:" && $2 == u { f = 1; exit } END { exit !f
 kill_all() { setpriv --reuid="$uid" --regid="$gid" --clear-groups /bin/sh -c 'kill -9 -1' 2>/dev/null; }
 # cron and at first, so nothing of the user starts while it is killed.
 [ -e "/var/spool/cron/crontabs/$u" ] && crontab -r -u "$u" 2>/dev/null
-[ -d /var/spool/cron/atjobs ] && find /var/spool/cron/atjobs -mindepth 1 -user "$uid" -delete 2>/dev/null
+[ -d /var/spool/cron/atjobs ] && find /var/spool/cron/atjobs -mindepth 1 -user "$uid" -delete
 kill_all
 n=0
 while alive; do
@@ -45,11 +45,11 @@ while alive; do
   n=$((n + 1))
   sleep 0.1
 done
-set -- /tmp /var/tmp /dev/shm
-find "$home" -mindepth 1 -delete 2>/dev/null
-find "$@" -mindepth 1 -user "$uid" -delete 2>/dev/null
-left=$(find "$home" -mindepth 1 -print -quit; find "$@" -mindepth 1 -user "$uid" -print -quit 2>/dev/null)
-[ -z "$left" ] || { echo "left behind: $left"; exit 5; }
+set --
+for d in /tmp /var/tmp /dev/shm; do [ -d "$d" ] && set -- "$@" "$d"; done
+# find -delete fails when something cannot be removed: that is the check.
+find "$home" -mindepth 1 -delete || { echo "left behind in $home"; exit 5; }
+[ $# -eq 0 ] || find "$@" -mindepth 1 -user "$uid" -delete || { echo "left behind in $*"; exit 5; }
 alive && { echo "processes of $u survive"; exit 4; }
 echo tango-reset-ok
 )SH";
