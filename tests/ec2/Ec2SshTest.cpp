@@ -119,8 +119,8 @@ TEST_F(Ec2SshTest, HelloJobOnAFreshInstanceWhichIsTerminatedAfterwards) {
       << "says where the credentials came from";
 }
 
-TEST_F(Ec2SshTest, ThrottlingIsAnsweredWithBackoff) {
-  double_->control(R"({"throttle": 3})");
+TEST_F(Ec2SshTest, ThrottlingAndMissingCapacityAreAnsweredWithBackoff) {
+  double_->control(R"({"throttle": 3, "insufficientCapacity": 2})");
   auto id = submitHello("throttled.out");
   ASSERT_GT(id, 0);
   auto out = waitOutput("lab", "throttled.out", std::chrono::seconds(90));
@@ -129,6 +129,9 @@ TEST_F(Ec2SshTest, ThrottlingIsAnsweredWithBackoff) {
   auto job = waitDead(id);
   ASSERT_TRUE(job);
   EXPECT_EQ((*job)["retries"].as_int64(), 0) << "retried within the step, not as a new try";
+  // Two launches refused for capacity (besides any throttled), then one made.
+  EXPECT_GE(double_->calls("RunInstances"), 3);
+  EXPECT_EQ(double_->stats()["instances"].as_object().size(), 1u);
 }
 
 TEST_F(Ec2SshTest, AnInstanceThatNeverAnswersSshIsTerminatedAndTheJobRetried) {
