@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <optional>
+#include <regex>
 #include <thread>
 
 #include "HttpClient.hpp"
@@ -104,6 +105,19 @@ class ServiceTest : public ::testing::Test {
 // Tango's output header, timestamps matched by pattern.
 inline std::string ctimeRe() {
   return R"([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})";
+}
+
+// The whole output file of the hello example (examples/hello) submitted as
+// job `id` with output file hello.out, in Tango's format.
+inline std::regex helloOutputRe(std::int64_t id) {
+  const std::string t = ctimeRe();
+  return std::regex("Autograder \\[" + t + "\\]: Received job job-hello.out:" + std::to_string(id) +
+                    "\n" + "Autograder \\[" + t + "\\]: Success: Autodriver returned normally\n" +
+                    "Autograder \\[" + t + "\\]: Here is the output from the autograder:\n" +
+                    "---\n" + "Autodriver: Job exited with status 0\n" +
+                    "Hello from the sandbox\n" +
+                    R"(\{"scores": \{"hello": 100\}\}
+)");
 }
 
 }  // namespace tango::test

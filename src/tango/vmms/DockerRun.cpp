@@ -14,15 +14,6 @@ using namespace std::chrono_literals;
 using docker::TarEntry;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-// Extra result bytes allowed beyond the job's cap: the autodriver's status
-// lines and the elision marker. The autodriver caps; this bounds a broken one.
-constexpr std::int64_t kOutputSlack = 64 * 1024;
-constexpr std::size_t kStderrCap = 64 * 1024;
-
-}  // namespace
-
 bool DockerVmms::pidsLimited() {
   {
     std::lock_guard lock(mu_);
@@ -102,7 +93,7 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
       return r;
     }
     it->second.running = true;
-    it->second.live = std::make_shared<LiveOutput>();
+    it->second.live = std::make_shared<LiveHead>();
     it->second.output.clear();
   }
   RunResult r;
@@ -130,12 +121,8 @@ RunResult DockerVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
 
 RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const TangoMachine& vm) {
   RunResult result;
-  // The job as the waiting autodriver reads it (StdinJob.hpp): its flags,
-  // then its files.
-  std::string args;
-  for (const auto& a : autodriverFlags(spec)) args += a + '\0';
-  std::vector<TarEntry> entries{{"args", TarEntry::Kind::File, std::move(args), 0644}};
-  std::shared_ptr<LiveOutput> live;
+  std::vector<TarEntry> files;
+  std::shared_ptr<LiveHead> live;
   {
     std::lock_guard lock(mu_);
     auto it = containers_.find(name);
@@ -143,28 +130,21 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
       result.error = "the VM was destroyed before the job ran";
       return result;
     }
-    for (auto& e : it->second.input) entries.push_back(std::move(e));
-    it->second.input.clear();
+    files = std::exchange(it->second.input, {});
     live = it->second.live;
   }
-  std::chrono::seconds hard = spec.hardTimeout;
-  if (hard <= 0s) hard = std::chrono::seconds(std::max(spec.timeoutSecs, 0)) + 30s;
-  const std::string tar = docker::makeTar(entries);
-  entries.clear();
+  const std::chrono::seconds hard = hardTimeoutOf(spec);
+  // The job as the waiting autodriver reads it (StdinJob.hpp).
+  const std::string tar = jobStream(autodriverFlags(spec), std::move(files));
   // The autodriver's stdout: the output's head as it grows (the partial
   // output), then the result.
   const std::int64_t cap = outputCap(spec);
   AutodriverFrames frames(static_cast<std::size_t>(cap),
-                          static_cast<std::size_t>(cap + kOutputSlack),
-                          [&live](std::string_view head) {
-                            std::lock_guard lock(live->mu);
-                            live->head.append(head);
-                          });
-  std::string err;
-  const auto errSink = [&err](std::string_view c) {
-    if (err.size() < kStderrCap)
-      err.append(c.substr(0, std::min(c.size(), kStderrCap - err.size())));
-  };
+                          static_cast<std::size_t>(cap + kAutodriverOutputSlack),
+                          [&live](std::string_view head) { live->append(head); });
+  StderrTail stderrTail;
+  const std::string& err = stderrTail.text;
+  const auto errSink = [&stderrTail](std::string_view c) { stderrTail(c); };
   int code = -1;
   try {
     auto att = engine_.attach(name, 30s);
@@ -188,31 +168,17 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
     result.error = e.what();
     return result;
   }
-  result.usage = parseUsageLine(err);
   if (code < 0 || code > 3) {
-    // 126/127: the autodriver could not be started; 137: killed under it.
     auto st = engine_.inspectContainer(name);
     if (st && st->oomKilled) {
+      result.usage = parseUsageLine(err);
       result.notice = memoryNotice(vm, spec);
       result.error = "the container was killed by the memory limit";
       return result;
     }
-    result.error = "the autodriver exited with " + std::to_string(code) +
-                   (err.empty() ? "" : ": " + stderrExcerpt(err));
-    return result;
   }
-  if (frames.error()) {
-    result.error = *frames.error() + (err.empty() ? "" : "; " + stderrExcerpt(err));
-    return result;
-  }
-  // 0 and 2 (a timeout) come with a result; 1 and 3 may not.
-  if ((code == 0 || code == 2) && !frames.complete()) {
-    result.error = "the autodriver exited with " + std::to_string(code) + " without its result" +
-                   (err.empty() ? "" : ": " + stderrExcerpt(err));
-    return result;
-  }
-  result.status = code;
-  if (code != 0 && code != 2) result.error = stderrExcerpt(err);
+  result = runResultOf(code, frames, err);
+  if (result.status < 0) return result;
   // A job ended by a cgroup limit looks like any failing make: say why,
   // from the counters the autodriver read (-E).
   if (result.usage && result.usage->oomKills > 0)

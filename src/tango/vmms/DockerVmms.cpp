@@ -159,18 +159,15 @@ StepResult DockerVmms::waitVM(const TangoMachine& vm, std::chrono::seconds timeo
 StepResult DockerVmms::copyIn(const TangoMachine& vm, const std::vector<InputFile>& files,
                               std::chrono::seconds) {
   // The files go with the job into the autodriver's stdin (runJob).
-  std::vector<TarEntry> entries;
-  for (const auto& f : files) {
-    auto bytes = readFileUpTo(f.localFile, cfg_.maxInputFileSize);
-    if (!bytes) return StepResult::failure("cannot read input file " + f.destFile);
-    entries.push_back({"job/" + f.destFile, TarEntry::Kind::File, std::move(*bytes), 0644});
-  }
+  std::string error;
+  auto entries = jobFiles(files, cfg_.maxInputFileSize, error);
+  if (!entries) return StepResult::failure(error);
   const std::string name = containerName(vm);
   std::lock_guard lock(mu_);
   auto it = containers_.find(name);
   if (it == containers_.end())
     return StepResult::failure("container " + name + " was not prepared");
-  it->second.input = std::move(entries);
+  it->second.input = std::move(*entries);
   return StepResult::success();
 }
 
@@ -275,15 +272,14 @@ std::vector<std::string> DockerVmms::getImages() {
 
 std::optional<std::string> DockerVmms::getPartialOutput(const TangoMachine& vm) {
   // What runJob has read of the output's head so far (AutodriverFrames).
-  std::shared_ptr<LiveOutput> live;
+  std::shared_ptr<LiveHead> live;
   {
     std::lock_guard lock(mu_);
     auto it = containers_.find(containerName(vm));
     if (it == containers_.end() || !it->second.running || !it->second.live) return std::nullopt;
     live = it->second.live;
   }
-  std::lock_guard lock(live->mu);
-  return live->head;
+  return live->get();
 }
 
 StepResult DockerVmms::buildImage(const std::string& imageName, const fs::path& tarball) {

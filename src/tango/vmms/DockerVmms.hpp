@@ -28,6 +28,7 @@
 #include "tango/config/Config.hpp"
 #include "tango/docker/Engine.hpp"
 #include "tango/docker/Tar.hpp"
+#include "tango/vmms/AutodriverRun.hpp"
 #include "tango/vmms/Vmms.hpp"
 
 namespace tango {
@@ -84,18 +85,12 @@ class DockerVmms : public Vmms {
     Entries setup;           // what a container needs first; empty: nothing
     std::string home;        // the grading user's, under /home/: the job's tmpfs
   };
-  // The head of a running job's output, as runJob reads it; behind its own
-  // lock, so the reader's many small appends never wait on mu_.
-  struct LiveOutput {
-    std::mutex mu;
-    std::string head;  // guarded by mu
-  };
   // Per container, from initializeVM to destroyVM.
   struct Container {
     bool readOnly = false;
     std::vector<docker::TarEntry> input;  // the job's files, read by copyIn
     std::string output;                   // the run's result, for copyOut
-    std::shared_ptr<LiveOutput> live;     // from runJob on: the output's head
+    std::shared_ptr<LiveHead> live;       // from runJob on: the output's head
     bool running = false;
     bool destroyed = false;  // destroyVM came while the job ran
   };

@@ -15,9 +15,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::int64_t kOutputSlack = 64 * 1024;  // status lines beyond the cap
-constexpr std::size_t kStderrCap = 64 * 1024;
-
 // Run as root with the grading user as $1. Every process of the user dies
 // in one kill(-1) made as that user (a fork bomb cannot outrun it), then
 // what it owns in the places it can write goes; the last lines check it.
@@ -79,17 +76,14 @@ std::vector<std::string> SshJobs::flags(const RunSpec& spec) const {
 }
 
 StepResult SshJobs::copyIn(const std::string& vm, const std::vector<InputFile>& files) {
-  std::vector<TarEntry> entries;
-  for (const auto& f : files) {
-    auto bytes = readFileUpTo(f.localFile, cfg_.maxInputFileSize);
-    if (!bytes) return StepResult::failure("cannot read input file " + f.destFile);
-    entries.push_back({"job/" + f.destFile, TarEntry::Kind::File, std::move(*bytes), 0644});
-  }
+  std::string error;
+  auto entries = jobFiles(files, cfg_.maxInputFileSize, error);
+  if (!entries) return StepResult::failure(error);
   std::lock_guard lock(mu_);
   Record& r = records_[vm];
   if (r.running) return StepResult::failure("a job is already running on " + vm);
   r.forgotten = false;
-  r.input = std::move(entries);
+  r.input = std::move(*entries);
   // A reused VM: the previous job's output is not this one's partial output.
   r.live.reset();
   r.output.clear();
@@ -99,10 +93,8 @@ StepResult SshJobs::copyIn(const std::string& vm, const std::vector<InputFile>& 
 RunResult SshJobs::runJob(const std::string& vm, ssh::Session& session,
                           const std::string& gradingUser, const RunSpec& spec) {
   RunResult result;
-  std::string args;
-  for (const auto& a : flags(spec)) args += a + '\0';
-  std::vector<TarEntry> entries{{"args", TarEntry::Kind::File, std::move(args), 0644}};
-  std::shared_ptr<Live> live;
+  std::vector<TarEntry> files;
+  std::shared_ptr<LiveHead> live;
   {
     std::lock_guard lock(mu_);
     auto it = records_.find(vm);
@@ -111,76 +103,49 @@ RunResult SshJobs::runJob(const std::string& vm, ssh::Session& session,
                                           : "a job is already running on " + vm;
       return result;
     }
-    for (auto& e : it->second.input) entries.push_back(std::move(e));
-    it->second.input.clear();
+    files = std::exchange(it->second.input, {});
     it->second.running = true;
     it->second.output.clear();
-    it->second.live = live = std::make_shared<Live>();
+    it->second.live = live = std::make_shared<LiveHead>();
   }
-  auto settle = [&] {
-    std::lock_guard lock(mu_);
-    auto it = records_.find(vm);
-    if (it == records_.end() || it->second.forgotten) {
-      result = RunResult{};
-      result.error = "the VM was destroyed while the job ran";
-      records_.erase(vm);
-    } else {
-      it->second.running = false;
-    }
-  };
-  std::chrono::seconds hard = spec.hardTimeout;
-  if (hard <= 0s) hard = std::chrono::seconds(std::max(spec.timeoutSecs, 0)) + 30s;
+  const std::chrono::seconds hard = hardTimeoutOf(spec);
   const std::int64_t cap = outputCap(spec);
   AutodriverFrames frames(static_cast<std::size_t>(cap),
-                          static_cast<std::size_t>(cap + kOutputSlack),
-                          [&live](std::string_view head) {
-                            std::lock_guard lock(live->mu);
-                            live->head.append(head);
-                          });
-  std::string err;
-  const auto errSink = [&err](std::string_view c) {
-    if (err.size() < kStderrCap)
-      err.append(c.substr(0, std::min(c.size(), kStderrCap - err.size())));
-  };
+                          static_cast<std::size_t>(cap + kAutodriverOutputSlack),
+                          [&live](std::string_view head) { live->append(head); });
+  StderrTail stderrTail;
+  const std::string& err = stderrTail.text;
   // `~user/job`: the grading user's home, expanded by the remote shell; the
   // autodriver makes the directory and removes it when the job ends.
   const std::string command = asRoot(session, std::string(kAutodriver) + " -S -F -R -U " +
                                                   gradingUser + " ~" + gradingUser + "/job");
   ssh::CommandResult run;
   try {
-    const std::string tar = docker::makeTar(entries);
-    entries.clear();
     run = session.run(
-        command, tar, Clock::now() + hard, [&frames](std::string_view c) { frames.feed(c); },
-        errSink);
+        command, jobStream(flags(spec), std::move(files)), Clock::now() + hard,
+        [&frames](std::string_view c) { frames.feed(c); },
+        [&stderrTail](std::string_view c) { stderrTail(c); });
   } catch (const std::exception& e) {
     run.error = e.what();
   }
-  if (run.timedOut) {
+  if (run.timedOut)
     result.error = "the run exceeded the hard timeout of " + std::to_string(hard.count()) + " s";
-  } else if (!run.error.empty()) {
+  else if (!run.error.empty())
     result.error = run.error;
-  } else if (run.exitCode == 1 && err.starts_with("sudo:")) {
+  else if (run.exitCode == 1 && err.starts_with("sudo:"))
     result.error = "sudo on " + session.target().shown() + " refused: " + stderrExcerpt(err);
-  } else if (run.exitCode < 0 || run.exitCode > 3) {
-    // 126/127: no autodriver there; 137: killed under us.
-    result.error = "the autodriver exited with " + std::to_string(run.exitCode) +
-                   (err.empty() ? "" : ": " + stderrExcerpt(err));
-  } else if (frames.error()) {
-    result.error = *frames.error() + (err.empty() ? "" : "; " + stderrExcerpt(err));
-  } else if ((run.exitCode == 0 || run.exitCode == 2) && !frames.complete()) {
-    result.error = "the autodriver exited with " + std::to_string(run.exitCode) +
-                   " without its result" + (err.empty() ? "" : ": " + stderrExcerpt(err));
-  } else {
-    result.status = run.exitCode;
-    result.usage = parseUsageLine(err);
-    if (run.exitCode != 0 && run.exitCode != 2) result.error = stderrExcerpt(err);
+  else
+    result = runResultOf(run.exitCode, frames, err);
+  std::lock_guard lock(mu_);
+  auto it = records_.find(vm);
+  if (it == records_.end() || it->second.forgotten) {
+    result = RunResult{};
+    result.error = "the VM was destroyed while the job ran";
+    records_.erase(vm);
+    return result;
   }
-  settle();
-  if (result.status >= 0) {
-    std::lock_guard lock(mu_);
-    if (auto it = records_.find(vm); it != records_.end()) it->second.output = frames.takeOutput();
-  }
+  it->second.running = false;
+  if (result.status >= 0) it->second.output = frames.takeOutput();
   return result;
 }
 
@@ -200,15 +165,14 @@ StepResult SshJobs::copyOut(const std::string& vm, const std::filesystem::path& 
 }
 
 std::optional<std::string> SshJobs::partialOutput(const std::string& vm) {
-  std::shared_ptr<Live> live;
+  std::shared_ptr<LiveHead> live;
   {
     std::lock_guard lock(mu_);
     auto it = records_.find(vm);
     if (it == records_.end() || !it->second.live) return std::nullopt;
     live = it->second.live;
   }
-  std::lock_guard lock(live->mu);
-  return live->head;
+  return live->get();
 }
 
 void SshJobs::forget(const std::string& vm) {

@@ -28,6 +28,7 @@
 #include "tango/config/Config.hpp"
 #include "tango/docker/Tar.hpp"
 #include "tango/ssh/SshSession.hpp"
+#include "tango/vmms/AutodriverRun.hpp"
 #include "tango/vmms/Vmms.hpp"
 
 namespace tango {
@@ -61,14 +62,10 @@ class SshJobs {
   static std::string asRoot(const ssh::Session& session, const std::string& command);
 
  private:
-  struct Live {
-    std::mutex mu;
-    std::string head;  // guarded by mu
-  };
   struct Record {
     std::vector<docker::TarEntry> input;
     std::string output;
-    std::shared_ptr<Live> live;
+    std::shared_ptr<LiveHead> live;
     bool running = false;
     bool forgotten = false;
   };
