@@ -27,7 +27,23 @@ constexpr auto kImagesTtl = 30s;
 
 Ec2SshVmms::Ec2SshVmms(const Config& cfg, const std::map<std::string, std::string>& env,
                        const fs::path& home)
-    : cfg_(cfg), settings_(ec2::settingsFrom(cfg)), env_(env), home_(home), jobs_(cfg_) {}
+    : cfg_(cfg),
+      settings_(ec2::settingsFrom(cfg)),
+      env_(env),
+      home_(home),
+      controlDir_(ssh::controlDir(fs::absolute(cfg.dataDir).string())),
+      jobs_(cfg_) {}
+
+Ec2SshVmms::~Ec2SshVmms() {
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [name, vm] : vms_)
+      if (vm.session) vm.session->close();
+  }
+  // The sockets' directory goes with the last socket (it is in /run).
+  std::error_code ec;
+  fs::remove(controlDir_, ec);
+}
 
 std::string Ec2SshVmms::describeError(const ec2::Ec2Error& e) const {
   if (e.code == "AuthFailure" || e.code == "UnauthorizedOperation")
@@ -149,8 +165,7 @@ StepResult Ec2SshVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
           const fs::path hosts = fs::absolute(cfg_.dataDir) / "ssh" / "vms";
           auto session = std::make_shared<ssh::Session>(
               ssh::Target{address, 22, settings_.user, keyFile}, hosts / (name + ".known_hosts"),
-              ssh::controlDir(fs::absolute(cfg_.dataDir).string()) / ("v" + std::to_string(vm.id)),
-              spawner_);
+              controlDir_ / ("v" + std::to_string(vm.id)), spawner_);
           std::lock_guard lock(mu_);
           Vm& rec = vms_[name];
           rec.instanceId = id;

@@ -37,6 +37,7 @@ class Ec2SshVmms : public Vmms {
   // Throws ConfigError for a bad EC2 setting.
   Ec2SshVmms(const Config& cfg, const std::map<std::string, std::string>& env,
              const std::filesystem::path& home);
+  ~Ec2SshVmms() override;
 
   std::string name() const override { return "ec2SSH"; }
   bool reusesVms() const override { return cfg_.reuseVms; }
@@ -93,6 +94,7 @@ class Ec2SshVmms : public Vmms {
   ec2::Settings settings_;
   std::map<std::string, std::string> env_;
   std::filesystem::path home_;
+  std::filesystem::path controlDir_;        // the masters' sockets
   std::string checkAccount();               // preflight's work
   std::optional<std::string> preflighted_;  // preflight's answer, once known
   std::shared_ptr<ec2::Client> client_;     // made by preflight, once credentials are found

@@ -18,7 +18,7 @@ constexpr std::chrono::seconds kResetTimeout{30};
 
 TashiSshVmms::TashiSshVmms(const Config& cfg) : cfg_(cfg), jobs_(cfg_) {
   const fs::path hosts = fs::absolute(cfg.dataDir) / "ssh" / "machines";
-  const fs::path sockets = ssh::controlDir(fs::absolute(cfg.dataDir).string());
+  const fs::path sockets = controlDir_ = ssh::controlDir(fs::absolute(cfg.dataDir).string());
   for (std::size_t i = 0; i < cfg.sshMachines.size(); ++i) {
     const SshMachine& m = cfg.sshMachines[i];
     Machine mach;
@@ -38,6 +38,10 @@ TashiSshVmms::~TashiSshVmms() {
   }
   cv_.notify_all();
   if (health_.joinable()) health_.join();
+  // The sockets' directory goes with the last socket (it is in /run).
+  for (auto& m : machines_) m.session->close();
+  std::error_code ec;
+  fs::remove(controlDir_, ec);
 }
 
 bool TashiSshVmms::resetMachine(std::size_t i) {

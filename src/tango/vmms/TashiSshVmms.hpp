@@ -81,6 +81,7 @@ class TashiSshVmms : public Vmms {
   bool resetMachine(std::size_t machine);
 
   Config cfg_;
+  std::filesystem::path controlDir_;  // the masters' sockets
   Spawner spawner_;
   SshJobs jobs_;
   std::mutex mu_;
