@@ -25,11 +25,16 @@ TEST_F(RecoveryTest, FiftyJobsSurviveKillNineAndFinishExactlyOnce) {
                          {{"autograde-Makefile-" + std::to_string(i),
                            "all:\n\t@sleep 0.2; echo job " + std::to_string(i) + "\n"}},
                          "r" + std::to_string(i) + ".out"));
-  // Let some finish and some run, then kill -9 in the middle of it.
+  // Let some finish and some run, then kill -9 in the middle of it: at a
+  // moment when a job runs (jobs end in pairs, and for a few ms between a
+  // pair and the next none is assigned).
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
-  auto live = http->get("/jobs/test/0/").json()["jobs"].as_array();
   int running = 0;
-  for (auto& j : live) running += j.as_object().at("assigned").as_bool() ? 1 : 0;
+  const auto runningBy = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (running == 0 && std::chrono::steady_clock::now() < runningBy) {
+    auto live = http->get("/jobs/test/0/").json()["jobs"].as_array();
+    for (auto& j : live) running += j.as_object().at("assigned").as_bool() ? 1 : 0;
+  }
   EXPECT_GT(running, 0) << "the kill should hit running jobs";
   int status = tangod->stop(SIGKILL);
   ASSERT_TRUE(WIFSIGNALED(status));
