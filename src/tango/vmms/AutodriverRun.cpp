@@ -1,6 +1,7 @@
 #include "tango/vmms/AutodriverRun.hpp"
 
 #include <algorithm>
+#include <fstream>
 
 #include "tango/util/ReadFile.hpp"
 #include "tango/vmms/UsageLine.hpp"
@@ -39,6 +40,20 @@ std::string jobStream(const std::vector<std::string>& flags, std::vector<docker:
 std::chrono::seconds hardTimeoutOf(const RunSpec& spec) {
   if (spec.hardTimeout > 0s) return spec.hardTimeout;
   return std::chrono::seconds(std::max(spec.timeoutSecs, 0)) + 30s;
+}
+
+AutodriverFrames framesFor(std::int64_t cap, const std::shared_ptr<LiveHead>& live) {
+  return AutodriverFrames(static_cast<std::size_t>(cap),
+                          static_cast<std::size_t>(cap + kAutodriverOutputSlack),
+                          [live](std::string_view head) { live->append(head); });
+}
+
+StepResult writeOutput(const std::filesystem::path& dest, const std::string& out) {
+  std::ofstream f(dest, std::ios::binary | std::ios::trunc);
+  f.write(out.data(), static_cast<std::streamsize>(out.size()));
+  f.close();
+  if (!f) return StepResult::failure("cannot write " + dest.string());
+  return StepResult::success();
 }
 
 void StderrTail::operator()(std::string_view c) {

@@ -5,6 +5,8 @@
 // bounded stderr, and what the autodriver's exit says.
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -44,6 +46,12 @@ struct LiveHead {
     return head;
   }
 };
+
+// The autodriver's framed stdout for a job whose output is capped at `cap`
+// bytes, its head going to `live` as it arrives.
+AutodriverFrames framesFor(std::int64_t cap, const std::shared_ptr<LiveHead>& live);
+// copyOut: the run's result, kept by runJob, written to `dest` on the host.
+StepResult writeOutput(const std::filesystem::path& dest, const std::string& out);
 
 // The autodriver's stderr, kept up to 64 KiB (it ends with the usage line).
 struct StderrTail {

@@ -138,10 +138,7 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
   const std::string tar = jobStream(autodriverFlags(spec), std::move(files));
   // The autodriver's stdout: the output's head as it grows (the partial
   // output), then the result.
-  const std::int64_t cap = outputCap(spec);
-  AutodriverFrames frames(static_cast<std::size_t>(cap),
-                          static_cast<std::size_t>(cap + kAutodriverOutputSlack),
-                          [&live](std::string_view head) { live->append(head); });
+  AutodriverFrames frames = framesFor(outputCap(spec), live);
   StderrTail stderrTail;
   const std::string& err = stderrTail.text;
   const auto errSink = [&stderrTail](std::string_view c) { stderrTail(c); };

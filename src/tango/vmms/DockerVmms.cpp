@@ -179,11 +179,7 @@ StepResult DockerVmms::copyOut(const TangoMachine& vm, const fs::path& dest, std
     if (it == containers_.end()) return StepResult::failure("no output recorded for this VM");
     out = std::exchange(it->second.output, std::string());
   }
-  std::ofstream f(dest, std::ios::binary | std::ios::trunc);
-  f.write(out.data(), static_cast<std::streamsize>(out.size()));
-  f.close();
-  if (!f) return StepResult::failure("cannot write " + dest.string());
-  return StepResult::success();
+  return writeOutput(dest, out);
 }
 
 StepResult DockerVmms::destroyVM(const TangoMachine& vm) {

@@ -109,10 +109,7 @@ RunResult SshJobs::runJob(const std::string& vm, ssh::Session& session,
     it->second.live = live = std::make_shared<LiveHead>();
   }
   const std::chrono::seconds hard = hardTimeoutOf(spec);
-  const std::int64_t cap = outputCap(spec);
-  AutodriverFrames frames(static_cast<std::size_t>(cap),
-                          static_cast<std::size_t>(cap + kAutodriverOutputSlack),
-                          [&live](std::string_view head) { live->append(head); });
+  AutodriverFrames frames = framesFor(outputCap(spec), live);
   StderrTail stderrTail;
   const std::string& err = stderrTail.text;
   // `~user/job`: the grading user's home, expanded by the remote shell; the
@@ -157,11 +154,7 @@ StepResult SshJobs::copyOut(const std::string& vm, const std::filesystem::path& 
     if (it == records_.end()) return StepResult::failure("no output recorded for " + vm);
     out = std::exchange(it->second.output, std::string());
   }
-  std::ofstream f(dest, std::ios::binary | std::ios::trunc);
-  f.write(out.data(), static_cast<std::streamsize>(out.size()));
-  f.close();
-  if (!f) return StepResult::failure("cannot write " + dest.string());
-  return StepResult::success();
+  return writeOutput(dest, out);
 }
 
 std::optional<std::string> SshJobs::partialOutput(const std::string& vm) {
