@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "tango/config/Config.hpp"
+#include "tango/core/ServiceParts.hpp"
 #include "tango/core/TangoServer.hpp"
 #include "tango/courselab/Courselabs.hpp"
 #include "tango/rest/HttpServer.hpp"
@@ -41,11 +42,15 @@ int main(int argc, char** argv) {
   CLI::App app{"tangod: a Tango-compatible autograding job service"};
   std::optional<std::string> configFile, dataDir, autodriver, host;
   std::optional<int> port;
+  std::optional<std::string> role, nodeId;
   app.add_option("-c,--config", configFile, "TOML config file (Tango's key names)");
   app.add_option("-p,--port", port, "port to listen on (PORT; 0 = any free port)");
   app.add_option("--host", host, "address to listen on (HOST)");
   app.add_option("-d,--data-dir", dataDir, "state, courselabs, temporary files (DATA_DIR)");
   app.add_option("--autodriver", autodriver, "path of the autodriver binary (AUTODRIVER)");
+  app.add_option("--role", role, "api (REST only), manager (runs jobs) or all (ROLE)")
+      ->check(CLI::IsMember({"api", "manager", "all"}));
+  app.add_option("--node-id", nodeId, "this node's id, stable across restarts (NODE_ID)");
   CLI11_PARSE(app, argc, argv);
 
   tango::Config cfg;
@@ -61,6 +66,17 @@ int main(int argc, char** argv) {
   if (host) cfg.host = *host;
   if (dataDir) cfg.dataDir = *dataDir;
   if (autodriver) cfg.autodriver = *autodriver;
+  if (role) cfg.role = *role;
+  if (nodeId) {
+    if (nodeId->empty() || nodeId->size() > 64 ||
+        nodeId->find_first_not_of(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
+            std::string::npos) {
+      std::cerr << "tangod: --node-id: 1-64 characters [A-Za-z0-9_.-]\n";
+      return 2;
+    }
+    cfg.nodeId = *nodeId;
+  }
   if (cfg.autodriver.empty()) cfg.autodriver = besideThisBinary("autodriver");
   cfg.dataDir = std::filesystem::absolute(cfg.dataDir);
   if (!cfg.courselabs.empty()) cfg.courselabs = std::filesystem::absolute(cfg.courselabs);
@@ -85,8 +101,19 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   try {
-    tango::TangoServer server(cfg);
+    tango::TangoServer server(cfg, tango::assembleParts(cfg));
     server.start();
+    if (!cfg.runsApi()) {
+      // A manager alone (Tango's jobManager.py): no port, runs until a signal.
+      std::cout << "tangod manager " << cfg.nodeId << " running jobs (VMMS " << cfg.vmmsName
+                << ", data in " << cfg.dataDir.string() << ")\n"
+                << std::flush;
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      spdlog::info("signal {}: shutting down", sig);
+      server.stop();
+      return 0;
+    }
     tango::Courselabs labs(cfg);
     tango::TangoREST rest(cfg, server, labs);
     tango::HttpServer http(cfg, rest);
@@ -97,7 +124,8 @@ int main(int argc, char** argv) {
       http.stop();
     });
     std::cout << "tangod listening on http://" << cfg.host << ":" << http.port() << " (VMMS "
-              << cfg.vmmsName << ", data in " << cfg.dataDir.string() << ")\n"
+              << cfg.vmmsName << ", role " << cfg.role << ", node " << cfg.nodeId << ", data in "
+              << cfg.dataDir.string() << ")\n"
               << "  first job: see README.md, \"A first job\"\n"
               << std::flush;
     http.run();

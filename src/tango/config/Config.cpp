@@ -266,6 +266,29 @@ Setter ec2(std::string name) {
   };
 }
 
+// The host name, made a valid node id (it names containers' labels and keys).
+std::string defaultNodeId() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) return "node";
+  std::string id(host);
+  for (char& ch : id)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '.' && ch != '-')
+      ch = '-';
+  if (!std::isalnum(static_cast<unsigned char>(id.front()))) id.insert(0, "n");
+  return id.substr(0, 64);
+}
+
+bool isKnownVmms(std::string_view n) {
+  return n == "local" || n == "localDocker" || n == "distDocker" || n == "ec2SSH" ||
+         n == "tashiSSH";
+}
+
+std::string asVmmsName(std::string_view k, const Raw& r) {
+  std::string n =
+      asOneOf(k, r, {"local", "localDocker", "distDocker", "ec2SSH", "tashiSSH", "ssh"}, false);
+  return n == "ssh" ? "tashiSSH" : n;  // the clearer name, same VMMS
+}
+
 // The prefix starts every VM/container name (<PREFIX>-<id>-<image>), and
 // Docker container names allow only [A-Za-z0-9][A-Za-z0-9_.-]*.
 bool isValidPrefix(std::string_view p) {
@@ -298,11 +321,41 @@ const std::vector<Knob>& knobs() {
          c.prefix = s;
        }},
       {"VMMS_NAME",
+       [](Config& c, std::string_view k, const Raw& r) { c.vmmsName = asVmmsName(k, r); }},
+      {"MORE_VMMS",
        [](Config& c, std::string_view k, const Raw& r) {
-         c.vmmsName = asOneOf(
-             k, r, {"local", "localDocker", "distDocker", "ec2SSH", "tashiSSH", "ssh"}, false);
-         if (c.vmmsName == "ssh") c.vmmsName = "tashiSSH";  // the clearer name, same VMMS
+         c.moreVmms.clear();
+         for (const auto& n : asNameList(k, r, "a list of VMMS names", isSafeName, true)) {
+           std::string v = n == "ssh" ? "tashiSSH" : n;
+           if (!isKnownVmms(v)) fail(k, "VMMS names (local, localDocker, ec2SSH, tashiSSH)", r);
+           c.moreVmms.push_back(v);
+         }
        }},
+      {"NODE_ID",
+       [](Config& c, std::string_view k, const Raw& r) {
+         std::string s = asString(k, r);
+         if (!s.empty() && !isValidPrefix(s))
+           fail(k, "1-64 characters [A-Za-z0-9_.-] starting alphanumeric", r);
+         c.nodeId = s;
+       }},
+      {"ROLE",
+       [](Config& c, std::string_view k, const Raw& r) {
+         c.role = asOneOf(k, r, {"api", "manager", "all"}, false);
+       }},
+      {"LEASE_SECS", intIn(&Config::leaseSecs, 1, 3600)},
+      {"REDIS_USERNAME",
+       [](Config& c, std::string_view k, const Raw& r) { c.redisUsername = asString(k, r); }},
+      {"REDIS_PASSWORD",
+       [](Config& c, std::string_view k, const Raw& r) { c.redisPassword = asString(k, r); }},
+      {"REDIS_TLS", [](Config& c, std::string_view k, const Raw& r) { c.redisTls = asBool(k, r); }},
+      {"REDIS_TLS_CA_FILE",
+       [](Config& c, std::string_view k, const Raw& r) { c.redisTlsCaFile = asString(k, r); }},
+      {"REDIS_TLS_CERT_FILE",
+       [](Config& c, std::string_view k, const Raw& r) { c.redisTlsCertFile = asString(k, r); }},
+      {"REDIS_TLS_KEY_FILE",
+       [](Config& c, std::string_view k, const Raw& r) { c.redisTlsKeyFile = asString(k, r); }},
+      {"REDIS_PREFIX",
+       [](Config& c, std::string_view k, const Raw& r) { c.redisPrefix = asString(k, r); }},
       {"REUSE_VMS", [](Config& c, std::string_view k, const Raw& r) { c.reuseVms = asBool(k, r); }},
       {"OPERATOR_ROUTES_NEED_KEY",
        [](Config& c, std::string_view k, const Raw& r) { c.operatorRoutesNeedKey = asBool(k, r); }},
@@ -589,7 +642,16 @@ Config loadConfig(const std::optional<std::filesystem::path>& file,
     c.keys = {it->second};
   }
   validateTogether(c);
+  if (c.nodeId.empty()) c.nodeId = defaultNodeId();
+  if (c.redisPrefix.empty()) c.redisPrefix = "tango:" + c.prefix + ":";
   return c;
+}
+
+std::vector<std::string> Config::vmmsNames() const {
+  std::vector<std::string> names{vmmsName};
+  for (const auto& n : moreVmms)
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  return names;
 }
 
 std::filesystem::path Config::vmsDir() const {

@@ -48,14 +48,17 @@ struct Config {
   // HOST: listen address (Tango binds all). Loopback whatever it says while
   // an example key is accepted (listenSafely).
   std::string host = "0.0.0.0";
-  int port = 3000;                               // PORT
-  std::vector<std::string> keys{"test"};         // KEYS / RESTFUL_KEY
-  std::filesystem::path dataDir = "data";        // state, temporary files; courselabs default below
-  std::filesystem::path sandboxDir;              // SANDBOX_DIR (local VMMS), see vmsDir()
-  std::filesystem::path courselabs;              // COURSELABS (default <dataDir>/courselabs)
-  std::string outputFolder = "output";           // OUTPUT_FOLDER
-  std::string prefix = "local";                  // PREFIX
-  std::string vmmsName = "local";                // VMMS_NAME
+  int port = 3000;                         // PORT
+  std::vector<std::string> keys{"test"};   // KEYS / RESTFUL_KEY
+  std::filesystem::path dataDir = "data";  // state, temporary files; courselabs default below
+  std::filesystem::path sandboxDir;        // SANDBOX_DIR (local VMMS), see vmsDir()
+  std::filesystem::path courselabs;        // COURSELABS (default <dataDir>/courselabs)
+  std::string outputFolder = "output";     // OUTPUT_FOLDER
+  std::string prefix = "local";            // PREFIX
+  std::string vmmsName = "local";          // VMMS_NAME: the default VMMS
+  // MORE_VMMS: other VMMSs this node also serves (a job picks one with its
+  // "vmms", else the first that has its image; VMMS_NAME comes first).
+  std::vector<std::string> moreVmms;
   std::filesystem::path autodriver;              // path of our static autodriver binary
   std::string logLevel = "info";                 // LOG_LEVEL
   std::optional<std::filesystem::path> logFile;  // LOG_FILE
@@ -108,10 +111,27 @@ struct Config {
   std::optional<int> dockerCoresLimit;   // DOCKER_CORES_LIMIT
   std::optional<int> dockerMemoryLimit;  // DOCKER_MEMORY_LIMIT (MB)
 
-  // Redis (several nodes)
+  // Several nodes (README "Several machines")
+  // NODE_ID: names this node's VMs and leases; stable across restarts so a
+  // node finds its own leftovers. Default: the host name.
+  std::string nodeId;
+  // ROLE (or --role): "api" answers REST, "manager" runs jobs, "all" both.
+  std::string role = "all";
+  // LEASE_SECS: a manager renews its jobs' leases; a job whose lease lapses
+  // (its manager died) goes back to the queue after this long.
+  int leaseSecs = 5;
   bool useRedis = false;                    // USE_REDIS
   std::string redisHostname = "localhost";  // REDIS_HOSTNAME
   int redisPort = 6379;                     // REDIS_PORT
+  std::string redisUsername;                // REDIS_USERNAME (ACL user, optional)
+  std::string redisPassword;                // REDIS_PASSWORD
+  bool redisTls = false;                    // REDIS_TLS
+  std::string redisTlsCaFile;               // REDIS_TLS_CA_FILE
+  std::string redisTlsCertFile;             // REDIS_TLS_CERT_FILE (client certificate)
+  std::string redisTlsKeyFile;              // REDIS_TLS_KEY_FILE
+  // REDIS_PREFIX: starts every key, so services can share one Redis.
+  // Default "tango:<PREFIX>:".
+  std::string redisPrefix;
 
   // Callbacks
   int callbackRetries = 5;
@@ -140,6 +160,10 @@ struct Config {
     return courselabs.empty() ? dataDir / "courselabs" : courselabs;
   }
   std::filesystem::path stateFile() const { return dataDir / "tango.sqlite"; }
+  // VMMS_NAME, then MORE_VMMS.
+  std::vector<std::string> vmmsNames() const;
+  bool runsApi() const { return role != "manager"; }
+  bool runsManager() const { return role != "api"; }
   // Where the local VMMS keeps its VMs: SANDBOX_DIR, else
   // /var/lib/tango-sandboxes/<the first 12 hex digits of DATA_DIR's
   // SHA-256>, one per service. Never below DATA_DIR (see LocalVmms.hpp).

@@ -7,8 +7,9 @@
 
 namespace tango {
 
-JobManager::JobManager(const Config& cfg, Vmms& vmms, JobQueue& queue, Preallocator& preallocator,
-                       Stats& stats, std::function<void(const TangoJob&)> onFinished)
+JobManager::JobManager(const Config& cfg, const VmmsSet& vmms, JobQueue& queue,
+                       Preallocator& preallocator, Stats& stats,
+                       std::function<void(const TangoJob&)> onFinished)
     : cfg_(cfg),
       vmms_(vmms),
       queue_(queue),
@@ -20,6 +21,44 @@ JobManager::~JobManager() { stop(); }
 
 void JobManager::start() {
   thread_ = std::thread([this] { loop(); });
+  renewer_ = std::thread([this] { renewLoop(); });
+}
+
+void JobManager::renewLoop() {
+  // Three renewals per lease time: one late renewal (a busy Redis, a slow
+  // disk) does not lose a lease.
+  const auto every = std::chrono::milliseconds(cfg_.leaseSecs * 1000 / 3);
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    cv_.wait_for(lock, every, [this] { return stop_; });
+    if (stop_) break;
+    std::vector<Lease> held;
+    for (auto& [id, l] : leases_)
+      if (!l.lost->load()) held.push_back(l.lease);
+    lock.unlock();
+    std::vector<std::int64_t> lost;
+    try {
+      lost = queue_.renew(held);
+    } catch (const std::exception& e) {
+      // The store is unreachable: the leases run on; the jobs go on
+      // running, and are given up only if the store says they were lost.
+      spdlog::warn("cannot renew leases: {}", e.what());
+    }
+    lock.lock();
+    for (auto id : lost) {
+      auto l = leases_.find(id);
+      if (l == leases_.end()) continue;
+      l->second.lost->store(true);
+      // Stopping its VM ends a runJob at once; the worker then gives up.
+      if (auto vm = vms_.find(id); vm != vms_.end()) {
+        TangoMachine m = vm->second;
+        lock.unlock();
+        spdlog::warn("job {}: lease lost; stopping its VM", id);
+        vmms_.of(m).destroyVM(m);
+        lock.lock();
+      }
+    }
+  }
 }
 
 void JobManager::kick() {
@@ -27,7 +66,7 @@ void JobManager::kick() {
     std::lock_guard lock(mu_);
     kicked_ = true;
   }
-  cv_.notify_one();
+  cv_.notify_all();
 }
 
 std::size_t JobManager::running() const {
@@ -38,7 +77,8 @@ std::size_t JobManager::running() const {
 void JobManager::loop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
-    cv_.wait(lock, [this] { return stop_ || kicked_ || !done_.empty(); });
+    cv_.wait_for(lock, std::chrono::seconds(1),
+                 [this] { return stop_ || kicked_ || !done_.empty(); });
     if (stop_) break;
     kicked_ = false;
     reapFinished();
@@ -56,39 +96,56 @@ void JobManager::dispatch() {
     // FIFO, but a job whose pool is full does not hold up jobs of other
     // images; a full pool is asked once per pass, not once per queued job.
     std::set<std::pair<std::string, bool>> full;
-    std::map<std::string, std::size_t> waiting;  // queued jobs of full pools, by image
-    auto job = queue_.takeNext([&](const TangoJob& j) {
+    std::map<std::string, std::size_t> waiting;  // queued jobs of full pools, by pool
+    auto accept = [&](const TangoJob& j) {
       // A VMMS that sizes a VM's disk when it makes it cannot give a warm
       // one to a job asking for another size: that job gets a VM of its own.
       // Nor to a job with its own EC2 keys: its VM runs in its account.
-      const bool fresh =
-          (vmms_.diskSetAtCreation() && j.limits.diskMb && *j.limits.diskMb != cfg_.vmDiskLimit) ||
-          (j.accessKeyId && j.accessKey);
+      const bool fresh = (vmms_.of(j.vm).diskSetAtCreation() && j.limits.diskMb &&
+                          *j.limits.diskMb != cfg_.vmDiskLimit) ||
+                         (j.accessKeyId && j.accessKey);
       // Jobs that pool VMs could serve ask the pool to grow (demand).
       const bool poolable = !(j.accessKeyId && j.accessKey);
-      if (full.count({j.vm.name, fresh})) {
-        if (poolable) ++waiting[j.vm.name];
+      const std::string key = preallocator_.poolKey(j.vm);
+      if (full.count({key, fresh})) {
+        if (poolable) ++waiting[key];
         return false;
       }
-      alloc = preallocator_.allocVM(j.vm.name, fresh);
+      alloc = preallocator_.allocVM(j.vm, fresh);
       if (!alloc) {
-        full.insert({j.vm.name, fresh});
-        if (poolable) ++waiting[j.vm.name];
+        full.insert({key, fresh});
+        if (poolable) ++waiting[key];
       }
       return alloc.has_value();
-    });
-    if (!job) {
-      for (const auto& [image, n] : waiting) preallocator_.demand(image, n);
+    };
+    // Another node claimed it first: the VM stays in its pool.
+    auto undo = [&](const TangoJob&) {
+      if (alloc) preallocator_.cancel(*alloc);
+      alloc.reset();
+    };
+    std::optional<TakenJob> taken;
+    try {
+      taken = queue_.take(accept, undo);
+    } catch (const std::exception& e) {
+      spdlog::warn("cannot take a job: {}", e.what());
+      undo(TangoJob{});
       return;
     }
+    if (!taken) {
+      for (const auto& [key, n] : waiting) preallocator_.demand(key, n);
+      return;
+    }
+    auto job = std::move(taken->job);
+    WorkerLease lease{std::move(taken->lease)};
 
     std::unique_lock lock(mu_);
     if (stop_) {
       lock.unlock();
       preallocator_.releaseVM(alloc->vm);
-      queue_.unassign(*job);
+      queue_.unassign(lease.lease, job);
       return;
     }
+    leases_.emplace(job.id, lease);
     WorkerContext ctx{cfg_,
                       vmms_,
                       queue_,
@@ -100,18 +157,20 @@ void JobManager::dispatch() {
                         std::lock_guard l(mu_);
                         vms_[id] = vm;
                       }};
-    const std::int64_t id = job->id;
-    workers_.emplace(id, std::thread([this, ctx = std::move(ctx), job = std::move(*job),
-                                      alloc = std::move(*alloc)]() mutable {
-                       const std::int64_t jobId = job.id;
-                       runWorker(std::move(ctx), std::move(job), std::move(alloc));
-                       {
-                         std::lock_guard l(mu_);
-                         vms_.erase(jobId);
-                         done_.push_back(jobId);
-                       }
-                       cv_.notify_one();
-                     }));
+    const std::int64_t id = job.id;
+    workers_.emplace(
+        id, std::thread([this, ctx = std::move(ctx), job = std::move(job), lease = std::move(lease),
+                         alloc = std::move(*alloc)]() mutable {
+          const std::int64_t jobId = job.id;
+          runWorker(std::move(ctx), std::move(job), std::move(lease), std::move(alloc));
+          {
+            std::lock_guard l(mu_);
+            vms_.erase(jobId);
+            leases_.erase(jobId);
+            done_.push_back(jobId);
+          }
+          cv_.notify_all();
+        }));
   }
 }
 
@@ -136,9 +195,10 @@ void JobManager::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (renewer_.joinable()) renewer_.join();
   // Destroying a running job's VM makes its runJob return at once; the worker
   // then sees shuttingDown_ and leaves the job for the next start.
-  for (auto& vm : held) vmms_.destroyVM(vm);
+  for (auto& vm : held) vmms_.of(vm).destroyVM(vm);
   std::map<std::int64_t, std::thread> workers;
   {
     std::lock_guard lock(mu_);

@@ -1,7 +1,9 @@
 #pragma once
 // Tango's JobManager: takes the next unassigned job as soon as one is queued
-// and a VM is free (woken by events, never by a polling sleep), and starts a
-// Worker thread for it.
+// and a VM is free (woken by events; a pass each second besides catches
+// jobs whose lease lapsed on another node), and starts a Worker thread for
+// it. A second thread renews the leases of the jobs it runs; a job whose
+// lease is lost has its VM stopped, and its worker gives it up.
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -15,7 +17,7 @@ namespace tango {
 
 class JobManager {
  public:
-  JobManager(const Config& cfg, Vmms& vmms, JobQueue& queue, Preallocator& preallocator,
+  JobManager(const Config& cfg, const VmmsSet& vmms, JobQueue& queue, Preallocator& preallocator,
              Stats& stats, std::function<void(const TangoJob&)> onFinished);
   ~JobManager();
   JobManager(const JobManager&) = delete;
@@ -33,9 +35,10 @@ class JobManager {
   void loop();
   void dispatch();
   void reapFinished();  // mu_ held
+  void renewLoop();
 
   const Config& cfg_;
-  Vmms& vmms_;
+  const VmmsSet& vmms_;
   JobQueue& queue_;
   Preallocator& preallocator_;
   Stats& stats_;
@@ -48,8 +51,10 @@ class JobManager {
   std::atomic<bool> shuttingDown_{false};
   std::map<std::int64_t, std::thread> workers_;  // job id -> thread
   std::map<std::int64_t, TangoMachine> vms_;     // job id -> the VM it holds
+  std::map<std::int64_t, WorkerLease> leases_;   // job id -> its lease
   std::vector<std::int64_t> done_;               // workers to join
   std::thread thread_;
+  std::thread renewer_;
 };
 
 }  // namespace tango

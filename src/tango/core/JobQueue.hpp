@@ -1,55 +1,102 @@
 #pragma once
-// Tango's JobQueue: the live jobs (queued or running, in memory, FIFO by id)
-// over the durable JobStore. Finished ("dead") jobs live only in the store.
-// Every mutation is committed to the store before it becomes visible here.
+// Tango's JobQueue, as an interface: the live jobs (queued or running) and
+// the finished ones, over a durable store. Two implementations: the SQLite
+// store of one node (LocalJobQueue) and the Redis store that several nodes
+// share (RedisJobQueue).
+//
+// A manager `take`s a job with a lease and renews it while a worker runs the
+// job. Every write about a running job names its lease and is refused once
+// the lease is lost: a node that stalled past its lease (its job went back
+// to the queue and maybe to another node) can no longer change that job, so
+// its output and callback never follow the other node's.
 #include <cstdint>
 #include <functional>
-#include <map>
-#include <mutex>
 #include <optional>
-#include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "tango/model/Job.hpp"
-#include "tango/store/JobStore.hpp"
 
 namespace tango {
 
+// The right to work on one running job. `token` is unique per take.
+struct Lease {
+  std::int64_t jobId = 0;
+  std::string token;
+};
+
+struct TakenJob {
+  TangoJob job;
+  Lease lease;
+};
+
 class JobQueue {
  public:
-  explicit JobQueue(JobStore& store);
+  virtual ~JobQueue() = default;
 
-  // Commits a new job ("Added job <name>:<id> to queue") and wakes the manager.
-  std::int64_t add(TangoJob job);
-  // Re-loads unfinished jobs after a restart: running ones go back to the
-  // queue (retried on a fresh VM). Returns how many were requeued from running.
-  int recover();
+  // Commits a new job (with the trace line "Added job <name>:<id> to queue")
+  // and wakes the managers. Returns its id: unique, never reused.
+  virtual std::int64_t add(TangoJob job) = 0;
+  // At a node's start-up: the jobs this node held when it stopped go back
+  // to the queue. Returns how many.
+  virtual int recover() = 0;
 
-  // The oldest unassigned job for which `accept` returns true, marked assigned
-  // (committed). `accept` sees each candidate in FIFO order.
-  std::optional<TangoJob> takeNext(const std::function<bool(const TangoJob&)>& accept);
-  // Commits a change of a live job (trace, step, VM...) and updates the copy here.
-  void update(const TangoJob& job);
-  // Puts an assigned job back at its place in the queue (a retry).
-  void unassign(TangoJob job);
-  // Commits a finished job and removes it from the live list.
-  void makeDead(TangoJob job);
+  // Claims the oldest queued job that `accept` takes (FIFO; `accept` sees
+  // candidates in order and may reserve a VM for the one it takes). If
+  // another node claims that job first, `undo` is called with it and the
+  // search goes on. The job comes back marked assigned, with its lease.
+  virtual std::optional<TakenJob> take(const std::function<bool(const TangoJob&)>& accept,
+                                       const std::function<void(const TangoJob&)>& undo) = 0;
+  // Extends the leases; returns the jobs whose lease was lost.
+  virtual std::vector<std::int64_t> renew(const std::vector<Lease>& leases) = 0;
+  // Fenced writes: each returns false, and changes nothing, when the lease
+  // is lost.
+  virtual bool update(const Lease& lease, const TangoJob& job) = 0;
+  // Back to its place in the queue (a retry on this node failed to start).
+  virtual bool unassign(const Lease& lease, TangoJob job) = 0;
+  // Committed as finished; its callback (if any) becomes this node's to send.
+  virtual bool finish(const Lease& lease, TangoJob job) = 0;
 
-  std::optional<TangoJob> get(std::int64_t id) const;
-  // Live jobs in FIFO order with their queue position (unassigned only).
-  std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> liveJobs() const;
-  std::size_t unassignedCount() const;
-  std::size_t liveCount() const;
+  virtual std::optional<TangoJob> get(std::int64_t id) = 0;
+  // Live jobs in FIFO order, each with its queue position (queued ones only).
+  virtual std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> liveJobs() = 0;
+  virtual std::size_t unassignedCount() = 0;
+  virtual std::size_t liveCount() = 0;
+  // The `limit` most recently finished jobs, oldest first.
+  virtual std::vector<TangoJob> finished(int limit) = 0;
+  virtual std::int64_t countFinished() = 0;
 
-  // Called whenever work may be available (job added or unassigned).
+  // Finished jobs whose callback this node must (re)send: its own, and
+  // those of nodes that died before sending theirs.
+  virtual std::vector<TangoJob> pendingCallbacks() = 0;
+  // The pending callbacks of `deadNode`, now this node's to send.
+  virtual std::vector<TangoJob> adoptCallbacks(const std::string& deadNode) {
+    (void)deadNode;
+    return {};
+  }
+  // Records how a callback went (the job is finished; no lease).
+  virtual void callbackDone(std::int64_t id, const std::string& result, const std::string& detail,
+                            double when) = 0;
+
+  // Next VM id (Tango's start at 1000), never reused.
+  virtual std::int64_t nextVmId() = 0;
+
+  // Called whenever work may be available (job added or put back).
   void setOnWork(std::function<void()> onWork) { onWork_ = std::move(onWork); }
 
+ protected:
+  void wake() {
+    if (onWork_) onWork_();
+  }
+
  private:
-  JobStore& store_;
-  mutable std::mutex mu_;
-  std::map<std::int64_t, TangoJob> live_;  // ordered by id = FIFO
-  std::set<std::int64_t> unassigned_;
   std::function<void()> onWork_;
 };
+
+// A job whose API key is no longer configured cannot find its courselab
+// (its directory is named after the key): it ends with this reason instead
+// of failing every try against paths that lead nowhere.
+void endForUnknownKey(TangoJob& job);
 
 }  // namespace tango

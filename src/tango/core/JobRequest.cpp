@@ -91,6 +91,29 @@ JobLimits parseLimits(const Config& cfg, const json::value* v) {
   return l;
 }
 
+// The VMMS of a job: the one its optional "vmms" names, else the first (in
+// config order) that has its image, as Tango's self.vmms[job.vm.vmms].
+std::string chooseVmms(const JobRequestContext& ctx, const boost::json::object& o,
+                       const std::string& image) {
+  if (auto* v = o.if_contains("vmms"); v && !v->is_null()) {
+    if (!v->is_string()) throw Invalid{"vmms must be a string"};
+    const std::string want(v->get_string());
+    for (const auto& [name, images] : ctx.vmms) {
+      if (name != want) continue;
+      if (!images.count(image))
+        throw Invalid{"Invalid image name '" + image + "': not an image of the " + name + " VMMS"};
+      return name;
+    }
+    throw Invalid{"vmms '" + want.substr(0, 64) + "' is not served here"};
+  }
+  std::string names;
+  for (const auto& [name, images] : ctx.vmms) {
+    if (images.count(image)) return name;
+    names += (names.empty() ? "" : " or ") + name;
+  }
+  throw Invalid{"Invalid image name '" + image + "': not an image of the " + names + " VMMS"};
+}
+
 TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
   if (!body.is_object()) throw Invalid{"job must be a JSON object"};
   const auto& o = body.get_object();
@@ -105,12 +128,9 @@ TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
 
   const std::string image = requireString(o, "image");
   if (!isSafeImageName(image)) throw Invalid{"Invalid image name '" + image + "'"};
-  if (!ctx.images.count(image))
-    throw Invalid{"Invalid image name '" + image + "': not an image of the " + ctx.vmmsName +
-                  " VMMS"};
   job.vm.name = image;
   job.vm.image = image;
-  job.vm.vmms = ctx.vmmsName;
+  job.vm.vmms = chooseVmms(ctx, o, image);
 
   const std::string output = requireString(o, "output_file");
   if (!isSafeName(output)) throw Invalid{"output_file must be a plain file name"};

@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include "tango/config/Config.hpp"
 #include "tango/model/Job.hpp"
@@ -18,8 +20,8 @@ struct JobRequestContext {
   std::string key;
   std::string courselab;
   std::filesystem::path courselabDir;
-  std::set<std::string> images;  // images the VMMS knows
-  std::string vmmsName;
+  // The node's VMMSs in config order (VMMS_NAME first), each with its images.
+  std::vector<std::pair<std::string, std::set<std::string>>> vmms;
 };
 
 // A valid job (not yet queued, id 0), or the error message.

@@ -38,16 +38,17 @@ std::string autograderLine(const std::string& message) {
   return "Autograder [" + ctimeString(nowSeconds()) + "]: " + message + "\n";
 }
 
-std::string writeOutputFile(const std::filesystem::path& dest, const std::string& header,
-                            const std::optional<std::filesystem::path>& body) {
+PreparedOutput prepareOutputFile(const std::filesystem::path& dest, const std::string& header,
+                                 const std::optional<std::filesystem::path>& body) {
   // The temporary lives in the destination directory so rename() is atomic;
   // its leading dot and random suffix keep it out of the way of client names.
   std::string tmpl = (dest.parent_path() / ("." + dest.filename().string() + ".XXXXXX")).string();
   Fd out(::mkostemp(tmpl.data(), O_CLOEXEC));
-  if (out.fd < 0) return "cannot create output file: " + std::string(std::strerror(errno));
+  if (out.fd < 0)
+    return {dest, {}, "cannot create output file: " + std::string(std::strerror(errno))};
   auto fail = [&](const std::string& why) {
     ::unlink(tmpl.c_str());
-    return why;
+    return PreparedOutput(dest, {}, why);
   };
   ::fchmod(out.fd, 0600);  // students' results: the service's alone
   if (!writeAll(out.fd, header.data(), header.size())) return fail("cannot write output file");
@@ -64,9 +65,32 @@ std::string writeOutputFile(const std::filesystem::path& dest, const std::string
         return fail("cannot write output file");
     }
   }
-  if (::rename(tmpl.c_str(), dest.c_str()) != 0)
-    return fail("cannot move output file into place: " + std::string(std::strerror(errno)));
+  return {dest, tmpl, ""};
+}
+
+PreparedOutput::PreparedOutput(PreparedOutput&& o) noexcept
+    : dest_(std::move(o.dest_)), tmp_(std::move(o.tmp_)), error_(std::move(o.error_)) {
+  o.tmp_.clear();
+}
+
+PreparedOutput::~PreparedOutput() {
+  if (!tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+std::string PreparedOutput::publish() {
+  if (!error_.empty()) return error_;
+  if (tmp_.empty()) return "output file already published";
+  if (::rename(tmp_.c_str(), dest_.c_str()) != 0) {
+    std::string why = "cannot move output file into place: " + std::string(std::strerror(errno));
+    return why;  // the destructor removes the temporary
+  }
+  tmp_.clear();
   return "";
+}
+
+std::string writeOutputFile(const std::filesystem::path& dest, const std::string& header,
+                            const std::optional<std::filesystem::path>& body) {
+  return prepareOutputFile(dest, header, body).publish();
 }
 
 }  // namespace tango

@@ -13,8 +13,34 @@ namespace tango {
 
 std::string autograderLine(const std::string& message);
 
+// An output file written in full under a temporary name beside `dest`, not
+// yet visible: the worker first commits the job (which fails if its lease
+// was lost to another node), then publishes. Dropped unpublished, the
+// temporary is removed.
+class PreparedOutput {
+ public:
+  PreparedOutput(std::filesystem::path dest, std::filesystem::path tmp, std::string error)
+      : dest_(std::move(dest)), tmp_(std::move(tmp)), error_(std::move(error)) {}
+  ~PreparedOutput();
+  PreparedOutput(PreparedOutput&& o) noexcept;
+  PreparedOutput& operator=(PreparedOutput&&) = delete;
+  PreparedOutput(const PreparedOutput&) = delete;
+
+  // Why the file could not be written ("" when it was).
+  const std::string& error() const { return error_; }
+  // Renames it into place. Returns an error text or "" on success.
+  std::string publish();
+
+ private:
+  std::filesystem::path dest_, tmp_;
+  std::string error_;
+};
+
 // Writes `header` (already formatted lines) followed by the content of
-// `body` (if any) to `dest` atomically. Returns an error text or "" on success.
+// `body` (if any) for `dest`.
+PreparedOutput prepareOutputFile(const std::filesystem::path& dest, const std::string& header,
+                                 const std::optional<std::filesystem::path>& body);
+// prepareOutputFile, then publish. Returns an error text or "" on success.
 std::string writeOutputFile(const std::filesystem::path& dest, const std::string& header,
                             const std::optional<std::filesystem::path>& body);
 

@@ -6,9 +6,9 @@
 
 namespace tango {
 
-Preallocator::Preallocator(const Config& cfg, Vmms& vmms, JobStore& store,
+Preallocator::Preallocator(const Config& cfg, const VmmsSet& vmms, JobQueue& ids,
                            std::function<void()> onFree)
-    : cfg_(cfg), vmms_(vmms), store_(store), onFree_(std::move(onFree)), reuse_(vmms.reusesVms()) {
+    : cfg_(cfg), vmms_(vmms), ids_(ids), onFree_(std::move(onFree)) {
   // Making a VM is mostly waiting (a container start is ~0.5 s of kernel
   // and runtime work): several at once keep pools full under load.
   for (int i = 0; i < kWarmers; ++i) warmers_.emplace_back([this] { warmLoop(); });
@@ -23,32 +23,47 @@ Preallocator::~Preallocator() {
   for (auto& t : warmers_) t.join();
   // Warm VMs hold resources (directories, containers): give them back, and
   // those a warmer set aside for destruction as it stopped.
-  for (auto& [image, pool] : pools_)
-    for (auto& [id, vm] : pool.free) vmms_.destroyVM(vm);
-  for (auto& vm : surplus_) vmms_.destroyVM(vm);
+  for (auto& [key, pool] : pools_)
+    for (auto& [id, vm] : pool.free) vmms_.of(vm).destroyVM(vm);
+  for (auto& vm : surplus_) vmms_.of(vm).destroyVM(vm);
 }
 
-Preallocator::Pool& Preallocator::poolFor(const std::string& image) {
-  auto [it, inserted] = pools_.try_emplace(image);
-  if (inserted) it->second.target = cfg_.poolSize;
+std::string Preallocator::poolKey(const std::string& vmms, const std::string& image) const {
+  if (vmms.empty() || vmms == vmms_.byDefault().name()) return image;
+  return vmms + ":" + image;
+}
+
+Preallocator::Pool& Preallocator::poolFor(const std::string& vmms, const std::string& image) {
+  auto [it, inserted] = pools_.try_emplace(poolKey(vmms, image));
+  if (inserted) {
+    Pool& p = it->second;
+    TangoMachine probe;
+    probe.vmms = vmms;
+    Vmms& v = vmms_.of(probe);
+    p.vmms = v.name();
+    p.image = image;
+    p.reuse = v.reusesVms();
+    p.target = cfg_.poolSize;
+  }
   return it->second;
 }
 
-TangoMachine Preallocator::newMachine(const std::string& image, const Pool& pool) {
+TangoMachine Preallocator::newMachine(const Pool& pool) {
   TangoMachine vm;
-  vm.name = image;
-  vm.image = image;
-  vm.vmms = vmms_.name();
+  vm.name = pool.image;
+  vm.image = pool.image;
+  vm.vmms = pool.vmms;
+  vm.node = cfg_.nodeId;
   vm.cores = pool.cores ? pool.cores : cfg_.dockerCoresLimit;
   vm.memory = pool.memory ? pool.memory : cfg_.dockerMemoryLimit;
-  vm.id = store_.nextVmId();
+  vm.id = ids_.nextVmId();
   return vm;
 }
 
-std::optional<Preallocator::Allocation> Preallocator::allocVM(const std::string& image,
+std::optional<Preallocator::Allocation> Preallocator::allocVM(const TangoMachine& want,
                                                               bool fresh) {
   std::unique_lock lock(mu_);
-  Pool& pool = poolFor(image);
+  Pool& pool = poolFor(want);
   // Spares are kept besides the running VMs: the pool's size bounds the jobs
   // at once, warm or not.
   if (pool.busy.size() >= pool.capacity()) return std::nullopt;
@@ -64,24 +79,35 @@ std::optional<Preallocator::Allocation> Preallocator::allocVM(const std::string&
   // one failed: then the job makes its own, and its retries and their
   // cause reach the job rather than wait behind a broken warm-up.
   if (!fresh && !pool.warming.empty() && !pool.lastWarmFailed) return std::nullopt;
-  TangoMachine vm = newMachine(image, pool);
+  TangoMachine vm = newMachine(pool);
   pool.busy.emplace(vm.id, vm);
   cv_.notify_all();  // a new pool's spares start now, not when this job ends
   return Allocation{vm, false};
 }
 
+void Preallocator::cancel(const Allocation& alloc) {
+  {
+    std::lock_guard lock(mu_);
+    Pool& pool = poolFor(alloc.vm);
+    pool.busy.erase(alloc.vm.id);
+    // A warm VM is as good as before; a cold one was never made.
+    if (alloc.warm) pool.free.emplace(alloc.vm.id, alloc.vm);
+  }
+  cv_.notify_all();
+}
+
 Preallocator::Allocation Preallocator::renewVM(const TangoMachine& old, bool fresh) {
   std::lock_guard lock(mu_);
-  Pool& pool = poolFor(old.name);
+  Pool& pool = poolFor(old);
   pool.busy.erase(old.id);
   cv_.notify_all();
-  if (reuse_ && !fresh && !pool.free.empty()) {
+  if (pool.reuse && !fresh && !pool.free.empty()) {
     auto node = pool.free.extract(pool.free.begin());
     TangoMachine vm = node.mapped();
     pool.busy.insert(std::move(node));
     return {vm, true};
   }
-  TangoMachine vm = newMachine(old.name, pool);
+  TangoMachine vm = newMachine(pool);
   pool.busy.emplace(vm.id, vm);
   return {vm, false};
 }
@@ -89,7 +115,7 @@ Preallocator::Allocation Preallocator::renewVM(const TangoMachine& old, bool fre
 void Preallocator::releaseVM(const TangoMachine& vm) {
   {
     std::lock_guard lock(mu_);
-    poolFor(vm.name).busy.erase(vm.id);
+    poolFor(vm).busy.erase(vm.id);
   }
   cv_.notify_all();
   if (onFree_) onFree_();
@@ -98,7 +124,7 @@ void Preallocator::releaseVM(const TangoMachine& vm) {
 void Preallocator::returnVM(const TangoMachine& vm) {
   {
     std::lock_guard lock(mu_);
-    Pool& pool = poolFor(vm.name);
+    Pool& pool = poolFor(vm);
     pool.busy.erase(vm.id);
     if (pool.size() < static_cast<std::size_t>(pool.want()))
       pool.free.emplace(vm.id, vm);
@@ -109,11 +135,14 @@ void Preallocator::returnVM(const TangoMachine& vm) {
   if (onFree_) onFree_();
 }
 
-void Preallocator::demand(const std::string& image, std::size_t queued) {
-  if (!reuse_ || cfg_.poolMax <= 0) return;
+void Preallocator::demand(const std::string& key, std::size_t queued) {
+  if (cfg_.poolMax <= 0) return;
   {
     std::lock_guard lock(mu_);
-    Pool& pool = poolFor(image);
+    auto it = pools_.find(key);
+    if (it == pools_.end() || !it->second.reuse) return;
+    Pool& pool = it->second;
+    const std::string& image = key;
     pool.lastBusy = std::chrono::steady_clock::now();  // a queue is not idleness
     const auto more = (queued + static_cast<std::size_t>(cfg_.poolGrowEvery) - 1) /
                       static_cast<std::size_t>(cfg_.poolGrowEvery);
@@ -141,11 +170,11 @@ void Preallocator::shrinkIdle() {
   }
 }
 
-void Preallocator::update(const std::string& image, int num, std::optional<int> cores,
-                          std::optional<int> memory) {
+void Preallocator::update(const std::string& vmms, const std::string& image, int num,
+                          std::optional<int> cores, std::optional<int> memory) {
   {
     std::lock_guard lock(mu_);
-    Pool& pool = poolFor(image);
+    Pool& pool = poolFor(vmms, image);
     pool.target = num;
     if (cores) pool.cores = cores;
     if (memory) pool.memory = memory;
@@ -168,7 +197,7 @@ void Preallocator::warmLoop() {
       TangoMachine vm = surplus_.back();
       surplus_.pop_back();
       lock.unlock();
-      vmms_.destroyVM(vm);
+      vmms_.of(vm).destroyVM(vm);
       lock.lock();
       continue;
     }
@@ -177,7 +206,7 @@ void Preallocator::warmLoop() {
     // The short pool with the fewest VMs in the making, so that warmers
     // spread over pools instead of all serving the first.
     for (auto& [name, pool] : pools_) {
-      if (!pool.wantsSpare(reuse_)) continue;
+      if (!pool.wantsSpare()) continue;
       if (!needy || pool.warming.size() < needy->warming.size()) {
         needy = &pool;
         image = name;
@@ -194,22 +223,23 @@ void Preallocator::warmLoop() {
       shrinkIdle();
       continue;
     }
-    TangoMachine vm = newMachine(image, *needy);
+    TangoMachine vm = newMachine(*needy);
     needy->warming.emplace(vm.id, vm);
     lock.unlock();
-    auto init = vmms_.initializeVM(vm, std::chrono::seconds(cfg_.initializeVmTimeout));
-    if (init.ok) init = vmms_.waitVM(vm, std::chrono::seconds(cfg_.waitVmTimeout));
+    Vmms& vmms = vmms_.of(vm);
+    auto init = vmms.initializeVM(vm, std::chrono::seconds(cfg_.initializeVmTimeout));
+    if (init.ok) init = vmms.waitVM(vm, std::chrono::seconds(cfg_.waitVmTimeout));
     if (!init.ok) {
       spdlog::warn("preallocator: VM {} for {} failed: {}", vm.id, image, init.error);
-      vmms_.destroyVM(vm);
+      vmms.destroyVM(vm);
     }
     lock.lock();
-    Pool& pool = poolFor(image);  // pools_ never erases, references stay valid
+    Pool& pool = poolFor(vm);  // pools_ never erases, references stay valid
     pool.warming.erase(vm.id);
     pool.lastWarmFailed = !init.ok;
     // Jobs waiting for this VM are woken however its making ended.
     const auto room = static_cast<std::size_t>(pool.want());
-    const auto held = reuse_ ? pool.size() : pool.spares();  // the VM itself left `warming`
+    const auto held = pool.reuse ? pool.size() : pool.spares();  // the VM itself left `warming`
     if (!init.ok || held >= room) {
       lock.unlock();
       if (onFree_) onFree_();

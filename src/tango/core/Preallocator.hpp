@@ -24,22 +24,19 @@
 #include <vector>
 
 #include "tango/config/Config.hpp"
+#include "tango/core/Cluster.hpp"
+#include "tango/core/JobQueue.hpp"
 #include "tango/model/Job.hpp"
-#include "tango/store/JobStore.hpp"
-#include "tango/vmms/Vmms.hpp"
+#include "tango/vmms/VmmsSet.hpp"
 
 namespace tango {
-
-struct PoolState {
-  std::vector<std::int64_t> total;
-  std::vector<std::int64_t> free;
-};
 
 class Preallocator {
  public:
   // `onFree` is called (without locks held) whenever a VM becomes available,
   // and when making one ends without one (jobs waiting for it must move on).
-  Preallocator(const Config& cfg, Vmms& vmms, JobStore& store, std::function<void()> onFree);
+  // VM ids come from `ids` (unique across nodes with Redis).
+  Preallocator(const Config& cfg, const VmmsSet& vmms, JobQueue& ids, std::function<void()> onFree);
   ~Preallocator();
   Preallocator(const Preallocator&) = delete;
   Preallocator& operator=(const Preallocator&) = delete;
@@ -48,9 +45,17 @@ class Preallocator {
     TangoMachine vm;
     bool warm = false;  // already initialized and ready; otherwise the worker initializes it
   };
-  // A VM for `image`, or nullopt when its pool is at capacity. Never blocks on
-  // a VMMS call. `fresh`: never a warm one (the job needs a VM made for it).
-  std::optional<Allocation> allocVM(const std::string& image, bool fresh = false);
+  // A pool is named by its image, or "<vmms>:<image>" for a VMMS other than
+  // the default (one node may serve an image on two VMMSs).
+  std::string poolKey(const std::string& vmms, const std::string& image) const;
+  std::string poolKey(const TangoMachine& vm) const { return poolKey(vm.vmms, vm.name); }
+
+  // A VM for the pool of `want` (its vmms and name), or nullopt when that
+  // pool is at capacity. Never blocks on a VMMS call. `fresh`: never a warm
+  // one (the job needs a VM made for it).
+  std::optional<Allocation> allocVM(const TangoMachine& want, bool fresh = false);
+  // Takes back an allocation whose job went to another node first.
+  void cancel(const Allocation& alloc);
   // A VM in place of `old`, for a retry; `old` must be destroyed by the
   // caller. A fresh (cold) one, or with a VMMS that reuses VMs a free one of
   // the pool: there a VM may hold a scarce slot (a tashiSSH machine's), and
@@ -66,17 +71,19 @@ class Preallocator {
   // Tango's prealloc: keep `num` spare VMs for `image` and let `num` jobs of
   // it run at once (0 = no warm VMs, and none are made later; jobs still
   // run, one at a time, each on a VM made for it).
-  void update(const std::string& image, int num, std::optional<int> cores,
+  void update(const std::string& vmms, const std::string& image, int num, std::optional<int> cores,
               std::optional<int> memory);
   // `queued` jobs of `image` wait for its full pool: a pool of reused VMs
   // grows (POOL_MAX, POOL_GROW_EVERY); it shrinks when idle (POOL_IDLE_SECS).
-  void demand(const std::string& image, std::size_t queued);
-  std::optional<PoolState> pool(const std::string& image) const;
+  void demand(const std::string& key, std::size_t queued);
+  std::optional<PoolState> pool(const std::string& key) const;
   std::map<std::string, PoolState> pools() const;
   std::size_t busyCount() const;
 
  private:
   struct Pool {
+    std::string vmms, image;
+    bool reuse = false;  // its VMMS reuses VMs (returnVM)
     int target = 0;
     int grown = 0;  // VMs beyond target while its queue asks for them (demand)
     std::chrono::steady_clock::time_point lastBusy = std::chrono::steady_clock::now();
@@ -98,22 +105,22 @@ class Preallocator {
     // VMs that are reused (an EC2 instance takes minutes to boot and is
     // billed while it runs) are Tango's pool instead: `target` VMs in all,
     // busy or free, each back in the pool after its job.
-    bool wantsSpare(bool reuse) const {
+    bool wantsSpare() const {
       const auto want = static_cast<std::size_t>(this->want());
       if (reuse) return size() < want;
       return spares() < want && (free.empty() || busy.size() + spares() < want);
     }
   };
-  Pool& poolFor(const std::string& image);  // mu_ held
-  TangoMachine newMachine(const std::string& image, const Pool& pool);
+  Pool& poolFor(const std::string& vmms, const std::string& image);  // mu_ held
+  Pool& poolFor(const TangoMachine& vm) { return poolFor(vm.vmms, vm.name); }
+  TangoMachine newMachine(const Pool& pool);
   void warmLoop();
   void shrinkIdle();  // mu_ held
 
   const Config& cfg_;
-  Vmms& vmms_;
-  JobStore& store_;
+  const VmmsSet& vmms_;
+  JobQueue& ids_;
   std::function<void()> onFree_;
-  const bool reuse_;  // the VMMS reuses VMs (returnVM)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

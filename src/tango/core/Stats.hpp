@@ -20,6 +20,8 @@ struct Stats {
   std::atomic<std::int64_t> jobsFinished{0};
   std::atomic<std::int64_t> callbacksDelivered{0};
   std::atomic<std::int64_t> callbacksFailed{0};
+  // Jobs this node gave up because their lease lapsed (another node runs them).
+  std::atomic<std::int64_t> leasesLost{0};
   metrics::JobMetrics metrics;  // histograms and per-label counters of /metrics
 };
 

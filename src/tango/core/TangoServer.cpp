@@ -3,50 +3,24 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/json/array.hpp>
-#include <thread>
 
 #include "tango/core/JobRequest.hpp"
 #include "tango/metrics/ServiceMetrics.hpp"
 #include "tango/model/JobJson.hpp"
 #include "tango/status/StatusData.hpp"
-#include "tango/store/SqliteJobStore.hpp"
-#include "tango/util/KeyId.hpp"
 #include "tango/util/SafeName.hpp"
-#include "tango/vmms/VmmsFactory.hpp"
 
 namespace tango {
 namespace json = boost::json;
 
-namespace {
-
-// DATA_DIR and what the service keeps in it are the service's alone: the
-// database, every student's files and outputs. An older release's 0755
-// directories are tightened.
-void makePrivateDir(const std::filesystem::path& dir) {
-  std::filesystem::create_directories(dir);
-  std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
-                               std::filesystem::perm_options::replace);
-}
-
-}  // namespace
-
-TangoServer::TangoServer(const Config& cfg) : cfg_(cfg) {
-  makePrivateDir(cfg.dataDir);
-  makePrivateDir(cfg.dataDir / "tmp");
-  makePrivateDir(cfg.courselabsDir());
-  std::map<std::string, std::string> keyOfId;
-  for (const auto& k : cfg.keys) keyOfId[keyId(k)] = k;
-  store_ = std::make_unique<SqliteJobStore>(
-      cfg.stateFile(),
-      [keyOfId, labs = cfg.courselabsDir()](const std::string& id, const std::string& courselab) {
-        auto k = keyOfId.find(id);
-        if (k == keyOfId.end()) return std::string();
-        auto dir = courselabDir(labs, k->second, courselab);
-        return dir ? dir->string() : std::string();
-      });
-  vmms_ = makeVmms(cfg);
-  queue_ = std::make_unique<JobQueue>(*store_);
-  preallocator_ = std::make_unique<Preallocator>(cfg, *vmms_, *store_, [this] {
+TangoServer::TangoServer(const Config& cfg, ServiceParts parts)
+    : cfg_(cfg),
+      queue_(std::move(parts.queue)),
+      vmms_(std::move(parts.vmms)),
+      cluster_(std::move(parts.cluster)) {
+  if (!queue_ || vmms_.empty() || !cluster_)
+    throw std::invalid_argument("TangoServer needs a queue, a VMMS and a cluster");
+  preallocator_ = std::make_unique<Preallocator>(cfg, vmms_, *queue_, [this] {
     if (manager_) manager_->kick();
   });
   callbacks_ = std::make_unique<CallbackSender>(
@@ -54,32 +28,40 @@ TangoServer::TangoServer(const Config& cfg) : cfg_(cfg) {
       [this](std::int64_t id, bool ok, const std::string& detail) {
         callbackDone(id, ok, detail);
       });
-  manager_ = std::make_unique<JobManager>(cfg, *vmms_, *queue_, *preallocator_, stats_,
+  manager_ = std::make_unique<JobManager>(cfg, vmms_, *queue_, *preallocator_, stats_,
                                           [this](const TangoJob& job) { sendCallback(job); });
-  queue_->setOnWork([this] { manager_->kick(); });
+  if (cfg.runsManager()) queue_->setOnWork([this] { manager_->kick(); });
 }
 
 TangoServer::~TangoServer() { stop(); }
 
 void TangoServer::start() {
-  // Nothing runs yet, so every VM of our prefix is a leftover of a previous run.
-  for (const auto& vm : vmms_->getVMs()) {
-    spdlog::info("destroying leftover VM {}", instanceName(cfg_.prefix, vm));
-    vmms_->safeDestroyVM(vm);
+  cluster_->join({[this] { return localStats(); }, [this] { return preallocator_->pools(); },
+                  [this](std::int64_t id) { return localPartialOutput(id); }});
+  if (cfg_.runsManager()) startManager();
+}
+
+void TangoServer::startManager() {
+  // Nothing runs yet, so every VM this node made is a leftover of its
+  // previous run. Other nodes' VMs on a shared engine are theirs
+  // (unlabelled ones predate node ids: one node had the engine then).
+  for (Vmms* v : vmms_.all()) {
+    for (const auto& vm : v->getVMs()) {
+      if (!vm.node.empty() && vm.node != cfg_.nodeId) continue;
+      spdlog::info("destroying leftover VM {}", instanceName(cfg_.prefix, vm));
+      v->safeDestroyVM(vm);
+    }
+    if (auto why = v->preflight(); !why.empty())
+      throw CannotStart(v->name() + " VMMS cannot run jobs here: " + why);
   }
-  if (auto why = vmms_->preflight(); !why.empty())
-    throw CannotStart(vmms_->name() + " VMMS cannot run jobs here: " + why);
-  dropJobsOfUnknownKeys();
   int requeued = queue_->recover();
   if (requeued)
     spdlog::info("requeued {} jobs that were running when the service stopped", requeued);
-  for (auto& job : store_->loadPendingCallbacks()) {
+  for (auto& job : queue_->pendingCallbacks()) {
     if (job.labDir.empty()) {  // its key left KEYS: no output to send
-      job.callbackPending = false;
-      job.callbackResult = "failed";
-      job.callbackDetail = "the API key that submitted this job is no longer configured";
-      job.callbackTime = nowSeconds();
-      store_->update(job);
+      queue_->callbackDone(job.id, "failed",
+                           "the API key that submitted this job is no longer configured",
+                           nowSeconds());
       continue;
     }
     sendCallback(job);
@@ -87,50 +69,76 @@ void TangoServer::start() {
   // Pools are made when an image's first job arrives (as in Tango); only the
   // images the operator lists are warmed now. An engine holding thirty course
   // images does not get sixty idle containers.
-  const auto known = images();
+  const auto known = imagesByVmms();
   for (const auto& image : cfg_.warmImages) {
-    if (!known.count(image))
-      throw ConfigError("WARM_IMAGES: " + image + " is not an image of the " + vmms_->name() +
-                        " VMMS");
-    preallocator_->update(image, cfg_.poolSize, std::nullopt, std::nullopt);
+    const std::string* vmms = nullptr;
+    for (const auto& [name, images] : known)
+      if (!vmms && images.count(image)) vmms = &name;
+    if (!vmms)
+      throw ConfigError("WARM_IMAGES: " + image + " is not an image of the " +
+                        vmms_.byDefault().name() + " VMMS");
+    preallocator_->update(*vmms, image, cfg_.poolSize, std::nullopt, std::nullopt);
   }
   manager_->start();
   manager_->kick();
+  janitor_ = std::thread([this] { janitorLoop(); });
 }
 
-void TangoServer::dropJobsOfUnknownKeys() {
-  // A job whose key left KEYS cannot find its courselab (its directory is
-  // named after the key): it ends here, with the reason, instead of failing
-  // every try against paths that lead nowhere.
-  for (auto& job : store_->loadUnfinished()) {
-    if (!job.labDir.empty()) continue;
-    spdlog::warn("job {}: its API key ({}) is no longer configured; not run", job.id, job.keyId);
-    job.state = JobState::Finished;
-    job.assigned = false;
-    job.step = "finished";
-    job.outcome = JobOutcome::InternalError;
-    job.callbackPending = false;
-    job.times.finished = nowSeconds();
-    job.appendTrace("Error: the API key that submitted this job is no longer configured");
-    store_->update(job);
+// A node that died leaves VMs on engines other nodes share, and callbacks
+// it never sent. One live manager (the one whose claim won) cleans up.
+void TangoServer::janitorLoop() {
+  std::unique_lock lock(janitorMu_);
+  while (!stopping_) {
+    janitorCv_.wait_for(lock, std::chrono::seconds(cfg_.leaseSecs), [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    try {
+      for (const auto& node : cluster_->claimDeadNodes()) cleanUpAfter(node);
+    } catch (const std::exception& e) {
+      spdlog::warn("cannot look for dead nodes: {}", e.what());
+    }
+    lock.lock();
   }
 }
 
-void TangoServer::stop() {
-  if (manager_) manager_->stop();
-  if (callbacks_) callbacks_->stop();
+void TangoServer::cleanUpAfter(const std::string& deadNode) {
+  spdlog::warn("node {} stopped answering: cleaning up after it", deadNode);
+  for (Vmms* v : vmms_.all()) {
+    for (const auto& vm : v->getVMs()) {
+      if (vm.node != deadNode) continue;
+      spdlog::info("destroying VM {} of node {}", instanceName(cfg_.prefix, vm), deadNode);
+      v->safeDestroyVM(vm);
+    }
+  }
+  for (auto& job : queue_->adoptCallbacks(deadNode)) sendCallback(job);
 }
 
-std::set<std::string> TangoServer::images() {
-  auto list = vmms_->getImages();
-  return {list.begin(), list.end()};
+void TangoServer::stop() {
+  {
+    std::lock_guard lock(janitorMu_);
+    stopping_ = true;
+  }
+  janitorCv_.notify_all();
+  if (janitor_.joinable()) janitor_.join();
+  if (manager_) manager_->stop();
+  if (callbacks_) callbacks_->stop();
+  if (cluster_) cluster_->leave();
+}
+
+std::vector<std::pair<std::string, std::set<std::string>>> TangoServer::imagesByVmms() {
+  std::vector<std::pair<std::string, std::set<std::string>>> out;
+  for (Vmms* v : vmms_.all()) {
+    auto list = v->getImages();
+    out.emplace_back(v->name(), std::set<std::string>(list.begin(), list.end()));
+  }
+  return out;
 }
 
 AddJobResult TangoServer::addJob(const std::string& key, const std::string& courselab,
                                  const std::filesystem::path& courselabDir,
                                  const json::value& body) {
   ++stats_.jobRequests;
-  JobRequestContext ctx{cfg_, key, courselab, courselabDir, images(), vmms_->name()};
+  JobRequestContext ctx{cfg_, key, courselab, courselabDir, imagesByVmms()};
   auto parsed = parseJobRequest(ctx, body);
   if (auto* err = std::get_if<std::string>(&parsed)) return {false, 0, *err};
   std::int64_t id = queue_->add(std::move(std::get<TangoJob>(parsed)));
@@ -140,7 +148,7 @@ AddJobResult TangoServer::addJob(const std::string& key, const std::string& cour
 json::array TangoServer::jobs(bool dead) {
   json::array out;
   if (dead) {
-    for (const auto& job : store_->loadFinished(cfg_.deadJobsListed))
+    for (const auto& job : queue_->finished(cfg_.deadJobsListed))
       out.push_back(toTangoJson(job, std::nullopt));
   } else {
     for (const auto& [job, pos] : queue_->liveJobs()) out.push_back(toTangoJson(job, pos));
@@ -151,10 +159,19 @@ json::array TangoServer::jobs(bool dead) {
 std::optional<std::string> TangoServer::partialOutput(std::int64_t jobId) {
   auto job = queue_->get(jobId);
   if (!job || !job->assigned || job->vm.id == 0) return std::nullopt;
-  return vmms_->getPartialOutput(job->vm).value_or("");
+  if (job->vm.node.empty() || job->vm.node == cfg_.nodeId) return localPartialOutput(jobId);
+  return cluster_->partialOutput(job->vm.node, jobId);
 }
 
-json::object TangoServer::info() {
+std::optional<std::string> TangoServer::localPartialOutput(std::int64_t jobId) {
+  auto job = queue_->get(jobId);
+  if (!job || !job->assigned || job->vm.id == 0) return std::nullopt;
+  if (!job->vm.node.empty() && job->vm.node != cfg_.nodeId) return std::nullopt;
+  return vmms_.of(job->vm).getPartialOutput(job->vm).value_or("");
+}
+
+// This node's counters, as /info names them; info() sums every node's.
+json::object TangoServer::localStats() {
   using namespace std::chrono;
   return {
       {"elapsed_secs", duration<double>(steady_clock::now() - stats_.started).count()},
@@ -166,15 +183,54 @@ json::object TangoServer::info() {
       {"runjob_errors", stats_.runjobErrors.load()},
       {"copyout_errors", stats_.copyoutErrors.load()},
       {"num_threads", static_cast<std::int64_t>(manager_->running()) + 1},
-      // Beyond Tango:
       {"jobs_finished", stats_.jobsFinished.load()},
-      {"live_jobs", static_cast<std::int64_t>(queue_->liveCount())},
-      {"queued_jobs", static_cast<std::int64_t>(queue_->unassignedCount())},
       {"running_jobs", static_cast<std::int64_t>(manager_->running())},
       {"callbacks_delivered", stats_.callbacksDelivered.load()},
       {"callbacks_failed", stats_.callbacksFailed.load()},
-      {"vmms", vmms_->name()},
+      {"leases_lost", stats_.leasesLost.load()},
   };
+}
+
+json::object TangoServer::info() {
+  json::object out = localStats();
+  // Counters are summed over the live nodes; elapsed_secs stays this node's.
+  auto all = cluster_->stats();
+  if (all.size() > 1) {
+    for (auto& [key, value] : out) {
+      if (key == "elapsed_secs" || !value.is_int64()) continue;
+      std::int64_t sum = 0;
+      for (const auto& [node, s] : all)
+        if (auto* v = s.if_contains(key); v && v->is_int64()) sum += v->get_int64();
+      value = sum;
+    }
+  }
+  out["live_jobs"] = static_cast<std::int64_t>(queue_->liveCount());
+  out["queued_jobs"] = static_cast<std::int64_t>(queue_->unassignedCount());
+  json::array names;
+  for (const auto& n : vmms_.names()) names.push_back(json::string(n));
+  out["vmms"] = vmms_.byDefault().name();
+  out["vmms_served"] = std::move(names);
+  out["node"] = cfg_.nodeId;
+  json::array nodes;
+  for (const auto& [node, s] : all) nodes.push_back(json::string(node));
+  out["nodes"] = std::move(nodes);
+  return out;
+}
+
+std::map<std::string, PoolState> TangoServer::mergedPools() {
+  std::map<std::string, PoolState> out;
+  // VM ids are unique across nodes, so a pool's lists are the nodes' joined.
+  for (auto& [node, pools] : cluster_->pools())
+    for (auto& [image, p] : pools) {
+      auto& m = out[image];
+      m.total.insert(m.total.end(), p.total.begin(), p.total.end());
+      m.free.insert(m.free.end(), p.free.begin(), p.free.end());
+    }
+  for (auto& [image, p] : out) {
+    std::sort(p.total.begin(), p.total.end());
+    std::sort(p.free.begin(), p.free.end());
+  }
+  return out;
 }
 
 namespace {
@@ -187,20 +243,28 @@ json::object poolJson(const PoolState& s) {
 
 PoolsResult TangoServer::pools(const std::optional<std::string>& image) {
   PoolsResult r;
+  auto all = mergedPools();
   if (image) {
-    auto p = preallocator_->pool(*image);
-    if (!p) return r;
+    auto p = all.find(*image);
+    if (p == all.end()) return r;
     r.found = true;
-    r.pools[*image] = poolJson(*p);
+    r.pools[*image] = poolJson(p->second);
     return r;
   }
   r.found = true;
-  for (const auto& [name, p] : preallocator_->pools()) r.pools[name] = poolJson(p);
+  for (const auto& [name, p] : all) r.pools[name] = poolJson(p);
   return r;
 }
 
 SimpleResult TangoServer::prealloc(const std::string& image, int num, const json::object& body) {
-  if (!isSafeImageName(image) || !images().count(image)) return {false, "Invalid image name"};
+  Vmms* vmms = &vmms_.byDefault();
+  if (auto* v = body.if_contains("vmms"); v && v->is_string()) {
+    vmms = vmms_.find(std::string(v->get_string()));
+    if (!vmms) return {false, "Preallocate VM failed"};
+  }
+  auto images = vmms->getImages();
+  if (!isSafeImageName(image) || std::find(images.begin(), images.end(), image) == images.end())
+    return {false, "Invalid image name"};
   if (num < 0 || num > 1000) return {false, "Invalid prealloc size"};
   auto optInt = [&](const char* k) -> std::optional<int> {
     auto* v = body.if_contains(k);
@@ -208,15 +272,15 @@ SimpleResult TangoServer::prealloc(const std::string& image, int num, const json
       return static_cast<int>(v->get_int64());
     return std::nullopt;
   };
-  if (auto* v = body.if_contains("vmms"); v && v->is_string() && v->get_string() != vmms_->name())
-    return {false, "Preallocate VM failed"};
-  preallocator_->update(image, num, optInt("cores"), optInt("memory"));
+  // Pools are each manager's own: an API-only node has none to set.
+  if (!cfg_.runsManager()) return {false, "Preallocate VM failed"};
+  preallocator_->update(vmms->name(), image, num, optInt("cores"), optInt("memory"));
   return {true, ""};
 }
 
 SimpleResult TangoServer::build(const std::string& imageName,
                                 const std::filesystem::path& tarball) {
-  auto r = vmms_->buildImage(imageName, tarball);
+  auto r = vmms_.byDefault().buildImage(imageName, tarball);
   return {r.ok, r.error};
 }
 
@@ -234,7 +298,7 @@ std::string TangoServer::metricsText() {
 json::object TangoServer::statusData() {
   status::StatusInput in;
   in.live = queue_->liveJobs();
-  in.finished = store_->loadFinished(static_cast<int>(status::kFinishedShown));
+  in.finished = queue_->finished(static_cast<int>(status::kFinishedShown));
   in.pools = pools(std::nullopt).pools;
   in.info = info();
   in.prefix = cfg_.prefix;
@@ -249,15 +313,9 @@ void TangoServer::sendCallback(const TangoJob& job) {
 
 void TangoServer::callbackDone(std::int64_t jobId, bool delivered, const std::string& detail) {
   (delivered ? stats_.callbacksDelivered : stats_.callbacksFailed)++;
-  std::lock_guard lock(callbackMu_);
-  auto job = store_->load(jobId);
-  if (!job) return;
-  job->callbackPending = false;
   // Beside the trace, not in it: its last entry stays the job's outcome.
-  job->callbackResult = delivered ? "delivered" : "failed";
-  job->callbackDetail = delivered ? "" : detail;
-  job->callbackTime = nowSeconds();
-  store_->update(*job);
+  queue_->callbackDone(jobId, delivered ? "delivered" : "failed", delivered ? "" : detail,
+                       nowSeconds());
   if (delivered)
     spdlog::info("job {}: callback delivered", jobId);
   else

@@ -1,19 +1,22 @@
 #pragma once
-// TangoServer (tango.py's TangoServer): owns the parts and wires them:
-// JobStore -> JobQueue -> JobManager -> Worker -> VMMS, the Preallocator's
-// pools and the callback sender. It implements JobService for the REST layer.
+// TangoServer (tango.py's TangoServer): wires the parts it is given (the
+// job queue, the VMMSs by name, the view of the other nodes) to the parts it
+// makes (Preallocator, JobManager, callback sender), and implements
+// JobService for the REST layer. tangod assembles the parts from the config
+// (core/ServiceParts.hpp); tests hand in their own.
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
 #include "tango/callback/CallbackSender.hpp"
 #include "tango/config/Config.hpp"
+#include "tango/core/Cluster.hpp"
 #include "tango/core/JobManager.hpp"
 #include "tango/core/JobQueue.hpp"
 #include "tango/core/JobService.hpp"
 #include "tango/core/Preallocator.hpp"
 #include "tango/core/Stats.hpp"
-#include "tango/store/JobStore.hpp"
-#include "tango/vmms/Vmms.hpp"
+#include "tango/vmms/VmmsSet.hpp"
 
 namespace tango {
 
@@ -23,15 +26,21 @@ struct CannotStart : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What a node is assembled from.
+struct ServiceParts {
+  std::unique_ptr<JobQueue> queue;
+  VmmsSet vmms;
+  std::unique_ptr<Cluster> cluster;
+};
+
 class TangoServer final : public JobService {
  public:
-  // Opens the store and the VMMS; throws on failure (the service cannot start).
-  explicit TangoServer(const Config& cfg);
+  TangoServer(const Config& cfg, ServiceParts parts);
   ~TangoServer() override;
 
-  // Recovery after a restart, then starts dispatching: leftover VMs of this
-  // PREFIX are destroyed, unfinished jobs requeued, pending callbacks resent,
-  // pools warmed.
+  // Joins the cluster; a manager then cleans up its own leftover VMs (never
+  // another node's), requeues the jobs it held, resends its pending
+  // callbacks, warms WARM_IMAGES and starts dispatching.
   void start();
   void stop();
 
@@ -52,21 +61,28 @@ class TangoServer final : public JobService {
   JobQueue& queue() { return *queue_; }
 
  private:
-  // Ends unfinished jobs whose API key is no longer configured.
-  void dropJobsOfUnknownKeys();
+  void startManager();
+  void cleanUpAfter(const std::string& deadNode);
+  void janitorLoop();
   void sendCallback(const TangoJob& job);
   void callbackDone(std::int64_t jobId, bool delivered, const std::string& detail);
-  std::set<std::string> images();
+  std::optional<std::string> localPartialOutput(std::int64_t jobId);
+  boost::json::object localStats();
+  std::vector<std::pair<std::string, std::set<std::string>>> imagesByVmms();
+  std::map<std::string, PoolState> mergedPools();
 
   const Config& cfg_;
   Stats stats_;
-  std::unique_ptr<JobStore> store_;
-  std::unique_ptr<Vmms> vmms_;
   std::unique_ptr<JobQueue> queue_;
+  VmmsSet vmms_;
+  std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<Preallocator> preallocator_;
   std::unique_ptr<CallbackSender> callbacks_;
   std::unique_ptr<JobManager> manager_;
-  std::mutex callbackMu_;  // serialises updates of finished jobs' callback state
+  std::mutex janitorMu_;
+  std::condition_variable janitorCv_;
+  bool stopping_ = false;
+  std::thread janitor_;
 };
 
 }  // namespace tango

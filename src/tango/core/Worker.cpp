@@ -54,7 +54,8 @@ std::optional<int> makeStatusFromOutput(const std::filesystem::path& raw) {
 
 class JobRun {
  public:
-  JobRun(WorkerContext& ctx, TangoJob& job) : ctx_(ctx), job_(job) {}
+  JobRun(WorkerContext& ctx, TangoJob& job, WorkerLease& lease)
+      : ctx_(ctx), job_(job), lease_(lease) {}
 
   void run(Preallocator::Allocation alloc) {
     TangoMachine vm = alloc.vm;
@@ -67,6 +68,10 @@ class JobRun {
       trace("Dispatched job " + tag + " [try " + std::to_string(attempt) + "]");
       StepStatus st;
       std::string failure = attemptOnce(vm, ready, tag, raw, st);
+      if (lost()) {
+        abandon(vm, raw);
+        return;
+      }
       if (failure.empty()) {
         finish(vm, raw);
         return;
@@ -77,6 +82,11 @@ class JobRun {
       if (ctx_.shuttingDown) return;  // left "running" in the store: retried after restart
       if (attempt >= ctx_.cfg.jobRetries) {
         failAfterRetries(vm, failure, st);
+        return;
+      }
+      if (lost()) {
+        ctx_.preallocator.releaseVM(vm);
+        abandon(vm, raw, /*destroyed=*/true);
         return;
       }
       ++ctx_.stats.jobRetries;
@@ -105,7 +115,7 @@ class JobRun {
       }
       step("initializeVM", job_.times.initializeVM);
       auto r = timed("initializeVM",
-                     [&] { return ctx_.vmms.initializeVM(vm, seconds(cfg.initializeVmTimeout)); });
+                     [&] { return vmms(vm).initializeVM(vm, seconds(cfg.initializeVmTimeout)); });
       if (!r.ok) {
         ctx_.stats.metrics.vmmsError("initializeVM");
         return "initializeVM failed: " + r.error;
@@ -116,7 +126,8 @@ class JobRun {
     }
 
     step("waitVM", job_.times.waitVM);
-    auto w = timed("waitVM", [&] { return ctx_.vmms.waitVM(vm, seconds(cfg.waitVmTimeout)); });
+    if (lost()) return kLost;
+    auto w = timed("waitVM", [&] { return vmms(vm).waitVM(vm, seconds(cfg.waitVmTimeout)); });
     st.waitvm = w.ok ? 0 : -1;
     if (!w.ok) {
       ++ctx_.stats.waitvmTimeouts;
@@ -126,8 +137,9 @@ class JobRun {
     }
 
     step("copyIn", job_.times.copyIn);
+    if (lost()) return kLost;
     auto c = timed("copyIn",
-                   [&] { return ctx_.vmms.copyIn(vm, job_.input, seconds(cfg.copyInTimeout)); });
+                   [&] { return vmms(vm).copyIn(vm, job_.input, seconds(cfg.copyInTimeout)); });
     st.copyin = c.ok ? 0 : -1;
     trace("Input copied for job " + tag + " [status=" + show(st.copyin) + "]" +
           (c.ok ? "" : ": " + c.error));
@@ -138,6 +150,7 @@ class JobRun {
     }
 
     step("runJob", job_.times.runJob);
+    if (lost()) return kLost;
     RunSpec spec;
     spec.timeoutSecs = job_.timeout;
     spec.maxOutputBytes = job_.maxOutputFileSize;
@@ -154,7 +167,8 @@ class JobRun {
     // The autodriver enforces the job's timeout; this outer bound catches an
     // autodriver that cannot (a damaged VM).
     spec.hardTimeout = seconds(job_.timeout + 10);
-    RunResult run = timed("runJob", [&] { return ctx_.vmms.runJob(vm, spec); });
+    RunResult run = timed("runJob", [&] { return vmms(vm).runJob(vm, spec); });
+    if (lost()) return kLost;  // its VM was stopped for it
     st.runjob = run.status;
     trace("Job " + tag + " executed [status=" + std::to_string(run.status) + "]" +
           (run.error.empty() ? "" : ": " + run.error));
@@ -178,7 +192,7 @@ class JobRun {
 
     step("copyOut", job_.times.copyOut);
     auto o =
-        timed("copyOut", [&] { return ctx_.vmms.copyOut(vm, raw, seconds(cfg.copyOutTimeout)); });
+        timed("copyOut", [&] { return vmms(vm).copyOut(vm, raw, seconds(cfg.copyOutTimeout)); });
     st.copyout = o.ok ? 0 : -1;
     trace("Output copied for job " + tag + " [status=" + show(st.copyout) + "]" +
           (o.ok ? "" : ": " + o.error));
@@ -196,7 +210,8 @@ class JobRun {
         autograderLine("Received job " + job_.name + ":" + std::to_string(job_.id)) +
         autograderLine(msg) + (notice_.empty() ? "" : autograderLine(notice_)) +
         autograderLine("Here is the output from the autograder:\n---");
-    std::string err = writeOutputFile(job_.outputFile, header, raw);
+    PreparedOutput out = prepareOutputFile(job_.outputFile, header, raw);
+    const std::string& err = out.error();
     if (runStatus_ == 2) {
       job_.outcome = JobOutcome::Timeout;
     } else if (runStatus_ != 0) {
@@ -210,13 +225,13 @@ class JobRun {
     std::filesystem::remove(raw, ec);
     // The last trace entry is the outcome Autolab shows: without an output
     // file, that is the error, not the run's message.
-    trace(msg);
+    job_.appendTrace(msg);
     if (!err.empty()) {
       job_.outcome = JobOutcome::InternalError;
       spdlog::error("job {} ({}:{}): {}", job_.id, job_.name, job_.id, err);
-      trace("Error: " + err);
+      job_.appendTrace("Error: " + err);
     }
-    complete(vm);
+    complete(vm, false, &out);
   }
 
   void failAfterRetries(const TangoMachine& vm, const std::string& failure, const StepStatus& st) {
@@ -232,17 +247,41 @@ class JobRun {
                        " (details in the service's log under job " + std::to_string(job_.id) + ")");
     spdlog::error("job {} ({}:{}): could not be completed after {} tries: {}", job_.id, job_.name,
                   job_.id, tries, failure);
-    std::string err = writeOutputFile(job_.outputFile, header, std::nullopt);
-    if (!err.empty()) trace("Error: " + err);
+    PreparedOutput out = prepareOutputFile(job_.outputFile, header, std::nullopt);
+    if (!out.error().empty()) job_.appendTrace("Error: " + out.error());
     job_.outcome = JobOutcome::InternalError;
-    trace("Error: job failed after " + std::to_string(tries) + " tries: " + failure);
-    complete(vm, /*destroyed=*/true);
+    job_.appendTrace("Error: job failed after " + std::to_string(tries) + " tries: " + failure);
+    complete(vm, /*destroyed=*/true, &out);
   }
 
-  void complete(const TangoMachine& vm, bool destroyed = false) {
+  // The job is no longer this node's (its lease lapsed): whoever holds it
+  // now writes its output and sends its callback; this worker only frees
+  // what it held.
+  void abandon(const TangoMachine& vm, const std::filesystem::path& raw, bool destroyed = false) {
+    spdlog::warn("job {}: lease lost; left to the node that holds it now", job_.id);
+    ++ctx_.stats.leasesLost;
+    std::error_code ec;
+    std::filesystem::remove(raw, ec);
+    if (!destroyed) {
+      destroy(vm);
+      ctx_.preallocator.releaseVM(vm);
+    }
+  }
+
+  // Commits the job as finished (fenced by its lease), then makes its
+  // output visible; a lost lease drops both.
+  void complete(const TangoMachine& vm, bool destroyed, PreparedOutput* out) {
     if (ctx_.shuttingDown) return;
     job_.callbackPending = job_.notifyURL.has_value();
-    ctx_.queue.makeDead(job_);
+    if (!ctx_.queue.finish(lease_.lease, job_)) {
+      lease_.lost->store(true);
+      abandon(vm, {}, destroyed);
+      return;
+    }
+    if (out) {
+      if (auto err = out->publish(); !err.empty())
+        spdlog::error("job {} ({}:{}): {}", job_.id, job_.name, job_.id, err);
+    }
     ++ctx_.stats.jobsFinished;
     ctx_.stats.metrics.finished(toString(job_.outcome), nowSeconds() - job_.times.queued);
     if (ctx_.onFinished) ctx_.onFinished(job_);
@@ -250,8 +289,8 @@ class JobRun {
     // that is reused goes back to its pool once it is reset; any other runs
     // exactly one job, and the pool refills.
     // A VM of the job's own account never joins the service's pool.
-    if (!destroyed && ctx_.vmms.reusesVms() && !ownAccount()) {
-      auto r = timed("resetVM", [&] { return ctx_.vmms.resetVM(vm); });
+    if (!destroyed && vmms(vm).reusesVms() && !ownAccount()) {
+      auto r = timed("resetVM", [&] { return vmms(vm).resetVM(vm); });
       if (r.ok) {
         ctx_.preallocator.returnVM(vm);
         return;
@@ -275,7 +314,7 @@ class JobRun {
   }
 
   void destroy(const TangoMachine& vm) {
-    auto r = timed("destroyVM", [&] { return ctx_.vmms.safeDestroyVM(vm); });
+    auto r = timed("destroyVM", [&] { return vmms(vm).safeDestroyVM(vm); });
     if (!r.ok) ctx_.stats.metrics.vmmsError("destroyVM");
   }
 
@@ -284,34 +323,45 @@ class JobRun {
     job_.vm.vmms = vm.vmms;
     job_.vm.cores = vm.cores;
     job_.vm.memory = vm.memory;
+    job_.vm.node = vm.node;
     if (ctx_.onVm) ctx_.onVm(job_.id, vm);
   }
 
   void step(const char* name, double& when) {
     job_.step = name;
     when = nowSeconds();
-    ctx_.queue.update(job_);
+    commit();
   }
 
   void trace(const std::string& msg) {
     job_.appendTrace(msg);
     spdlog::debug("job {}: {}", job_.id, msg);
-    if (job_.state != JobState::Finished) ctx_.queue.update(job_);
+    commit();
   }
 
+  // A refused write means the lease is gone: stop at the next step.
+  void commit() {
+    if (!lost() && !ctx_.queue.update(lease_.lease, job_)) lease_.lost->store(true);
+  }
+
+  bool lost() const { return lease_.lost->load(); }
+  Vmms& vmms(const TangoMachine& vm) const { return ctx_.vmms.of(vm); }
   bool ownAccount() const { return job_.accessKeyId && job_.accessKey; }
+
+  static constexpr const char* kLost = "the job's lease was lost";
 
   WorkerContext& ctx_;
   TangoJob& job_;
+  WorkerLease& lease_;
   int runStatus_ = -1;
   std::string notice_;  // the VMMS's word on a limit that ended the run
 };
 
 }  // namespace
 
-void runWorker(WorkerContext ctx, TangoJob job, Preallocator::Allocation alloc) {
+void runWorker(WorkerContext ctx, TangoJob job, WorkerLease lease, Preallocator::Allocation alloc) {
   try {
-    JobRun(ctx, job).run(std::move(alloc));
+    JobRun(ctx, job, lease).run(std::move(alloc));
   } catch (const std::exception& e) {
     // A store or filesystem failure: the job stays live in the store and is
     // retried after a restart; say so loudly.

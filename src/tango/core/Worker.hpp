@@ -5,18 +5,19 @@
 // trace; writes the output file; hands the job to the dead list.
 #include <atomic>
 #include <functional>
+#include <memory>
 
 #include "tango/config/Config.hpp"
 #include "tango/core/JobQueue.hpp"
 #include "tango/core/Preallocator.hpp"
 #include "tango/core/Stats.hpp"
-#include "tango/vmms/Vmms.hpp"
+#include "tango/vmms/VmmsSet.hpp"
 
 namespace tango {
 
 struct WorkerContext {
   const Config& cfg;
-  Vmms& vmms;
+  const VmmsSet& vmms;
   JobQueue& queue;
   Preallocator& preallocator;
   Stats& stats;
@@ -26,6 +27,13 @@ struct WorkerContext {
   std::function<void(std::int64_t jobId, const TangoMachine&)> onVm;
 };
 
-void runWorker(WorkerContext ctx, TangoJob job, Preallocator::Allocation alloc);
+// The job's lease, and whether it was lost (the manager could not renew
+// it): then the job is another node's, and this worker only cleans up.
+struct WorkerLease {
+  Lease lease;
+  std::shared_ptr<std::atomic<bool>> lost = std::make_shared<std::atomic<bool>>(false);
+};
+
+void runWorker(WorkerContext ctx, TangoJob job, WorkerLease lease, Preallocator::Allocation alloc);
 
 }  // namespace tango

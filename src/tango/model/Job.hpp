@@ -25,6 +25,9 @@ struct TangoMachine {
   std::optional<bool> network;
   std::int64_t id = 0;  // 0 = not assigned to a concrete VM yet
   std::optional<std::string> resume;
+  // The node that made this VM (NODE_ID): a node cleans up only its own
+  // leftovers, and those of nodes known dead. Not in Tango's JSON.
+  std::string node;
   // The EC2 account of the job's own keys (addJob's accessKeyId/accessKey),
   // handed to the VMMS for the VM made for that job. Never serialized.
   std::optional<std::string> accessKeyId;

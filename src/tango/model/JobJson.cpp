@@ -171,6 +171,7 @@ json::object toTangoJson(const TangoJob& job, std::optional<std::int64_t> queueP
       {"outcome", toString(job.outcome)},
       {"disableNetwork", job.disableNetwork},
       {"limits", toJson(job.limits)},
+      {"node", job.vm.node},  // the node whose VM runs (or ran) it
   };
   o["queuePosition"] = queuePosition ? json::value(*queuePosition) : json::value(nullptr);
   o["usage"] = job.usage ? json::value(toJson(*job.usage)) : json::value(nullptr);
@@ -230,6 +231,7 @@ TangoJob fromStoreJson(const json::value& doc) {
     if (auto* n = m.if_contains("network"); n && n->is_bool()) j.vm.network = n->get_bool();
     j.vm.id = i64(m, "id");
     j.vm.resume = optStr(m, "resume");
+    j.vm.node = str(o, "node");
   }
   j.accessKeyId = optStr(o, "accessKeyId");
   j.accessKey = optStr(o, "accessKey");

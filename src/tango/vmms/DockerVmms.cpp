@@ -71,8 +71,10 @@ StepResult DockerVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
   docker::ContainerSpec spec;
   spec.name = containerName(vm);
   spec.image = image;
-  spec.labels = {
-      {kPrefixLabel, cfg_.prefix}, {kIdLabel, std::to_string(vm.id)}, {kImageLabel, vm.name}};
+  spec.labels = {{kPrefixLabel, cfg_.prefix},
+                 {kIdLabel, std::to_string(vm.id)},
+                 {kImageLabel, vm.name},
+                 {kNodeLabel, vm.node.empty() ? cfg_.nodeId : vm.node}};
   // The autodriver waits for its job on stdin; the rest of its flags come
   // with the job.
   spec.entrypoint = {facts->autodriver};
@@ -234,6 +236,7 @@ std::vector<TangoMachine> DockerVmms::getVMs() {
       vm.id = v;
       vm.name = vm.image = image->second;
       vm.vmms = name();
+      if (auto node = c.labels.find(kNodeLabel); node != c.labels.end()) vm.node = node->second;
       vms.push_back(std::move(vm));
     }
   } catch (const docker::DockerError& e) {

@@ -142,9 +142,12 @@ StepResult Ec2SshVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
       if (auto why = prepareOwnAccount(*client, vm, name, keyFile, groups, deadline); !why.empty())
         return StepResult::failure(why);
     }
-    auto launched = client->runInstance(
-        *ami, ec2::instanceTypeFor(settings_, vm.cores, vm.memory), keyName, groups,
-        {{"Name", name}, {kPrefixTag, cfg_.prefix}}, sha256Hex(name).substr(0, 32), deadline);
+    auto launched = client->runInstance(*ami, ec2::instanceTypeFor(settings_, vm.cores, vm.memory),
+                                        keyName, groups,
+                                        {{"Name", name},
+                                         {kPrefixTag, cfg_.prefix},
+                                         {kNodeTag, vm.node.empty() ? cfg_.nodeId : vm.node}},
+                                        sha256Hex(name).substr(0, 32), deadline);
     if (launched.empty()) return StepResult::failure("EC2: RunInstances launched nothing");
     id = launched.front().id;
     {
@@ -423,6 +426,7 @@ std::vector<TangoMachine> Ec2SshVmms::getVMs() {
         continue;
       vm.name = vm.image = n.substr(dash + 1);
       vm.vmms = name();
+      if (auto node = i.tags.find(kNodeTag); node != i.tags.end()) vm.node = node->second;
       {
         std::lock_guard lock(mu_);
         vms_[n].instanceId = i.id;

@@ -31,6 +31,7 @@ namespace tango {
 class Ec2SshVmms : public Vmms {
  public:
   static constexpr const char* kPrefixTag = "tango-prefix";
+  static constexpr const char* kNodeTag = "tango-node";  // NODE_ID of the node that made it
   // The image name Tango's clients use when they mean "the default AMI".
   static constexpr const char* kDefaultImage = "autograding_image";
 

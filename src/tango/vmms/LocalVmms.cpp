@@ -805,6 +805,8 @@ std::vector<TangoMachine> LocalVmms::getVMs() {
     vm.name = std::string(rest.substr(dash + 1));
     vm.image = vm.name;
     vm.vmms = "local";
+    // SANDBOX_DIR is this node's alone (one per DATA_DIR): what lies in it is its own.
+    vm.node = cfg_.nodeId;
     if (vm.id <= 0) continue;
     vms.push_back(std::move(vm));
   }

@@ -9,17 +9,23 @@
 
 namespace tango {
 
-std::unique_ptr<Vmms> makeVmms(const Config& cfg) {
-  if (cfg.vmmsName == "local") return std::make_unique<LocalVmms>(cfg);
-  if (cfg.vmmsName == "localDocker") return std::make_unique<DockerVmms>(cfg);
-  if (cfg.vmmsName == "tashiSSH") return std::make_unique<TashiSshVmms>(cfg);
-  if (cfg.vmmsName == "ec2SSH") {
+std::unique_ptr<Vmms> makeVmms(const Config& cfg, const std::string& name) {
+  if (name == "local") return std::make_unique<LocalVmms>(cfg);
+  if (name == "localDocker") return std::make_unique<DockerVmms>(cfg);
+  if (name == "tashiSSH") return std::make_unique<TashiSshVmms>(cfg);
+  if (name == "ec2SSH") {
     const char* home = std::getenv("HOME");
     return std::make_unique<Ec2SshVmms>(cfg, currentEnvironment(), home ? home : "/root");
   }
-  throw ConfigError(
-      "VMMS_NAME: '" + cfg.vmmsName +
-      "' is not available in this version (available: local, localDocker, ec2SSH, tashiSSH)");
+  throw ConfigError("VMMS_NAME: '" + name +
+                    "' is not available in this version (available: local, localDocker, ec2SSH, "
+                    "tashiSSH)");
+}
+
+VmmsSet makeVmmsSet(const Config& cfg) {
+  VmmsSet set;
+  for (const auto& name : cfg.vmmsNames()) set.add(makeVmms(cfg, name));
+  return set;
 }
 
 }  // namespace tango

@@ -1,0 +1,224 @@
+#include "tango/core/LocalJobQueue.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace tango {
+
+void endForUnknownKey(TangoJob& job) {
+  job.state = JobState::Finished;
+  job.assigned = false;
+  job.step = "finished";
+  job.outcome = JobOutcome::InternalError;
+  job.callbackPending = false;
+  job.times.finished = nowSeconds();
+  job.appendTrace("Error: the API key that submitted this job is no longer configured");
+}
+
+LocalJobQueue::LocalJobQueue(std::unique_ptr<JobStore> store, std::chrono::milliseconds leaseTime)
+    : store_(std::move(store)), leaseTime_(leaseTime) {}
+
+std::int64_t LocalJobQueue::add(TangoJob job) {
+  job.state = JobState::Queued;
+  job.assigned = false;
+  job.times.queued = nowSeconds();
+  job.step = "queued";
+  // The store assigns the id; the trace line that names it is part of the
+  // same commit, so a job is never visible without it.
+  store_->insert(job, [](TangoJob& j) {
+    j.appendTrace("Added job " + j.name + ":" + std::to_string(j.id) + " to queue");
+  });
+  std::int64_t id = job.id;
+  {
+    std::lock_guard lock(mu_);
+    unassigned_.insert(id);
+    live_.emplace(id, std::move(job));
+  }
+  wake();
+  return id;
+}
+
+int LocalJobQueue::recover() {
+  int requeued = 0;
+  auto jobs = store_->loadUnfinished();
+  std::lock_guard lock(mu_);
+  for (auto& job : jobs) {
+    if (job.labDir.empty()) {
+      spdlog::warn("job {}: its API key ({}) is no longer configured; not run", job.id, job.keyId);
+      endForUnknownKey(job);
+      store_->update(job);
+      continue;
+    }
+    if (job.state == JobState::Running || job.assigned) {
+      job.state = JobState::Queued;
+      job.assigned = false;
+      job.step = "queued";
+      job.vm.id = 0;
+      job.appendTrace("Requeued job " + job.name + ":" + std::to_string(job.id) +
+                      " after a service restart");
+      store_->update(job);
+      ++requeued;
+    }
+    unassigned_.insert(job.id);
+    live_.emplace(job.id, std::move(job));
+  }
+  return requeued;
+}
+
+bool LocalJobQueue::requeueLapsed() {
+  const auto now = Clock::now();
+  bool any = false;
+  for (auto it = leases_.begin(); it != leases_.end();) {
+    if (it->second.expires > now) {
+      ++it;
+      continue;
+    }
+    auto job = live_.find(it->first);
+    it = leases_.erase(it);
+    if (job == live_.end()) continue;
+    TangoJob& j = job->second;
+    j.state = JobState::Queued;
+    j.assigned = false;
+    j.step = "queued";
+    j.vm.id = 0;
+    j.appendTrace("Requeued job " + j.name + ":" + std::to_string(j.id) +
+                  ": its worker stopped renewing its lease");
+    store_->update(j);
+    unassigned_.insert(j.id);
+    spdlog::warn("job {}: lease lapsed; back in the queue", j.id);
+    any = true;
+  }
+  return any;
+}
+
+std::optional<TakenJob> LocalJobQueue::take(const std::function<bool(const TangoJob&)>& accept,
+                                            const std::function<void(const TangoJob&)>&) {
+  std::lock_guard lock(mu_);
+  requeueLapsed();
+  for (auto id : unassigned_) {
+    auto& job = live_.at(id);
+    if (!accept(job)) continue;  // one node: nobody else can claim it first
+    TangoJob next = job;
+    next.assigned = true;
+    next.state = JobState::Running;
+    next.times.assigned = nowSeconds();
+    next.step = "assigned";
+    store_->update(next);  // committed before any worker acts on it
+    job = next;
+    unassigned_.erase(id);
+    Lease lease{id, "local/" + std::to_string(++takes_)};
+    leases_[id] = {lease.token, Clock::now() + leaseTime_};
+    return TakenJob{std::move(next), std::move(lease)};
+  }
+  return std::nullopt;
+}
+
+bool LocalJobQueue::holds(const Lease& lease) const {
+  auto it = leases_.find(lease.jobId);
+  return it != leases_.end() && it->second.token == lease.token &&
+         it->second.expires > Clock::now();
+}
+
+std::vector<std::int64_t> LocalJobQueue::renew(const std::vector<Lease>& leases) {
+  std::vector<std::int64_t> lost;
+  bool requeued = false;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& l : leases) {
+      if (holds(l))
+        leases_[l.jobId].expires = Clock::now() + leaseTime_;
+      else
+        lost.push_back(l.jobId);
+    }
+    requeued = requeueLapsed();
+  }
+  if (requeued) wake();
+  return lost;
+}
+
+bool LocalJobQueue::update(const Lease& lease, const TangoJob& job) {
+  std::lock_guard lock(mu_);
+  if (!holds(lease)) return false;
+  store_->update(job);
+  live_[job.id] = job;
+  return true;
+}
+
+bool LocalJobQueue::unassign(const Lease& lease, TangoJob job) {
+  {
+    std::lock_guard lock(mu_);
+    if (!holds(lease)) return false;
+    leases_.erase(job.id);
+    job.assigned = false;
+    job.state = JobState::Queued;
+    job.step = "queued";
+    store_->update(job);
+    unassigned_.insert(job.id);
+    live_[job.id] = std::move(job);
+  }
+  wake();
+  return true;
+}
+
+bool LocalJobQueue::finish(const Lease& lease, TangoJob job) {
+  std::lock_guard lock(mu_);
+  if (!holds(lease)) return false;
+  leases_.erase(job.id);
+  job.state = JobState::Finished;
+  job.assigned = false;
+  job.times.finished = nowSeconds();
+  job.step = "finished";
+  store_->update(job);
+  live_.erase(job.id);
+  unassigned_.erase(job.id);
+  return true;
+}
+
+std::optional<TangoJob> LocalJobQueue::get(std::int64_t id) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = live_.find(id); it != live_.end()) return it->second;
+  }
+  return store_->load(id);
+}
+
+std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> LocalJobQueue::liveJobs() {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> out;
+  out.reserve(live_.size());
+  std::int64_t position = 0;
+  for (const auto& [id, job] : live_) {
+    std::optional<std::int64_t> pos;
+    if (unassigned_.count(id)) pos = position++;
+    out.emplace_back(job, pos);
+  }
+  return out;
+}
+
+std::size_t LocalJobQueue::unassignedCount() {
+  std::lock_guard lock(mu_);
+  return unassigned_.size();
+}
+
+std::size_t LocalJobQueue::liveCount() {
+  std::lock_guard lock(mu_);
+  return live_.size();
+}
+
+std::vector<TangoJob> LocalJobQueue::finished(int limit) { return store_->loadFinished(limit); }
+std::int64_t LocalJobQueue::countFinished() { return store_->countFinished(); }
+std::vector<TangoJob> LocalJobQueue::pendingCallbacks() { return store_->loadPendingCallbacks(); }
+std::int64_t LocalJobQueue::nextVmId() { return store_->nextVmId(); }
+
+void LocalJobQueue::callbackDone(std::int64_t id, const std::string& result,
+                                 const std::string& detail, double when) {
+  std::lock_guard lock(mu_);
+  auto job = store_->load(id);
+  if (!job) return;
+  job->callbackPending = false;
+  job->callbackResult = result;
+  job->callbackDetail = detail;
+  job->callbackTime = when;
+  store_->update(*job);
+}
+
+}  // namespace tango

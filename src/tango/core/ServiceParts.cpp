@@ -1,0 +1,49 @@
+#include "tango/core/ServiceParts.hpp"
+
+#include "tango/core/LocalJobQueue.hpp"
+#include "tango/util/SafeName.hpp"
+#include "tango/store/SqliteJobStore.hpp"
+#include "tango/util/KeyId.hpp"
+#include "tango/vmms/VmmsFactory.hpp"
+
+namespace tango {
+
+namespace {
+
+// DATA_DIR and what the service keeps in it are the service's alone: the
+// database, every student's files and outputs. An older release's 0755
+// directories are tightened.
+void makePrivateDir(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace);
+}
+
+}  // namespace
+
+LabDirOf labDirFinder(const Config& cfg) {
+  std::map<std::string, std::string> keyOfId;
+  for (const auto& k : cfg.keys) keyOfId[keyId(k)] = k;
+  return
+      [keyOfId, labs = cfg.courselabsDir()](const std::string& id, const std::string& courselab) {
+        auto k = keyOfId.find(id);
+        if (k == keyOfId.end()) return std::string();
+        auto dir = courselabDir(labs, k->second, courselab);
+        return dir ? dir->string() : std::string();
+      };
+}
+
+ServiceParts assembleParts(const Config& cfg) {
+  makePrivateDir(cfg.dataDir);
+  makePrivateDir(cfg.dataDir / "tmp");
+  makePrivateDir(cfg.courselabsDir());
+  ServiceParts parts;
+  const auto lease = std::chrono::seconds(cfg.leaseSecs);
+  parts.queue = std::make_unique<LocalJobQueue>(
+      std::make_unique<SqliteJobStore>(cfg.stateFile(), labDirFinder(cfg)), lease);
+  parts.cluster = std::make_unique<SingleNode>(cfg.nodeId);
+  parts.vmms = makeVmmsSet(cfg);
+  return parts;
+}
+
+}  // namespace tango
