@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   bubblewrap make
   openssh-client libxml2-dev  # the SSH backends; EC2's XML answers
+  libhiredis-dev redis-server  # several nodes on one Redis (tests start their own servers)
   awscli  # proves the EC2 test double speaks EC2 (tests/ec2)
   docker.io mmdebstrap
   wrk

@@ -36,7 +36,7 @@ void JobManager::renewLoop() {
     for (auto& [id, l] : leases_)
       if (!l.lost->load()) held.push_back(l.lease);
     lock.unlock();
-    std::vector<std::int64_t> lost;
+    std::vector<Lease> lost;
     try {
       lost = queue_.renew(held);
     } catch (const std::exception& e) {
@@ -45,19 +45,29 @@ void JobManager::renewLoop() {
       spdlog::warn("cannot renew leases: {}", e.what());
     }
     lock.lock();
-    for (auto id : lost) {
-      auto l = leases_.find(id);
-      if (l == leases_.end()) continue;
-      l->second.lost->store(true);
-      // Stopping its VM ends a runJob at once; the worker then gives up.
-      if (auto vm = vms_.find(id); vm != vms_.end()) {
-        TangoMachine m = vm->second;
-        lock.unlock();
-        spdlog::warn("job {}: lease lost; stopping its VM", id);
-        vmms_.of(m).destroyVM(m);
-        lock.lock();
+    for (const auto& gone : lost) {
+      for (auto& [serial, l] : leases_) {
+        if (l.lease.token != gone.token) continue;
+        l.lost->store(true);
+        // Stopping its VM ends a runJob at once; the worker then gives up.
+        if (auto vm = vms_.find(serial); vm != vms_.end()) {
+          TangoMachine m = vm->second;
+          lock.unlock();
+          spdlog::warn("job {}: lease lost; stopping its VM", gone.jobId);
+          stopVm(m);
+          lock.lock();
+        }
+        break;
       }
     }
+  }
+}
+
+void JobManager::stopVm(const TangoMachine& vm) {
+  try {
+    vmms_.of(vm).destroyVM(vm);
+  } catch (const std::exception& e) {
+    spdlog::warn("stopping VM {}: {}", vm.id, e.what());
   }
 }
 
@@ -145,7 +155,8 @@ void JobManager::dispatch() {
       queue_.unassign(lease.lease, job);
       return;
     }
-    leases_.emplace(job.id, lease);
+    const std::uint64_t serial = ++serial_;
+    leases_.emplace(serial, lease);
     WorkerContext ctx{cfg_,
                       vmms_,
                       queue_,
@@ -153,21 +164,19 @@ void JobManager::dispatch() {
                       stats_,
                       onFinished_,
                       shuttingDown_,
-                      [this](std::int64_t id, const TangoMachine& vm) {
+                      [this, serial](std::int64_t, const TangoMachine& vm) {
                         std::lock_guard l(mu_);
-                        vms_[id] = vm;
+                        vms_[serial] = vm;
                       }};
-    const std::int64_t id = job.id;
     workers_.emplace(
-        id, std::thread([this, ctx = std::move(ctx), job = std::move(job), lease = std::move(lease),
-                         alloc = std::move(*alloc)]() mutable {
-          const std::int64_t jobId = job.id;
+        serial, std::thread([this, serial, ctx = std::move(ctx), job = std::move(job),
+                             lease = std::move(lease), alloc = std::move(*alloc)]() mutable {
           runWorker(std::move(ctx), std::move(job), std::move(lease), std::move(alloc));
           {
             std::lock_guard l(mu_);
-            vms_.erase(jobId);
-            leases_.erase(jobId);
-            done_.push_back(jobId);
+            vms_.erase(serial);
+            leases_.erase(serial);
+            done_.push_back(serial);
           }
           cv_.notify_all();
         }));
@@ -198,8 +207,8 @@ void JobManager::stop() {
   if (renewer_.joinable()) renewer_.join();
   // Destroying a running job's VM makes its runJob return at once; the worker
   // then sees shuttingDown_ and leaves the job for the next start.
-  for (auto& vm : held) vmms_.of(vm).destroyVM(vm);
-  std::map<std::int64_t, std::thread> workers;
+  for (auto& vm : held) stopVm(vm);
+  std::map<std::uint64_t, std::thread> workers;
   {
     std::lock_guard lock(mu_);
     workers.swap(workers_);

@@ -36,6 +36,7 @@ class JobManager {
   void dispatch();
   void reapFinished();  // mu_ held
   void renewLoop();
+  void stopVm(const TangoMachine& vm);  // ends a running job's runJob at once
 
   const Config& cfg_;
   const VmmsSet& vmms_;
@@ -49,10 +50,13 @@ class JobManager {
   bool kicked_ = false;
   bool stop_ = false;
   std::atomic<bool> shuttingDown_{false};
-  std::map<std::int64_t, std::thread> workers_;  // job id -> thread
-  std::map<std::int64_t, TangoMachine> vms_;     // job id -> the VM it holds
-  std::map<std::int64_t, WorkerLease> leases_;   // job id -> its lease
-  std::vector<std::int64_t> done_;               // workers to join
+  // By worker serial, not job id: a job whose lease lapsed here may run
+  // again on this node while its first worker winds down.
+  std::uint64_t serial_ = 0;
+  std::map<std::uint64_t, std::thread> workers_;
+  std::map<std::uint64_t, TangoMachine> vms_;    // the VM each worker holds
+  std::map<std::uint64_t, WorkerLease> leases_;  // each worker's lease
+  std::vector<std::uint64_t> done_;              // workers to join
   std::thread thread_;
   std::thread renewer_;
 };

@@ -48,8 +48,8 @@ class JobQueue {
   // search goes on. The job comes back marked assigned, with its lease.
   virtual std::optional<TakenJob> take(const std::function<bool(const TangoJob&)>& accept,
                                        const std::function<void(const TangoJob&)>& undo) = 0;
-  // Extends the leases; returns the jobs whose lease was lost.
-  virtual std::vector<std::int64_t> renew(const std::vector<Lease>& leases) = 0;
+  // Extends the leases; returns those that were lost.
+  virtual std::vector<Lease> renew(const std::vector<Lease>& leases) = 0;
   // Fenced writes: each returns false, and changes nothing, when the lease
   // is lost.
   virtual bool update(const Lease& lease, const TangoJob& job) = 0;

@@ -118,8 +118,8 @@ bool LocalJobQueue::holds(const Lease& lease) const {
          it->second.expires > Clock::now();
 }
 
-std::vector<std::int64_t> LocalJobQueue::renew(const std::vector<Lease>& leases) {
-  std::vector<std::int64_t> lost;
+std::vector<Lease> LocalJobQueue::renew(const std::vector<Lease>& leases) {
+  std::vector<Lease> lost;
   bool requeued = false;
   {
     std::lock_guard lock(mu_);
@@ -127,7 +127,7 @@ std::vector<std::int64_t> LocalJobQueue::renew(const std::vector<Lease>& leases)
       if (holds(l))
         leases_[l.jobId].expires = Clock::now() + leaseTime_;
       else
-        lost.push_back(l.jobId);
+        lost.push_back(l);
     }
     requeued = requeueLapsed();
   }

@@ -23,7 +23,7 @@ class LocalJobQueue final : public JobQueue {
   int recover() override;
   std::optional<TakenJob> take(const std::function<bool(const TangoJob&)>& accept,
                                const std::function<void(const TangoJob&)>& undo) override;
-  std::vector<std::int64_t> renew(const std::vector<Lease>& leases) override;
+  std::vector<Lease> renew(const std::vector<Lease>& leases) override;
   bool update(const Lease& lease, const TangoJob& job) override;
   bool unassign(const Lease& lease, TangoJob job) override;
   bool finish(const Lease& lease, TangoJob job) override;

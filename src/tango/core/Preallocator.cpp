@@ -24,8 +24,16 @@ Preallocator::~Preallocator() {
   // Warm VMs hold resources (directories, containers): give them back, and
   // those a warmer set aside for destruction as it stopped.
   for (auto& [key, pool] : pools_)
-    for (auto& [id, vm] : pool.free) vmms_.of(vm).destroyVM(vm);
-  for (auto& vm : surplus_) vmms_.of(vm).destroyVM(vm);
+    for (auto& [id, vm] : pool.free) destroyQuietly(vm);
+  for (auto& vm : surplus_) destroyQuietly(vm);
+}
+
+void Preallocator::destroyQuietly(const TangoMachine& vm) {
+  try {
+    vmms_.of(vm).destroyVM(vm);
+  } catch (const std::exception& e) {
+    spdlog::warn("preallocator: destroying VM {}: {}", vm.id, e.what());
+  }
 }
 
 std::string Preallocator::poolKey(const std::string& vmms, const std::string& image) const {
@@ -197,7 +205,7 @@ void Preallocator::warmLoop() {
       TangoMachine vm = surplus_.back();
       surplus_.pop_back();
       lock.unlock();
-      vmms_.of(vm).destroyVM(vm);
+      destroyQuietly(vm);
       lock.lock();
       continue;
     }
@@ -227,11 +235,16 @@ void Preallocator::warmLoop() {
     needy->warming.emplace(vm.id, vm);
     lock.unlock();
     Vmms& vmms = vmms_.of(vm);
-    auto init = vmms.initializeVM(vm, std::chrono::seconds(cfg_.initializeVmTimeout));
-    if (init.ok) init = vmms.waitVM(vm, std::chrono::seconds(cfg_.waitVmTimeout));
+    StepResult init;
+    try {
+      init = vmms.initializeVM(vm, std::chrono::seconds(cfg_.initializeVmTimeout));
+      if (init.ok) init = vmms.waitVM(vm, std::chrono::seconds(cfg_.waitVmTimeout));
+    } catch (const std::exception& e) {
+      init = StepResult::failure(e.what());  // a VMMS that throws failed, nothing more
+    }
     if (!init.ok) {
       spdlog::warn("preallocator: VM {} for {} failed: {}", vm.id, image, init.error);
-      vmms.destroyVM(vm);
+      destroyQuietly(vm);
     }
     lock.lock();
     Pool& pool = poolFor(vm);  // pools_ never erases, references stay valid

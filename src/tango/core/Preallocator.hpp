@@ -115,6 +115,7 @@ class Preallocator {
   Pool& poolFor(const TangoMachine& vm) { return poolFor(vm.vmms, vm.name); }
   TangoMachine newMachine(const Pool& pool);
   void warmLoop();
+  void destroyQuietly(const TangoMachine& vm);
   void shrinkIdle();  // mu_ held
 
   const Config& cfg_;

@@ -1,9 +1,9 @@
 #include "tango/core/ServiceParts.hpp"
 
 #include "tango/core/LocalJobQueue.hpp"
-#include "tango/util/SafeName.hpp"
 #include "tango/store/SqliteJobStore.hpp"
 #include "tango/util/KeyId.hpp"
+#include "tango/util/SafeName.hpp"
 #include "tango/vmms/VmmsFactory.hpp"
 
 namespace tango {

@@ -303,11 +303,23 @@ class JobRun {
     ctx_.preallocator.releaseVM(vm);
   }
 
-  // Runs one VMMS call and records its duration for /metrics.
+  static void failWith(StepResult& r, std::string why) { r = StepResult::failure(std::move(why)); }
+  static void failWith(RunResult& r, std::string why) {
+    r = RunResult{};
+    r.error = std::move(why);
+  }
+
+  // Runs one VMMS call and records its duration for /metrics. A VMMS that
+  // throws failed that step, like one that says so.
   template <class Call>
   std::invoke_result_t<Call&> timed(std::string_view step, Call&& call) {
     const auto t0 = std::chrono::steady_clock::now();
-    auto result = call();
+    std::invoke_result_t<Call&> result;
+    try {
+      result = call();
+    } catch (const std::exception& e) {
+      failWith(result, std::string(step) + " threw: " + e.what());
+    }
     ctx_.stats.metrics.observeStep(
         step, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return result;

@@ -1,0 +1,171 @@
+// JobManager and Worker against a fake VMMS: the path of one job through
+// Tango's steps, retries, a failure at each step, a VMMS that throws, a VM
+// that never becomes ready, and a lease lost while the job runs.
+#include "CoreFixture.hpp"
+
+namespace tango::test {
+namespace {
+
+TEST_F(CoreTest, AJobRunsThroughEveryStepAndItsVmIsDestroyed) {
+  start();
+  auto id = submit();
+  auto job = waitFinished(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->outcome, JobOutcome::Success);
+  EXPECT_NE(outputOf().find("hello from the fake VMMS"), std::string::npos) << outputOf();
+  EXPECT_NE(outputOf().find("Success: Autodriver returned normally"), std::string::npos);
+  EXPECT_EQ(vmms_->inits, 1);
+  EXPECT_EQ(vmms_->runs, 1);
+  EXPECT_EQ(vmms_->aliveCount(), 0u) << "a VM runs one job and is destroyed";
+  EXPECT_EQ(job->vm.node, "node-a") << "the VM carries the node that made it";
+  EXPECT_TRUE(traceHas(*job, "Added job j:" + std::to_string(id) + " to queue"));
+}
+
+TEST_F(CoreTest, AFailedInitializeIsRetriedOnAFreshVm) {
+  configure = [](FakeVmms& f) {
+    f.initHook = [](int n) { return n < 2 ? std::string("no capacity") : std::string(); };
+  };
+  start();
+  auto job = waitFinished(submit());
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->outcome, JobOutcome::Success);
+  EXPECT_EQ(job->retries, 2);
+  EXPECT_EQ(server_->stats().jobRetries, 2);
+  EXPECT_TRUE(traceHas(*job, "Retrying job"));
+  EXPECT_EQ(vmms_->aliveCount(), 0u);
+}
+
+// Each step failing on every try: the job ends after JOB_RETRIES + 1 tries
+// with Tango's per-step status line, and no VM is left.
+TEST_F(CoreTest, AStepThatAlwaysFailsEndsTheJobAfterItsRetries) {
+  struct Case {
+    const char* step;
+    std::function<void(FakeVmms&)> fail;
+    const char* status;
+  };
+  const std::vector<Case> cases = {
+      {"waitVM", [](FakeVmms& f) { f.waitHook = [](int) { return std::string("timed out"); }; },
+       "waitVM=-1 copyIn=None runJob=None copyOut=None"},
+      {"copyIn", [](FakeVmms& f) { f.copyInHook = [](int) { return std::string("timed out"); }; },
+       "waitVM=0 copyIn=-1 runJob=None copyOut=None"},
+      {"runJob", [](FakeVmms& f) { f.runHook = [](int) { return std::string("timed out"); }; },
+       "waitVM=0 copyIn=0 runJob=-1 copyOut=None"},
+      {"copyOut", [](FakeVmms& f) { f.copyOutHook = [](int) { return std::string("timed out"); }; },
+       "waitVM=0 copyIn=0 runJob=0 copyOut=-1"},
+  };
+  configure = [&](FakeVmms&) {};
+  start();
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.step);
+    c.fail(*vmms_);
+    const std::string out = std::string(c.step) + ".txt";
+    auto job = waitFinished(submit(out));
+    ASSERT_TRUE(job);
+    EXPECT_EQ(job->outcome, JobOutcome::InternalError);
+    EXPECT_EQ(job->retries, 2);
+    EXPECT_NE(outputOf(out).find("Unable to complete job after 3 tries"), std::string::npos)
+        << outputOf(out);
+    EXPECT_NE(outputOf(out).find(c.status), std::string::npos) << outputOf(out);
+    EXPECT_EQ(vmms_->aliveCount(), 0u);
+    vmms_->waitHook = vmms_->copyInHook = vmms_->runHook = vmms_->copyOutHook = nullptr;
+  }
+}
+
+TEST_F(CoreTest, AVmmsThatThrowsFailsTheStepAndTheJobStillEnds) {
+  configure = [](FakeVmms& f) {
+    f.runHook = [](int n) -> std::string {
+      if (n == 0) throw std::runtime_error("engine exploded");
+      return "";
+    };
+  };
+  start();
+  auto job = waitFinished(submit());
+  ASSERT_TRUE(job) << "the job must not be stuck after a VMMS threw";
+  EXPECT_EQ(job->outcome, JobOutcome::Success);
+  EXPECT_EQ(job->retries, 1);
+  EXPECT_TRUE(traceHas(*job, "runJob threw: engine exploded"));
+  EXPECT_EQ(vmms_->aliveCount(), 0u);
+}
+
+// waitVM gives up after WAITVM_TIMEOUT each time: three tries, then the
+// job ends with the cause, in about three timeouts.
+TEST_F(CoreTest, AVmThatNeverBecomesReadyEndsTheJobAfterItsRetries) {
+  configure = [this](FakeVmms& f) {
+    f.waitHook = [this](int) {
+      std::this_thread::sleep_for(std::chrono::seconds(cfg_.waitVmTimeout));
+      return std::string("VM not ready after " + std::to_string(cfg_.waitVmTimeout) + " s");
+    };
+  };
+  start();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto job = waitFinished(submit(), 30s);
+  ASSERT_TRUE(job);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(job->outcome, JobOutcome::InternalError);
+  EXPECT_EQ(vmms_->waits, 3);
+  EXPECT_GE(took, 3.0);
+  EXPECT_LT(took, 10.0);
+  EXPECT_EQ(server_->stats().waitvmTimeouts, 3);
+  EXPECT_NE(outputOf().find("waitVM=-1"), std::string::npos);
+  EXPECT_EQ(vmms_->aliveCount(), 0u);
+}
+
+// The manager cannot renew (a stalled node): the lease lapses, the job goes
+// back to the queue and runs again on another VM. When renewals resume,
+// the stalled worker learns it lost the job: its VM is stopped, and it
+// writes nothing. The output is the second run's, written once.
+TEST_F(CoreTest, ALostLeaseStopsTheWorkerAndTheJobRunsOnceElsewhere) {
+  cfg_.poolSize = 2;  // room for the second run beside the stalled one
+  configure = [](FakeVmms& f) { f.holdRuns = true; };
+  start(600ms);
+  auto id = submit("out.txt", 30);
+  ASSERT_TRUE(vmms_->waitForRun(10s));
+  queue_->stallRenewals = true;
+  const auto firstVm = queue_->get(id)->vm.id;
+  // The lease lapses; the manager's next pass puts the job back and takes it again.
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  std::int64_t secondVm = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    auto j = queue_->get(id);
+    if (j && j->assigned && j->vm.id != firstVm && j->vm.id != 0) {
+      secondVm = j->vm.id;
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_NE(secondVm, 0) << "the job was not taken again after its lease lapsed";
+  vmms_->output = "second run\n";
+  queue_->stallRenewals = false;  // the stalled worker now learns its lease is gone
+  // Its VM is stopped for it.
+  const auto gone = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < gone && server_->stats().leasesLost.load() == 0)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(server_->stats().leasesLost.load(), 1);
+  vmms_->holdRuns = false;
+  vmms_->cv.notify_all();
+  auto job = waitFinished(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->outcome, JobOutcome::Success);
+  EXPECT_EQ(job->vm.id, secondVm);
+  EXPECT_TRUE(traceHas(*job, "stopped renewing its lease"));
+  EXPECT_NE(outputOf().find("second run"), std::string::npos) << outputOf();
+  EXPECT_EQ(server_->stats().jobsFinished.load(), 1) << "finished once";
+  std::lock_guard lock(vmms_->mu);
+  EXPECT_FALSE(vmms_->alive.count(firstVm)) << "the stalled run's VM was stopped";
+  EXPECT_FALSE(vmms_->alive.count(secondVm));
+}
+
+TEST_F(CoreTest, PartialOutputComesFromTheVmOfARunningJob) {
+  configure = [](FakeVmms& f) { f.holdRuns = true; };
+  start();
+  auto id = submit();
+  ASSERT_TRUE(vmms_->waitForRun(10s));
+  EXPECT_EQ(server_->partialOutput(id).value_or("<none>"), "partial");
+  vmms_->holdRuns = false;
+  vmms_->cv.notify_all();
+  ASSERT_TRUE(waitFinished(id));
+  EXPECT_FALSE(server_->partialOutput(id)) << "a finished job has no partial output";
+}
+
+}  // namespace
+}  // namespace tango::test
