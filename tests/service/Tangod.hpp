@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -43,7 +44,11 @@ class Tangod {
     // A uid range of its own, so parallel test processes never share sandbox uids.
     // By pid: two test processes running at once (ctest -j) never share it;
     // above the range the VMMS's own tests use (300000 + ...).
-    const unsigned uidBase = 1000000 + static_cast<unsigned>(::getpid() % 4000) * 1000;
+    // Several services in one test process (nodes of a cluster) each get a
+    // fifth of the process's range.
+    static std::atomic<unsigned> instances{0};
+    const unsigned uidBase =
+        1000000 + static_cast<unsigned>(::getpid() % 4000) * 1000 + (instances++ % 5) * 200;
     // A key the test sets itself replaces the generated one.
     auto line = [&](const std::string& key, const std::string& value) {
       const bool own = extraConfig.starts_with(key + " =") ||
@@ -56,9 +61,9 @@ class Tangod {
         << line("HOST", "\"127.0.0.1\"") << line("DATA_DIR", quoted(dir_ / "data"))
         << line("SANDBOX_DIR", quoted(dir_ / "sandboxes"))
         << (autodriver.empty() ? std::string() : "AUTODRIVER = \"" + autodriver + "\"\n")
-        << "LOG_LEVEL = \"debug\"\n"
+        << line("LOG_LEVEL", "\"debug\"")
         << extraConfig << "\n"
-        << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = 1000\n";
+        << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = 200\n";
     try {
       start();
     } catch (...) {
@@ -97,7 +102,8 @@ class Tangod {
       ::execl(TANGOD_PATH, TANGOD_PATH, "--config", cfg.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
-    // Wait for "listening on http://127.0.0.1:<port>".
+    // Wait for "listening on http://127.0.0.1:<port>", or a manager alone's
+    // "running jobs" (no port).
     const std::regex re(R"(listening on http://[^:]+:(\d+))");
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
@@ -105,6 +111,11 @@ class Tangod {
       std::string text = readFile(log);
       if (std::regex_search(text, m, re)) {
         port_ = std::stoi(m[1]);
+        return;
+      }
+      if (text.find(") running jobs (") != std::string::npos ||
+          text.find("tangod manager ") != std::string::npos) {
+        port_ = 0;
         return;
       }
       int status = 0;
@@ -142,6 +153,13 @@ class Tangod {
     return names;
   }
   std::string log() const { return readFile(logFile_); }
+  // Every start's log, oldest first (a node killed and started again).
+  std::string allLogs() const {
+    std::string all;
+    for (int i = 0; i < starts_; ++i)
+      all += readFile(dir_ / ("tangod-" + std::to_string(i) + ".log"));
+    return all;
+  }
 
  private:
   std::filesystem::path dir_;

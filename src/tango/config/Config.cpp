@@ -601,6 +601,18 @@ void validateTogether(const Config& c) {
   if (static_cast<std::uint64_t>(c.local.uidBase) + c.local.slots >= 0x7fffffffULL)
     throw ConfigError(fmt::format("local.UID_BASE: UID_BASE + SLOTS must stay below 2^31-1, got {}",
                                   c.local.uidBase));
+  // Whoever reaches the queue can run jobs as any course: beyond loopback,
+  // Redis must ask for a password.
+  const std::string& h = c.redisHostname;
+  const bool loopback = h == "localhost" || h == "::1" || h.starts_with("127.");
+  if (c.useRedis && !loopback && c.redisPassword.empty())
+    throw ConfigError("REDIS_PASSWORD: a Redis not on loopback (REDIS_HOSTNAME " + h +
+                      ") needs a password (requirepass), and REDIS_TLS on a network you do not "
+                      "trust");
+  if (c.redisTls && (c.redisTlsCertFile.empty() != c.redisTlsKeyFile.empty()))
+    throw ConfigError(
+        "REDIS_TLS_CERT_FILE: a client certificate needs its key (REDIS_TLS_KEY_FILE), and the "
+        "other way round");
 }
 
 }  // namespace

@@ -231,7 +231,14 @@ void Preallocator::warmLoop() {
       shrinkIdle();
       continue;
     }
-    TangoMachine vm = newMachine(*needy);
+    TangoMachine vm;
+    try {
+      vm = newMachine(*needy);
+    } catch (const std::exception& e) {  // no VM id: the store is unreachable
+      spdlog::warn("preallocator: cannot make a VM for {}: {}", image, e.what());
+      cv_.wait_for(lock, std::chrono::seconds(2), [this] { return stop_; });
+      continue;
+    }
     needy->warming.emplace(vm.id, vm);
     lock.unlock();
     Vmms& vmms = vmms_.of(vm);

@@ -1,6 +1,8 @@
 #include "tango/core/ServiceParts.hpp"
 
 #include "tango/core/LocalJobQueue.hpp"
+#include "tango/redis/RedisCluster.hpp"
+#include "tango/redis/RedisJobQueue.hpp"
 #include "tango/store/SqliteJobStore.hpp"
 #include "tango/util/KeyId.hpp"
 #include "tango/util/SafeName.hpp"
@@ -33,15 +35,38 @@ LabDirOf labDirFinder(const Config& cfg) {
       };
 }
 
+RedisOptions redisOptions(const Config& cfg) {
+  RedisOptions o;
+  o.host = cfg.redisHostname;
+  o.port = cfg.redisPort;
+  o.username = cfg.redisUsername;
+  o.password = cfg.redisPassword;
+  o.tls = cfg.redisTls;
+  o.tlsCaFile = cfg.redisTlsCaFile;
+  o.tlsCertFile = cfg.redisTlsCertFile;
+  o.tlsKeyFile = cfg.redisTlsKeyFile;
+  return o;
+}
+
 ServiceParts assembleParts(const Config& cfg) {
   makePrivateDir(cfg.dataDir);
   makePrivateDir(cfg.dataDir / "tmp");
   makePrivateDir(cfg.courselabsDir());
   ServiceParts parts;
   const auto lease = std::chrono::seconds(cfg.leaseSecs);
-  parts.queue = std::make_unique<LocalJobQueue>(
-      std::make_unique<SqliteJobStore>(cfg.stateFile(), labDirFinder(cfg)), lease);
-  parts.cluster = std::make_unique<SingleNode>(cfg.nodeId);
+  if (cfg.useRedis) {
+    const RedisOptions redis = redisOptions(cfg);
+    parts.queue = std::make_unique<RedisJobQueue>(redis, cfg.redisPrefix, cfg.nodeId, lease,
+                                                  labDirFinder(cfg), cfg.runsManager());
+    parts.cluster = std::make_unique<RedisCluster>(redis, cfg.redisPrefix, cfg.nodeId, lease);
+  } else {
+    if (cfg.role != "all")
+      throw ConfigError("ROLE: " + cfg.role +
+                        " needs USE_REDIS (nodes share their queue through Redis)");
+    parts.queue = std::make_unique<LocalJobQueue>(
+        std::make_unique<SqliteJobStore>(cfg.stateFile(), labDirFinder(cfg)), lease);
+    parts.cluster = std::make_unique<SingleNode>(cfg.nodeId);
+  }
   parts.vmms = makeVmmsSet(cfg);
   return parts;
 }

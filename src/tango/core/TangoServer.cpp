@@ -314,8 +314,13 @@ void TangoServer::sendCallback(const TangoJob& job) {
 void TangoServer::callbackDone(std::int64_t jobId, bool delivered, const std::string& detail) {
   (delivered ? stats_.callbacksDelivered : stats_.callbacksFailed)++;
   // Beside the trace, not in it: its last entry stays the job's outcome.
-  queue_->callbackDone(jobId, delivered ? "delivered" : "failed", delivered ? "" : detail,
-                       nowSeconds());
+  try {
+    queue_->callbackDone(jobId, delivered ? "delivered" : "failed", delivered ? "" : detail,
+                         nowSeconds());
+  } catch (const std::exception& e) {
+    // Sent, but not recorded: a restart of this node may send it again.
+    spdlog::warn("job {}: callback result not recorded: {}", jobId, e.what());
+  }
   if (delivered)
     spdlog::info("job {}: callback delivered", jobId);
   else

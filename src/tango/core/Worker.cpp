@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <fstream>
+#include <thread>
 #include <type_traits>
 
 #include "tango/core/FailureCause.hpp"
@@ -14,6 +15,7 @@ namespace tango {
 namespace {
 
 using std::chrono::seconds;
+using namespace std::chrono_literals;
 
 // Per-step status as Tango reports it after the last retry: 0 ok, -1 failed,
 // "None" when the step was never reached.
@@ -273,7 +275,7 @@ class JobRun {
   void complete(const TangoMachine& vm, bool destroyed, PreparedOutput* out) {
     if (ctx_.shuttingDown) return;
     job_.callbackPending = job_.notifyURL.has_value();
-    if (!ctx_.queue.finish(lease_.lease, job_)) {
+    if (!commitFinish()) {
       lease_.lost->store(true);
       abandon(vm, {}, destroyed);
       return;
@@ -282,6 +284,8 @@ class JobRun {
       if (auto err = out->publish(); !err.empty())
         spdlog::error("job {} ({}:{}): {}", job_.id, job_.name, job_.id, err);
     }
+    spdlog::info("job {}: finished on node {} ({})", job_.id, ctx_.cfg.nodeId,
+                 toString(job_.outcome));
     ++ctx_.stats.jobsFinished;
     ctx_.stats.metrics.finished(toString(job_.outcome), nowSeconds() - job_.times.queued);
     if (ctx_.onFinished) ctx_.onFinished(job_);
@@ -352,8 +356,29 @@ class JobRun {
   }
 
   // A refused write means the lease is gone: stop at the next step.
+  // A store that cannot be reached (Redis down) only loses this progress
+  // note: the job runs on, and the next write or the finish carries it.
   void commit() {
-    if (!lost() && !ctx_.queue.update(lease_.lease, job_)) lease_.lost->store(true);
+    if (lost()) return;
+    try {
+      if (!ctx_.queue.update(lease_.lease, job_)) lease_.lost->store(true);
+    } catch (const std::exception& e) {
+      spdlog::warn("job {}: progress not recorded: {}", job_.id, e.what());
+    }
+  }
+
+  // The finish must reach the store: while it cannot (Redis down), wait and
+  // try again, holding the output. Returns whether the job is this node's.
+  bool commitFinish() {
+    for (auto pause = std::chrono::milliseconds(200);; pause = std::min(pause * 2, 5000ms)) {
+      try {
+        return ctx_.queue.finish(lease_.lease, job_);
+      } catch (const std::exception& e) {
+        if (ctx_.shuttingDown || lost()) return false;
+        spdlog::warn("job {}: finished, but cannot record it yet: {}", job_.id, e.what());
+      }
+      std::this_thread::sleep_for(pause);
+    }
   }
 
   bool lost() const { return lease_.lost->load(); }

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "tango/util/Unavailable.hpp"
+
 namespace tango {
 
 struct RedisOptions {
@@ -54,8 +56,8 @@ struct RedisReply {
 
 // Cannot connect, I/O failed or timed out. The message starts with
 // "Redis at <address> is unreachable: ". Retrying later may succeed.
-struct RedisUnavailable : std::runtime_error {
-  using std::runtime_error::runtime_error;
+struct RedisUnavailable : ServiceUnavailable {
+  using ServiceUnavailable::ServiceUnavailable;
 };
 
 // Redis answered with an error where the caller asked for a checked call, or

@@ -30,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include "tango/util/Unavailable.hpp"
+
 namespace tango {
 
 namespace {
@@ -185,6 +187,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto produce = [answer](HttpExchange& ex) -> HttpResponse {
       try {
         return answer == Answer::TooLarge ? ex.tooLarge() : ex.finish();
+      } catch (const ServiceUnavailable& e) {
+        spdlog::warn("HTTP handler: {}", e.what());
+        return jsonFailure(e.what(), 503);
       } catch (const std::exception& e) {
         spdlog::error("HTTP handler failed: {}", e.what());
         return jsonFailure("Internal server error", 500);

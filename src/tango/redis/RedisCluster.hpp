@@ -1,0 +1,56 @@
+#pragma once
+// The nodes around one Redis (Cluster.hpp). Each node holds a registration
+// key with a time to live (LEASE_SECS), refreshed three times per lease
+// time, and publishes its counters and pools beside it. A node whose key
+// lapsed is dead: the first node to remove it from <p>nodes cleans up after
+// it. A node answers partial-output requests from a list only it reads.
+//
+// Keys, under REDIS_PREFIX (<p>):
+//   <p>nodes                 set of registered node ids
+//   <p>node:<id>             this instance's token, with a TTL
+//   <p>stats:<id>, <p>pools:<id>   JSON, with the same TTL
+//   <p>partial:<id>          requests "<reply key> <job id>" for node <id>
+//   <p>partial-reply:<rid>   the answer (a list, popped with BLPOP)
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "tango/core/Cluster.hpp"
+#include "tango/redis/RedisClient.hpp"
+
+namespace tango {
+
+class RedisCluster final : public Cluster {
+ public:
+  RedisCluster(RedisOptions options, std::string prefix, std::string node,
+               std::chrono::milliseconds ttl);
+  ~RedisCluster() override;
+
+  std::string nodeId() const override { return node_; }
+  void join(Local local) override;
+  void leave() override;
+  std::vector<std::string> claimDeadNodes() override;
+  std::map<std::string, boost::json::object> stats() override;
+  std::map<std::string, std::map<std::string, PoolState>> pools() override;
+  std::optional<std::string> partialOutput(const std::string& node, std::int64_t jobId) override;
+
+ private:
+  void heartbeat();  // registers (again) and publishes
+  void heartbeatLoop();
+  void answerLoop();
+  std::vector<std::string> liveNodes();
+  std::string key(const std::string& k) const { return prefix_ + k; }
+
+  const RedisOptions options_;
+  RedisClient redis_;
+  const std::string prefix_, node_, token_;
+  const std::chrono::milliseconds ttl_;
+  Local local_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread heartbeat_, answerer_;
+};
+
+}  // namespace tango

@@ -1,0 +1,221 @@
+// Several nodes on one Redis: no job lost or run twice when a node dies.
+#include <random>
+
+#include "ClusterFixture.hpp"
+
+namespace tango::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Two API nodes and three managers: 300 jobs submitted across both API
+// nodes all finish exactly once: each output complete and written once,
+// each callback delivered once, ids unique; every node answers the same.
+TEST_F(ClusterTest, ThreeHundredJobsAcrossTwoApiNodesAndThreeManagersFinishOnce) {
+  startRedis();
+  addApi();
+  addApi();
+  for (int i = 0; i < 3; ++i) addManager();
+  uploadHello();
+  std::map<std::int64_t, std::string> names;
+  for (int i = 0; i < 300; ++i) {
+    const std::string name = "out-" + std::to_string(i);
+    auto id = submit(static_cast<std::size_t>(i), name);
+    ASSERT_GT(id, 0) << "job " << i;
+    ASSERT_TRUE(names.emplace(id, name).second) << "id " << id << " given twice";
+  }
+  std::set<std::int64_t> ids;
+  for (auto& [id, n] : names) ids.insert(id);
+  ASSERT_TRUE(waitFinished(ids, 180s));
+  for (auto& [id, name] : names) EXPECT_TRUE(outputIsHello(name, id)) << name;
+  // Callbacks follow the outputs within moments.
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < end && callbacks().size() < names.size())
+    std::this_thread::sleep_for(100ms);
+  auto cbs = callbacks();
+  auto lines = finishLines();
+  std::set<std::string> nodesUsed;
+  for (auto& [id, name] : names) {
+    EXPECT_EQ(cbs[name], 1) << "callback of " << name;
+    EXPECT_EQ(lines[id], 1) << "job " << id << " finished " << lines[id] << " times";
+  }
+  for (auto& [id, j] : finished()) nodesUsed.insert(std::string(j.at("node").as_string()));
+  EXPECT_EQ(nodesUsed.size(), 3u) << "every manager ran jobs";
+  // /info and /jobs answer the same on both API nodes.
+  auto info0 = api(0).get("/info/test/").json()["info"].as_object();
+  auto info1 = api(1).get("/info/test/").json()["info"].as_object();
+  EXPECT_EQ(info0["jobs_finished"], info1["jobs_finished"]);
+  EXPECT_EQ(info0["jobs_finished"].as_int64(), 300);
+  EXPECT_EQ(info0["nodes"].as_array().size(), 5u);
+  EXPECT_EQ(finished(0).size(), finished(1).size());
+}
+
+// A manager killed while it runs jobs: its jobs finish on the others
+// within the lease time and a job's run time.
+TEST_F(ClusterTest, JobsOfAKilledManagerFinishOnTheOthers) {
+  startRedis();
+  addApi();
+  for (int i = 0; i < 3; ++i) addManager();
+  uploadHello();
+  std::map<std::int64_t, std::string> names;
+  for (int i = 0; i < 60; ++i) {
+    const std::string name = "out-" + std::to_string(i);
+    auto id = submit(0, name);
+    ASSERT_GT(id, 0);
+    names[id] = name;
+  }
+  // Kill manager 0 once it holds a running job.
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  bool killed = false;
+  while (!killed && std::chrono::steady_clock::now() < end) {
+    auto live = api(0).get("/jobs/test/0/").json()["jobs"].as_array();
+    for (auto& j : live)
+      if (j.as_object().at("assigned").as_bool() &&
+          j.as_object().at("node").as_string() == "mgr0") {
+        managers_[0]->stop(SIGKILL);
+        killed = true;
+        break;
+      }
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_TRUE(killed) << "manager 0 never ran a job";
+  std::set<std::int64_t> ids;
+  for (auto& [id, n] : names) ids.insert(id);
+  ASSERT_TRUE(waitFinished(ids, 120s));
+  for (auto& [id, name] : names) EXPECT_TRUE(outputIsHello(name, id)) << name;
+  auto lines = finishLines();
+  for (auto& [id, name] : names) EXPECT_LE(lines[id], 1) << "job " << id << " finished twice";
+}
+
+// Managers killed and started again at random during a 500-job run: none
+// lost, none run twice to completion.
+TEST_F(ClusterTest, FiveHundredJobsSurviveManagersKilledAndRestartedAtRandom) {
+  leaseSecs_ = 1;
+  startRedis();
+  addApi();
+  addApi();
+  for (int i = 0; i < 3; ++i) addManager();
+  uploadHello();
+  std::map<std::int64_t, std::string> names;
+  std::atomic<bool> submitting{true};
+  std::thread chaos([&] {
+    std::mt19937 rng(12345);
+    while (submitting || finished().size() < 500) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(700 + rng() % 800));
+      auto& m = *managers_[rng() % managers_.size()];
+      m.stop(SIGKILL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 500));
+      m.start();
+      if (finished().size() >= 500) break;
+    }
+  });
+  for (int i = 0; i < 500; ++i) {
+    const std::string name = "out-" + std::to_string(i);
+    auto id = submit(static_cast<std::size_t>(i), name);
+    EXPECT_GT(id, 0);
+    names[id] = name;
+  }
+  submitting = false;
+  std::set<std::int64_t> ids;
+  for (auto& [id, n] : names) ids.insert(id);
+  const bool all = waitFinished(ids, 300s);
+  chaos.join();
+  ASSERT_TRUE(all || waitFinished(ids, 60s)) << "jobs lost";
+  int bad = 0, twice = 0;
+  auto lines = finishLines();
+  for (auto& [id, name] : names) {
+    if (!outputIsHello(name, id)) ++bad;
+    if (lines[id] > 1) ++twice;
+  }
+  EXPECT_EQ(bad, 0) << "outputs incomplete or wrong";
+  EXPECT_EQ(twice, 0) << "jobs finished twice";
+}
+
+// Redis killed with kill -9 (AOF, appendfsync always) during the run, then
+// started again: every job whose addJob was answered finishes.
+TEST_F(ClusterTest, EveryAcknowledgedJobFinishesAfterRedisIsKilled) {
+  RedisServerOptions o;
+  o.appendOnly = true;
+  o.appendFsync = "always";
+  startRedis(o);
+  addApi();
+  addManager();
+  addManager();
+  uploadHello();
+  std::map<std::int64_t, std::string> names;
+  for (int i = 0; i < 80; ++i) {
+    const std::string name = "out-" + std::to_string(i);
+    if (i == 40) {
+      redis_->kill9();
+      // While Redis is down: a clear error, and the node keeps answering.
+      auto r = api(0).post("/addJob/test/lab/", "{}");
+      EXPECT_NE(r.body.find("unreachable"), std::string::npos) << r.body;
+      EXPECT_EQ(api(0).get("/").status, 200);
+      std::this_thread::sleep_for(1s);
+      redis_->restart();
+    }
+    auto id = submit(0, name);
+    if (id > 0) names[id] = name;
+  }
+  EXPECT_GE(names.size(), 79u);
+  std::set<std::int64_t> ids;
+  for (auto& [id, n] : names) ids.insert(id);
+  ASSERT_TRUE(waitFinished(ids, 180s));
+  for (auto& [id, name] : names) EXPECT_TRUE(outputIsHello(name, id)) << name;
+}
+
+// A manager paused (SIGSTOP) past its lease while it runs a job, then
+// resumed: the job runs on another manager, and the paused one, awake
+// again, neither overwrites that output nor sends a second callback.
+TEST_F(ClusterTest, APausedManagerDoesNotOverwriteTheOutputOfTheNodeThatTookItsJob) {
+  leaseSecs_ = 1;
+  startRedis();
+  addApi();
+  addManager();
+  uploadHello();
+  // A job that runs 4 s.
+  auto& c = api(0);
+  const std::string slow =
+      "all:\n\t@sleep 4\n\t@echo \"Hello from the sandbox\"\n\t@echo '{\"scores\": {\"hello\": "
+      "100}}'\n";
+  ASSERT_EQ(c.post("/upload/test/lab/", slow, {{"Filename", "slow-Makefile"}})
+                .json()["statusId"]
+                .as_int64(),
+            0);
+  auto id = submit(0, "slow.out", "slow-Makefile");
+  ASSERT_GT(id, 0);
+  // Wait until manager 0 runs it, then pause that manager.
+  const auto end = std::chrono::steady_clock::now() + 20s;
+  bool running = false;
+  while (!running && std::chrono::steady_clock::now() < end) {
+    auto live = c.get("/jobs/test/0/").json();
+    for (auto& j : live["jobs"].as_array())
+      running = running || (j.as_object().at("step").as_string() == "runJob");
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(running);
+  ::kill(managers_[0]->pid(), SIGSTOP);
+  addManager();  // mgr1 takes the job once mgr0's lease lapses
+  ASSERT_TRUE(waitFinished({id}, 40s));
+  auto dead = finished().at(id);
+  EXPECT_EQ(dead.at("node").as_string(), "mgr1");
+  const auto out = outputPath("slow.out");
+  const std::string first = readFile(out);
+  struct stat st1 {};
+  ASSERT_EQ(::stat(out.c_str(), &st1), 0);
+  ::kill(managers_[0]->pid(), SIGCONT);
+  // Long enough for mgr0 to finish its run and try to commit it.
+  std::this_thread::sleep_for(6s);
+  struct stat st2 {};
+  ASSERT_EQ(::stat(out.c_str(), &st2), 0);
+  EXPECT_EQ(readFile(out), first);
+  EXPECT_EQ(st1.st_ino, st2.st_ino) << "the output file was replaced";
+  EXPECT_EQ(st1.st_mtim.tv_nsec, st2.st_mtim.tv_nsec);
+  EXPECT_EQ(callbacks()["slow.out"], 1);
+  EXPECT_EQ(finishLines()[id], 1);
+  EXPECT_NE(managers_[0]->allLogs().find("lease lost"), std::string::npos)
+      << "mgr0 noticed it lost the job";
+}
+
+}  // namespace
+}  // namespace tango::test
