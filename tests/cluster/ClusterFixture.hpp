@@ -47,8 +47,7 @@ class ClusterTest : public ::testing::Test {
     return "LOG_LEVEL = \"info\"\nUSE_REDIS = true\nREDIS_HOSTNAME = \"127.0.0.1\"\nREDIS_PORT = " +
            std::to_string(redis_->port()) + "\nROLE = \"" + role + "\"\nNODE_ID = \"" + id +
            "\"\nCOURSELABS = \"" + labs_.string() +
-           "\"\nLEASE_SECS = " + std::to_string(leaseSecs_) +
-           "\nPOOL_SIZE = 2\n" + extra;
+           "\"\nLEASE_SECS = " + std::to_string(leaseSecs_) + "\nPOOL_SIZE = 2\n" + extra;
   }
   Tangod& addApi(const std::string& extra = "") {
     apis_.push_back(
@@ -73,9 +72,9 @@ class ClusterTest : public ::testing::Test {
       ASSERT_EQ(up["statusId"].as_int64(), 0) << json::serialize(up);
     }
   }
-  // Submits the hello job through API node `via`; output "<name>", callback
-  // to the receiver at /cb/<name>. Returns its id, or -1.
-  std::int64_t submit(std::size_t via, const std::string& name, const std::string& makefile = "") {
+  // The hello job's addJob body: output "<name>", callback to the receiver
+  // at /cb/<name>.
+  std::string jobJson(const std::string& name, const std::string& makefile = "") const {
     json::object job{
         {"image", "autograding_image"},
         {"files",
@@ -86,7 +85,11 @@ class ClusterTest : public ::testing::Test {
         {"jobName", "job-hello.out"},
         {"timeout", 30},
         {"notifyURL", "http://127.0.0.1:" + std::to_string(receiver_->port()) + "/cb/" + name}};
-    auto r = api(via).post("/addJob/test/lab/", json::serialize(job));
+    return json::serialize(job);
+  }
+  // Submits it through API node `via`. Returns its id, or -1.
+  std::int64_t submit(std::size_t via, const std::string& name, const std::string& makefile = "") {
+    auto r = api(via).post("/addJob/test/lab/", jobJson(name, makefile));
     if (r.contentType != "application/json") return -1;
     auto o = r.json();
     if (o["statusId"].as_int64() != 0) return -1;

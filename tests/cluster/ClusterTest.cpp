@@ -148,8 +148,9 @@ TEST_F(ClusterTest, EveryAcknowledgedJobFinishesAfterRedisIsKilled) {
     if (i == 40) {
       redis_->kill9();
       // While Redis is down: a clear error, and the node keeps answering.
-      auto r = api(0).post("/addJob/test/lab/", "{}");
-      EXPECT_NE(r.body.find("unreachable"), std::string::npos) << r.body;
+      auto r = api(0).post("/addJob/test/lab/", jobJson("refused"));
+      EXPECT_NE(r.body.find("is unreachable"), std::string::npos) << r.body;
+      EXPECT_EQ(r.status, 503);
       EXPECT_EQ(api(0).get("/").status, 200);
       std::this_thread::sleep_for(1s);
       redis_->restart();
