@@ -1,6 +1,7 @@
 // Several nodes on one Redis: no job lost or run twice when a node dies.
 #include <random>
 
+#include "../redis/TestCerts.hpp"
 #include "ClusterFixture.hpp"
 
 namespace tango::test {
@@ -216,6 +217,83 @@ TEST_F(ClusterTest, APausedManagerDoesNotOverwriteTheOutputOfTheNodeThatTookItsJ
   EXPECT_EQ(finishLines()[id], 1);
   EXPECT_NE(managers_[0]->allLogs().find("lease lost"), std::string::npos)
       << "mgr0 noticed it lost the job";
+}
+
+// Redis beyond loopback wants a password and TLS: nodes given both (and
+// the CA that signed Redis's certificate) run jobs as usual, and the
+// password shows in no log.
+TEST_F(ClusterTest, NodesReachRedisOverTlsWithAPassword) {
+  const TestCerts certs;
+  const std::string password = "redis-secret-" + std::to_string(::getpid());
+  RedisServerOptions o;
+  o.password = password;
+  o.tlsCertFile = certs.path("server.crt");
+  o.tlsKeyFile = certs.path("server.key");
+  o.tlsCaFile = certs.path("ca.crt");
+  startRedis(o);
+  const std::string tls = "REDIS_TLS = true\nREDIS_TLS_CA_FILE = \"" + certs.path("ca.crt") +
+                          "\"\nREDIS_PASSWORD = \"" + password + "\"\n";
+  addApi(tls);
+  addManager(tls);
+  uploadHello();
+  auto id = submit(0, "tls.out");
+  ASSERT_GT(id, 0);
+  ASSERT_TRUE(waitFinished({id}, 60s));
+  EXPECT_TRUE(outputIsHello("tls.out", id));
+  for (auto* n : {apis_[0].get(), managers_[0].get()})
+    EXPECT_EQ(n->allLogs().find(password), std::string::npos);
+  // Without the password, a node cannot start its work: it says why.
+  try {
+    Tangod bad(
+        nodeConfig("manager", "nopass",
+                   "REDIS_TLS = true\nREDIS_TLS_CA_FILE = \"" + certs.path("ca.crt") + "\"\n"));
+    ADD_FAILURE() << "a node without the password started";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("NOAUTH"), std::string::npos) << e.what();
+  }
+}
+
+// An API node alone reaches the managers: a prealloc made through it sets
+// every manager's pool (shown by /pool on any node), and getPartialOutput
+// of a job running on a manager comes from that manager.
+TEST_F(ClusterTest, AnApiNodeReachesTheManagersForPoolsAndPartialOutput) {
+  startRedis();
+  addApi();
+  addApi();
+  addManager();
+  addManager();
+  uploadHello();
+  auto r = api(0).get("/prealloc/test/autograding_image/3/").json();
+  ASSERT_EQ(r["statusId"].as_int64(), 0) << json::serialize(r);
+  auto freeVms = [&](std::size_t via) -> std::size_t {
+    auto p = api(via).get("/pool/test/autograding_image/").json();
+    if (p["statusId"].as_int64() != 0) return 0;
+    return p["pools"].as_object().at("autograding_image").as_object().at("free").as_array().size();
+  };
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < end && freeVms(1) < 6)
+    std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(freeVms(1), 6u) << "three warm VMs on each of the two managers";
+  EXPECT_EQ(freeVms(0), 6u);
+
+  const std::string slow = "all:\n\t@echo begun\n\t@sleep 3\n\t@echo \"Hello from the sandbox\"\n";
+  ASSERT_EQ(api(0)
+                .post("/upload/test/lab/", slow, {{"Filename", "slow-Makefile"}})
+                .json()["statusId"]
+                .as_int64(),
+            0);
+  auto id = submit(0, "slow.out", "slow-Makefile");
+  ASSERT_GT(id, 0);
+  bool seen = false;
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (!seen && std::chrono::steady_clock::now() < until) {
+    auto p = api(1).get("/getPartialOutput/test/" + std::to_string(id) + "/").json();
+    seen = p["statusId"].as_int64() == 0 &&
+           std::string(p["output"].as_string()).find("begun") != std::string::npos;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(seen) << "the second API node got the running job's output from its manager";
+  ASSERT_TRUE(waitFinished({id}, 30s));
 }
 
 }  // namespace

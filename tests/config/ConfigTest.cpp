@@ -108,6 +108,7 @@ DOCKER_MEMORY_LIMIT = 512
 USE_REDIS = true
 REDIS_HOSTNAME = "redis.local"
 REDIS_PORT = 6380
+REDIS_PASSWORD = "pw"
 HOST = "127.0.0.1"
 DATA_DIR = "/var/lib/tango"
 AUTODRIVER = "/opt/tango/autodriver"
@@ -183,6 +184,36 @@ autograding_image = "/srv/roots/default"
   ASSERT_EQ(c.local.images.size(), 2u);
   EXPECT_EQ(c.local.images.at("autograding_image"), fs::path("/srv/roots/default"));
   EXPECT_EQ(c.local.images.at("python:3.11"), fs::path("/srv/roots/py"));
+}
+
+TEST(Config, SeveralNodesKeys) {
+  Config c = fromToml(
+      "USE_REDIS = true\nREDIS_HOSTNAME = \"10.0.0.5\"\nREDIS_PASSWORD = \"pw\"\n"
+      "REDIS_TLS = true\nREDIS_TLS_CA_FILE = \"/ca.crt\"\nROLE = \"manager\"\n"
+      "NODE_ID = \"grader-2\"\nLEASE_SECS = 9\nMORE_VMMS = [\"localDocker\", \"ssh\"]\n");
+  EXPECT_EQ(c.role, "manager");
+  EXPECT_FALSE(c.runsApi());
+  EXPECT_TRUE(c.runsManager());
+  EXPECT_EQ(c.nodeId, "grader-2");
+  EXPECT_EQ(c.leaseSecs, 9);
+  EXPECT_TRUE(c.redisTls);
+  EXPECT_EQ(c.redisPrefix, "tango:local:");
+  EXPECT_EQ(c.vmmsNames(), (std::vector<std::string>{"local", "localDocker", "tashiSSH"}));
+  // Defaults: all roles, the host name as node id.
+  Config d = fromToml("");
+  EXPECT_EQ(d.role, "all");
+  EXPECT_FALSE(d.nodeId.empty());
+  // A Redis beyond loopback without a password is refused; on loopback it is not.
+  EXPECT_NE(errorOf([] {
+              fromToml("USE_REDIS = true\nREDIS_HOSTNAME = \"redis.lan\"\n");
+            }).find("REDIS_PASSWORD"),
+            std::string::npos);
+  EXPECT_NO_THROW(fromToml("USE_REDIS = true\nREDIS_HOSTNAME = \"127.0.0.1\"\n"));
+  EXPECT_NE(errorOf([] { fromToml("ROLE = \"worker\"\n"); }).find("ROLE"), std::string::npos);
+  EXPECT_NE(errorOf([] { fromToml("NODE_ID = \"a/b\"\n"); }).find("NODE_ID"), std::string::npos);
+  EXPECT_NE(errorOf([] { fromToml("MORE_VMMS = [\"vmware\"]\n"); }).find("MORE_VMMS"),
+            std::string::npos);
+  EXPECT_NE(errorOf([] { fromToml("LEASE_SECS = 0\n"); }).find("LEASE_SECS"), std::string::npos);
 }
 
 TEST(Config, IntegerBackoffInFileIsAccepted) {

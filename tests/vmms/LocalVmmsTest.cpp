@@ -296,6 +296,32 @@ TEST_F(LocalVmmsTest, VmsGetDistinctUids) {
   EXPECT_FALSE(vmms_->initializeVM(a, 10s).ok) << "a VM cannot be created twice";
 }
 
+// Two services on one host (two nodes) whose uid ranges overlap never
+// hand out the same uid: each uid in use is locked host-wide.
+TEST_F(LocalVmmsTest, AnotherServiceOnThisHostNeverGetsAUidInUse) {
+  auto a = machine(1012);
+  ASSERT_TRUE(vmms_->initializeVM(a, 10s).ok);
+  const auto ua = vmms_->vmUid(a);
+  ASSERT_TRUE(ua);
+  Config other = cfg_;
+  other.sandboxDir = base_ / "sandboxes-other";
+  other.dataDir = base_ / "data-other";
+  other.local.uidBase = *ua;  // its first uid is the one in use
+  other.local.slots = 2;
+  LocalVmms second(other);
+  auto b = machine(1013), c = machine(1014);
+  auto rb = second.initializeVM(b, 10s);
+  ASSERT_TRUE(rb.ok) << rb.error;
+  EXPECT_EQ(second.vmUid(b), *ua + 1) << "the uid in use is skipped";
+  auto rc = second.initializeVM(c, 10s);
+  EXPECT_FALSE(rc.ok) << "its only other uid is the first service's";
+  EXPECT_TRUE(vmms_->safeDestroyVM(a).ok);
+  rc = second.initializeVM(c, 10s);
+  EXPECT_TRUE(rc.ok) << "free once the first service let it go: " << rc.error;
+  EXPECT_TRUE(second.safeDestroyVM(b).ok);
+  EXPECT_TRUE(second.safeDestroyVM(c).ok);
+}
+
 TEST_F(LocalVmmsTest, RestartFindsVmsOnDisk) {
   auto a = machine(1011);
   ASSERT_TRUE(vmms_->initializeVM(a, 10s).ok);

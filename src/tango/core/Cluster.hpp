@@ -19,6 +19,14 @@ struct PoolState {
   std::vector<std::int64_t> free;
 };
 
+// Tango's prealloc: a pool's size and the shape of its VMs.
+struct PoolSetting {
+  std::string vmms, image;
+  int num = 0;
+  std::optional<int> cores, memory;
+  bool operator==(const PoolSetting&) const = default;
+};
+
 class Cluster {
  public:
   // What this node tells the others about itself.
@@ -27,6 +35,9 @@ class Cluster {
     std::function<std::map<std::string, PoolState>()> pools;
     // Output so far of a job this node runs; nullopt when it runs no such job.
     std::function<std::optional<std::string>(std::int64_t jobId)> partialOutput;
+    // Applies a pool setting made on any node (a manager's preallocator);
+    // false: not now (the manager has not started), ask again later.
+    std::function<bool(const PoolSetting&)> applyPool;
   };
 
   virtual ~Cluster() = default;
@@ -42,6 +53,8 @@ class Cluster {
   virtual std::map<std::string, boost::json::object> stats() = 0;
   // Every live node's pools, by node id.
   virtual std::map<std::string, std::map<std::string, PoolState>> pools() = 0;
+  // A prealloc for every manager, now and those that join later.
+  virtual void setPool(const PoolSetting& setting) = 0;
   // Asks `node` for the output so far of job `jobId`.
   virtual std::optional<std::string> partialOutput(const std::string& node, std::int64_t jobId) = 0;
 };
@@ -59,6 +72,9 @@ class SingleNode final : public Cluster {
   }
   std::map<std::string, std::map<std::string, PoolState>> pools() override {
     return {{id_, local_.pools ? local_.pools() : std::map<std::string, PoolState>{}}};
+  }
+  void setPool(const PoolSetting& s) override {
+    if (local_.applyPool) local_.applyPool(s);
   }
   std::optional<std::string> partialOutput(const std::string&, std::int64_t jobId) override {
     return local_.partialOutput ? local_.partialOutput(jobId) : std::nullopt;

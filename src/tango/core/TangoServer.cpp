@@ -37,7 +37,14 @@ TangoServer::~TangoServer() { stop(); }
 
 void TangoServer::start() {
   cluster_->join({[this] { return localStats(); }, [this] { return preallocator_->pools(); },
-                  [this](std::int64_t id) { return localPartialOutput(id); }});
+                  [this](std::int64_t id) { return localPartialOutput(id); },
+                  [this](const PoolSetting& s) {
+                    // Not before start-up has removed this node's leftover
+                    // VMs, which would take the new pool's VMs with them.
+                    if (!managing_) return !cfg_.runsManager();
+                    preallocator_->update(s.vmms, s.image, s.num, s.cores, s.memory);
+                    return true;
+                  }});
   if (cfg_.runsManager()) startManager();
 }
 
@@ -80,6 +87,7 @@ void TangoServer::startManager() {
     preallocator_->update(*vmms, image, cfg_.poolSize, std::nullopt, std::nullopt);
   }
   manager_->start();
+  managing_ = true;
   manager_->kick();
   janitor_ = std::thread([this] { janitorLoop(); });
 }
@@ -272,9 +280,8 @@ SimpleResult TangoServer::prealloc(const std::string& image, int num, const json
       return static_cast<int>(v->get_int64());
     return std::nullopt;
   };
-  // Pools are each manager's own: an API-only node has none to set.
-  if (!cfg_.runsManager()) return {false, "Preallocate VM failed"};
-  preallocator_->update(vmms->name(), image, num, optInt("cores"), optInt("memory"));
+  // Every manager keeps this pool, whichever node was asked.
+  cluster_->setPool({vmms->name(), image, num, optInt("cores"), optInt("memory")});
   return {true, ""};
 }
 

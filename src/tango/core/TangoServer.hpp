@@ -4,6 +4,7 @@
 // makes (Preallocator, JobManager, callback sender), and implements
 // JobService for the REST layer. tangod assembles the parts from the config
 // (core/ServiceParts.hpp); tests hand in their own.
+#include <atomic>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -82,6 +83,7 @@ class TangoServer final : public JobService {
   std::mutex janitorMu_;
   std::condition_variable janitorCv_;
   bool stopping_ = false;
+  std::atomic<bool> managing_{false};  // the manager has started
   std::thread janitor_;
 };
 

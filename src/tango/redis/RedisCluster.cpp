@@ -128,6 +128,46 @@ void RedisCluster::heartbeat() {
   }
 }
 
+void RedisCluster::setPool(const PoolSetting& s) {
+  json::object o{{"vmms", s.vmms}, {"image", s.image}, {"num", s.num}};
+  if (s.cores) o["cores"] = *s.cores;
+  if (s.memory) o["memory"] = *s.memory;
+  auto r = redis_.command({"HSET", key("poolsizes"), s.vmms + " " + s.image, json::serialize(o)});
+  if (r.isError()) throw RedisError("Redis refused the pool setting: " + r.str);
+  // This node at once; the others at their next heartbeat.
+  if (local_.applyPool) local_.applyPool(s);  // if not now, its heartbeat applies it
+}
+
+void RedisCluster::applyPools() {
+  if (!local_.applyPool) return;
+  auto r = redis_.command({"HGETALL", key("poolsizes")});
+  for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+    boost::system::error_code ec;
+    auto v = json::parse(r.elements[i + 1].str, ec);
+    if (ec || !v.is_object()) continue;
+    const auto& o = v.get_object();
+    PoolSetting s;
+    auto str = [&](const char* k) {
+      auto* x = o.if_contains(k);
+      return x && x->is_string() ? std::string(x->get_string()) : std::string();
+    };
+    auto num = [&](const char* k) -> std::optional<int> {
+      auto* x = o.if_contains(k);
+      if (!x || !x->is_int64() || x->get_int64() < 0 || x->get_int64() > 1'000'000)
+        return std::nullopt;
+      return static_cast<int>(x->get_int64());
+    };
+    s.vmms = str("vmms");
+    s.image = str("image");
+    s.num = num("num").value_or(0);
+    s.cores = num("cores");
+    s.memory = num("memory");
+    auto& last = applied_[r.elements[i].str];
+    if (last == s) continue;
+    if (local_.applyPool(s)) last = s;
+  }
+}
+
 void RedisCluster::heartbeatLoop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
@@ -136,6 +176,7 @@ void RedisCluster::heartbeatLoop() {
     lock.unlock();
     try {
       heartbeat();
+      applyPools();
     } catch (const std::exception& e) {
       spdlog::warn("node {}: heartbeat: {}", node_, e.what());
     }

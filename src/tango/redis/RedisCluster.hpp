@@ -11,6 +11,7 @@
 //   <p>stats:<id>, <p>pools:<id>   JSON, with the same TTL
 //   <p>partial:<id>          requests "<reply key> <job id>" for node <id>
 //   <p>partial-reply:<rid>   the answer (a list, popped with BLPOP)
+//   <p>poolsizes             hash: "<vmms> <image>" -> prealloc setting (JSON)
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -33,12 +34,14 @@ class RedisCluster final : public Cluster {
   std::vector<std::string> claimDeadNodes() override;
   std::map<std::string, boost::json::object> stats() override;
   std::map<std::string, std::map<std::string, PoolState>> pools() override;
+  void setPool(const PoolSetting& setting) override;
   std::optional<std::string> partialOutput(const std::string& node, std::int64_t jobId) override;
 
  private:
   void heartbeat();  // registers (again) and publishes
   void heartbeatLoop();
   void answerLoop();
+  void applyPools();  // the pool settings in Redis this node has not applied yet
   std::vector<std::string> liveNodes();
   std::string key(const std::string& k) const { return prefix_ + k; }
 
@@ -47,6 +50,7 @@ class RedisCluster final : public Cluster {
   const std::string prefix_, node_, token_;
   const std::chrono::milliseconds ttl_;
   Local local_;
+  std::map<std::string, PoolSetting> applied_;  // heartbeat thread only
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -111,7 +111,20 @@ StepResult DockerVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds
       engine_.createContainer(spec, ms(timeout));
     } catch (const docker::EngineError& e) {
       if (e.status != 409) throw;
-      // A leftover of the same name (a crash between create and record): replace it.
+      // A leftover of the same name (a crash between create and record):
+      // replace it, if it is this node's. Another node's container of the
+      // same name is never touched: nodes sharing an engine need unique VM
+      // ids (one Redis) or their own PREFIX.
+      for (const auto& c : engine_.listByLabel(kPrefixLabel, cfg_.prefix)) {
+        auto node = c.labels.find(kNodeLabel);
+        if (c.name == spec.name && node != c.labels.end() && node->second != cfg_.nodeId) {
+          std::lock_guard lock(mu_);
+          foreign_.insert(spec.name);  // so that destroying this VM leaves it alone
+          return StepResult::failure("container " + spec.name + " belongs to node " + node->second +
+                                     ": nodes sharing a Docker engine need one Redis or their own "
+                                     "PREFIX");
+        }
+      }
       engine_.removeContainer(spec.name);
       engine_.createContainer(spec, ms(timeout));
     }
@@ -187,6 +200,10 @@ StepResult DockerVmms::copyOut(const TangoMachine& vm, const fs::path& dest, std
 StepResult DockerVmms::destroyVM(const TangoMachine& vm) {
   const std::string name = containerName(vm);
   {
+    std::lock_guard lock(mu_);
+    if (foreign_.erase(name)) return StepResult::success();  // never made: another node's name
+  }
+  {
     // A running job's runJob sees `destroyed` and drops the container's record.
     std::lock_guard lock(mu_);
     if (auto it = containers_.find(name); it != containers_.end()) {
@@ -206,6 +223,10 @@ StepResult DockerVmms::destroyVM(const TangoMachine& vm) {
 
 StepResult DockerVmms::safeDestroyVM(const TangoMachine& vm) {
   const std::string name = containerName(vm);
+  {
+    std::lock_guard lock(mu_);
+    if (foreign_.erase(name)) return StepResult::success();
+  }
   const auto deadline = Clock::now() + 30s;
   StepResult last = destroyVM(vm);
   while (Clock::now() < deadline) {

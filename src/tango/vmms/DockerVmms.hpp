@@ -121,6 +121,9 @@ class DockerVmms : public Vmms {
   std::optional<bool> pidsLimited_;              // guarded by mu_
   std::map<std::string, ImageFacts> facts_;      // image id -> facts; guarded by mu_
   std::map<std::string, Container> containers_;  // by container name; guarded by mu_
+  // Names this node tried to create that another node's container holds:
+  // destroying such a VM must leave that container alone. Guarded by mu_.
+  std::set<std::string> foreign_;
   static constexpr std::chrono::seconds kImagesTtl{2};
   std::vector<std::string> images_;  // getImages' answer; guarded by mu_
   std::optional<std::chrono::steady_clock::time_point> imagesAt_;  // when; guarded by mu_

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -429,6 +430,20 @@ std::vector<std::string> LocalVmms::getImages() {
   return images;
 }
 
+// One lock file per sandbox uid, held (flock) while a VM has that uid, in a
+// directory every service on this host shares: two services whose uid
+// ranges overlap never hand out the same uid, and a killed service's locks
+// go with its process.
+Fd LocalVmms::lockUid(uid_t uid) {
+  static const char* kDir = "/run/tango-local-uids";
+  ::mkdir(kDir, 0700);
+  const std::string path = std::string(kDir) + "/" + std::to_string(uid);
+  Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) return {};
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return {};
+  return fd;
+}
+
 StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds) {
   auto inst = checkedInstance(vm);
   if (!inst) return StepResult::failure("invalid VM name or id");
@@ -441,11 +456,15 @@ StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds)
     bool found = false;
     for (std::uint32_t i = 0; i < cfg_.local.slots; ++i) {
       std::uint32_t s = (nextSlot_ + i) % cfg_.local.slots;
-      if (!usedSlots_.count(s)) {
-        slot = s;
-        found = true;
-        break;
-      }
+      if (usedSlots_.count(s)) continue;
+      // Another service on this host (a second node, an overlapping
+      // UID_BASE) may be using this uid: never share it.
+      Fd held = lockUid(cfg_.local.uidBase + s);
+      if (!held) continue;
+      uidLocks_[s] = std::move(held);
+      slot = s;
+      found = true;
+      break;
     }
     if (!found) return StepResult::failure("all local VM slots are in use");
     usedSlots_.insert(slot);
@@ -455,6 +474,7 @@ StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds)
   auto release = [&] {
     std::lock_guard lock(mu_);
     usedSlots_.erase(slot);
+    uidLocks_.erase(slot);
   };
 
   const fs::path dir = vmsDir_ / *inst;
@@ -762,6 +782,7 @@ StepResult LocalVmms::destroyVM(const TangoMachine& vm) {
     if (killed) {
       std::lock_guard lock(mu_);
       usedSlots_.erase(*uid - cfg_.local.uidBase);
+      uidLocks_.erase(*uid - cfg_.local.uidBase);
     } else {
       // Keep the uid out of circulation: a survivor must never share it with the next job.
       spdlog::error("local VMMS: processes of uid {} survive; slot kept reserved", *uid);

@@ -28,6 +28,7 @@
 #include <string>
 
 #include "tango/config/Config.hpp"
+#include "tango/util/Fd.hpp"
 #include "tango/vmms/Cgroup.hpp"
 #include "tango/vmms/LocalSandbox.hpp"
 #include "tango/vmms/Vmms.hpp"
@@ -67,6 +68,7 @@ class LocalVmms : public Vmms {
   std::optional<uid_t> vmUid(const TangoMachine& vm) const;
 
  private:
+  static Fd lockUid(uid_t uid);
   struct Running {
     Process* process = nullptr;
     std::int64_t outputCap = 0;
@@ -95,6 +97,7 @@ class LocalVmms : public Vmms {
 
   mutable std::mutex mu_;
   std::set<std::uint32_t> usedSlots_;       // guarded by mu_
+  std::map<std::uint32_t, Fd> uidLocks_;    // slot -> its uid's lock (mu_)
   std::uint32_t nextSlot_ = 0;              // guarded by mu_; rotates so freed uids rest
   std::map<std::string, Running> running_;  // instance -> run in progress; guarded by mu_
 };
