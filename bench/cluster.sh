@@ -38,7 +38,7 @@ def http(port, method, path, body=None, headers=None):
         return r.headers.get("Content-Type", ""), r.read()
 
 def redis_cli(port, *args):
-    return subprocess.check_output(["redis-cli", "-p", str(port), *args], text=True)
+    return subprocess.check_output(["redis-cli", "-p", str(port), *args], text=True, stderr=subprocess.DEVNULL)
 
 def start_redis():
     port = free_port(); d = f"{TMP}/redis-{port}"; os.makedirs(d)
