@@ -361,6 +361,27 @@ TEST_F(CallbackTest, GivesUpAfterMaxAttemptsOnServerError) {
   EXPECT_EQ(rx.requests().size(), 3u);
 }
 
+// A callback another node took over (this one stalled past its lease) is
+// dropped before the next attempt: no request, no onDone.
+TEST_F(CallbackTest, ACallbackNoLongerOursIsNotSent) {
+  fs::path file = writeFile("out", "result\n");
+  Receiver rx(500);
+  Outcomes out;
+  CallbackSender sender(5, 0.2, 5, out.handler());
+  std::atomic<bool> ours{true};
+  sender.enqueue({13, rx.url(), file, "out", [&] { return ours.load(); }});
+  for (int i = 0; i < 100 && rx.requests().empty(); ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(rx.requests().size(), 1u) << "first attempt, still ours";
+  ours = false;  // taken over during the backoff
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(rx.requests().size(), 1u) << "no attempt once it is another node's";
+  EXPECT_TRUE(out.snapshot().empty()) << "and no completion recorded here";
+  // One that is ours goes out.
+  sender.enqueue({14, rx.url(), file, "out", [] { return true; }});
+  for (int i = 0; i < 100 && rx.requests().size() < 2; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(rx.requests().size(), 2u);
+}
+
 TEST_F(CallbackTest, StopReturnsPromptlyDuringBackoff) {
   fs::path file = writeFile("out", "result\n");
   Receiver rx(503);

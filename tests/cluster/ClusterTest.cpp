@@ -166,6 +166,49 @@ TEST_F(ClusterTest, EveryAcknowledgedJobFinishesAfterRedisIsKilled) {
   for (auto& [id, name] : names) EXPECT_TRUE(outputIsHello(name, id)) << name;
 }
 
+// Redis away for longer than a lease while a job runs: the job runs on,
+// waits with its output until Redis is back, and finishes once, where it
+// ran, rather than going back to the queue because nobody could renew.
+TEST_F(ClusterTest, ARunningJobOutlivesARedisOutageLongerThanItsLease) {
+  leaseSecs_ = 1;
+  RedisServerOptions o;
+  o.appendOnly = true;
+  o.appendFsync = "always";
+  startRedis(o);
+  addApi();
+  addManager();
+  addManager();
+  uploadHello();
+  const std::string slow =
+      "all:\n\t@sleep 3\n\t@echo \"Hello from the sandbox\"\n\t@echo '{\"scores\": {\"hello\": "
+      "100}}'\n";
+  ASSERT_EQ(api(0)
+                .post("/upload/test/lab/", slow, {{"Filename", "slow-Makefile"}})
+                .json()["statusId"]
+                .as_int64(),
+            0);
+  auto id = submit(0, "slow.out", "slow-Makefile");
+  ASSERT_GT(id, 0);
+  bool running = false;
+  for (auto end = std::chrono::steady_clock::now() + 20s;
+       !running && std::chrono::steady_clock::now() < end; std::this_thread::sleep_for(20ms)) {
+    auto live = api(0).get("/jobs/test/0/").json();
+    for (auto& j : live["jobs"].as_array())
+      running = running || j.as_object().at("step").as_string() == "runJob";
+  }
+  ASSERT_TRUE(running);
+  redis_->kill9();
+  std::this_thread::sleep_for(4s);  // four lease times
+  redis_->restart();
+  ASSERT_TRUE(waitFinished({id}, 30s));
+  auto dead = finished().at(id);
+  for (auto& t : dead.at("trace").as_array())
+    EXPECT_EQ(std::string(t.as_string()).find("Requeued"), std::string::npos) << t.as_string();
+  EXPECT_EQ(finishLines()[id], 1);
+  const std::string out = readFile(outputPath("slow.out"));
+  EXPECT_NE(out.find("Hello from the sandbox"), std::string::npos) << out;
+}
+
 // A manager paused (SIGSTOP) past its lease while it runs a job, then
 // resumed: the job runs on another manager, and the paused one, awake
 // again, neither overwrites that output nor sends a second callback.

@@ -157,6 +157,18 @@ void CallbackSender::run() {
     queue_.pop();
     lock.unlock();
 
+    bool ours = true;
+    try {
+      ours = !p.delivery.stillOurs || p.delivery.stillOurs();
+    } catch (const std::exception& e) {
+      // Cannot tell (the store is away): send; a duplicate beats a loss.
+      spdlog::debug("callback for job {}: {}", p.delivery.jobId, e.what());
+    }
+    if (!ours) {
+      spdlog::info("callback for job {} is another node's now; not sent here", p.delivery.jobId);
+      lock.lock();
+      continue;
+    }
     Outcome out = attempt(p.delivery);
     ++p.attempts;
     if (out.delivered) {

@@ -32,6 +32,9 @@ class CallbackSender {
     std::string url;
     std::filesystem::path outputFile;
     std::string fileName;  // sent as the part's filename and the Filename header
+    // Asked before each attempt: false drops the delivery (another node
+    // took its callback over while this one stalled), with no onDone.
+    std::function<bool()> stillOurs;
   };
   // Called exactly once per delivery that completes (delivered or given up),
   // from a sender thread; never for deliveries dropped by stop().

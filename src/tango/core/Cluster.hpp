@@ -46,9 +46,14 @@ class Cluster {
   // (killed moments ago) is waited for until its registration lapses.
   virtual void join(Local local) = 0;
   virtual void leave() = 0;
-  // Nodes whose registration lapsed, each handed to exactly one caller,
-  // which cleans up after it (its VMs on shared engines, its callbacks).
-  virtual std::vector<std::string> claimDeadNodes() = 0;
+  // A node whose registration lapsed, handed to exactly one caller, which
+  // cleans up after it: its VMs on shared engines, and the callbacks it had
+  // not sent (now the caller's, by job id).
+  struct DeadNode {
+    std::string node;
+    std::vector<std::int64_t> callbacks;
+  };
+  virtual std::vector<DeadNode> claimDeadNodes() = 0;
   // Every live node's counters, this node's included, by node id.
   virtual std::map<std::string, boost::json::object> stats() = 0;
   // Every live node's pools, by node id.
@@ -66,7 +71,7 @@ class SingleNode final : public Cluster {
   std::string nodeId() const override { return id_; }
   void join(Local local) override { local_ = std::move(local); }
   void leave() override {}
-  std::vector<std::string> claimDeadNodes() override { return {}; }
+  std::vector<DeadNode> claimDeadNodes() override { return {}; }
   std::map<std::string, boost::json::object> stats() override {
     return {{id_, local_.stats ? local_.stats() : boost::json::object{}}};
   }

@@ -108,6 +108,8 @@ void JobManager::dispatch() {
     std::set<std::pair<std::string, bool>> full;
     std::map<std::string, std::size_t> waiting;  // queued jobs of full pools, by pool
     auto accept = [&](const TangoJob& j) {
+      // A VMMS this node does not serve: another node's job.
+      if (!j.vm.vmms.empty() && !vmms_.find(j.vm.vmms)) return false;
       // A VMMS that sizes a VM's disk when it makes it cannot give a warm
       // one to a job asking for another size: that job gets a VM of its own.
       // Nor to a job with its own EC2 keys: its VM runs in its account.
@@ -151,8 +153,12 @@ void JobManager::dispatch() {
     std::unique_lock lock(mu_);
     if (stop_) {
       lock.unlock();
-      preallocator_.releaseVM(alloc->vm);
-      queue_.unassign(lease.lease, job);
+      preallocator_.cancel(*alloc);  // a warm VM back to its pool, destroyed with it
+      try {
+        queue_.unassign(lease.lease, job);
+      } catch (const std::exception& e) {  // its lease lapses instead
+        spdlog::warn("job {}: not put back at shutdown: {}", job.id, e.what());
+      }
       return;
     }
     const std::uint64_t serial = ++serial_;

@@ -70,10 +70,11 @@ class JobQueue {
   // Finished jobs whose callback this node must (re)send: its own, and
   // those of nodes that died before sending theirs.
   virtual std::vector<TangoJob> pendingCallbacks() = 0;
-  // The pending callbacks of `deadNode`, now this node's to send.
-  virtual std::vector<TangoJob> adoptCallbacks(const std::string& deadNode) {
-    (void)deadNode;
-    return {};
+  // Whether this node still has job `id`'s callback to send (another node
+  // takes over the callbacks of a node it finds dead).
+  virtual bool ownsCallback(std::int64_t id) {
+    (void)id;
+    return true;
   }
   // Records how a callback went (the job is finished; no lease).
   virtual void callbackDone(std::int64_t id, const std::string& result, const std::string& detail,

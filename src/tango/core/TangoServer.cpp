@@ -42,6 +42,10 @@ void TangoServer::start() {
                     // Not before start-up has removed this node's leftover
                     // VMs, which would take the new pool's VMs with them.
                     if (!managing_) return !cfg_.runsManager();
+                    // Settings come from Redis: a VMMS this node does not
+                    // serve is another node's; a size beyond prealloc's is not
+                    // one the service made.
+                    if (!vmms_.find(s.vmms) || s.num < 0 || s.num > 1000) return true;
                     preallocator_->update(s.vmms, s.image, s.num, s.cores, s.memory);
                     return true;
                   }});
@@ -101,7 +105,7 @@ void TangoServer::janitorLoop() {
     if (stopping_) break;
     lock.unlock();
     try {
-      for (const auto& node : cluster_->claimDeadNodes()) cleanUpAfter(node);
+      for (const auto& dead : cluster_->claimDeadNodes()) cleanUpAfter(dead);
     } catch (const std::exception& e) {
       spdlog::warn("cannot look for dead nodes: {}", e.what());
     }
@@ -109,8 +113,18 @@ void TangoServer::janitorLoop() {
   }
 }
 
-void TangoServer::cleanUpAfter(const std::string& deadNode) {
+void TangoServer::cleanUpAfter(const Cluster::DeadNode& dead) {
+  const std::string& deadNode = dead.node;
   spdlog::warn("node {} stopped answering: cleaning up after it", deadNode);
+  // Its callbacks are this node's now (moved in the claim): send them first,
+  // so a failure below cannot orphan them.
+  for (auto id : dead.callbacks) {
+    try {
+      if (auto job = queue_->get(id); job && job->callbackPending) sendCallback(*job);
+    } catch (const std::exception& e) {
+      spdlog::warn("job {}: callback of node {} not sent yet: {}", id, deadNode, e.what());
+    }
+  }
   for (Vmms* v : vmms_.all()) {
     for (const auto& vm : v->getVMs()) {
       if (vm.node != deadNode) continue;
@@ -118,7 +132,6 @@ void TangoServer::cleanUpAfter(const std::string& deadNode) {
       v->safeDestroyVM(vm);
     }
   }
-  for (auto& job : queue_->adoptCallbacks(deadNode)) sendCallback(job);
 }
 
 void TangoServer::stop() {
@@ -315,7 +328,8 @@ json::object TangoServer::statusData() {
 void TangoServer::sendCallback(const TangoJob& job) {
   if (!job.notifyURL || !job.callbackPending) return;
   callbacks_->enqueue({job.id, *job.notifyURL, job.outputFile,
-                       std::filesystem::path(job.outputFile).filename().string()});
+                       std::filesystem::path(job.outputFile).filename().string(),
+                       [this, id = job.id] { return queue_->ownsCallback(id); }});
 }
 
 void TangoServer::callbackDone(std::int64_t jobId, bool delivered, const std::string& detail) {

@@ -63,7 +63,7 @@ class TangoServer final : public JobService {
 
  private:
   void startManager();
-  void cleanUpAfter(const std::string& deadNode);
+  void cleanUpAfter(const Cluster::DeadNode& dead);
   void janitorLoop();
   void sendCallback(const TangoJob& job);
   void callbackDone(std::int64_t jobId, bool delivered, const std::string& detail);

@@ -63,7 +63,11 @@ class JobRun {
     TangoMachine vm = alloc.vm;
     bool ready = alloc.warm;
     const std::string tag = job_.name + ":" + std::to_string(job_.id);
-    auto raw = ctx_.cfg.dataDir / "tmp" / ("job-" + std::to_string(job_.id) + ".out");
+    // Per lease: a job taken again on this node beside its stalled first
+    // run must not share the file.
+    auto raw = ctx_.cfg.dataDir / "tmp" /
+               ("job-" + std::to_string(job_.id) + "-" +
+                std::to_string(std::hash<std::string>{}(lease_.lease.token)) + ".out");
 
     for (int attempt = 0;; ++attempt) {
       setVm(vm);
@@ -81,7 +85,7 @@ class JobRun {
       // A system failure: the VM is suspect, never reuse it.
       spdlog::warn("job {} ({}): try {} failed: {}", job_.id, tag, attempt, failure);
       destroy(vm);
-      if (ctx_.shuttingDown) return;  // left "running" in the store: retried after restart
+      if (ctx_.shuttingDown) return;  // left "running": retried at restart or when its lease lapses
       if (attempt >= ctx_.cfg.jobRetries) {
         failAfterRetries(vm, failure, st);
         return;
@@ -400,8 +404,9 @@ void runWorker(WorkerContext ctx, TangoJob job, WorkerLease lease, Preallocator:
   try {
     JobRun(ctx, job, lease).run(std::move(alloc));
   } catch (const std::exception& e) {
-    // A store or filesystem failure: the job stays live in the store and is
-    // retried after a restart; say so loudly.
+    // A store or filesystem failure: the job stays live in the store, its
+    // lease lapses (the manager stops renewing it once this worker is gone)
+    // and it runs again, here or on another node; say so loudly.
     spdlog::error("worker for job {} failed: {}", job.id, e.what());
   }
 }

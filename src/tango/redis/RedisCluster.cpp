@@ -7,6 +7,7 @@
 #include <random>
 
 #include "tango/core/TangoServer.hpp"
+#include "tango/redis/RedisScripts.hpp"
 
 namespace tango {
 namespace json = boost::json;
@@ -100,13 +101,13 @@ void RedisCluster::leave() {
   if (answerer_.joinable()) answerer_.join();
   if (!local_.stats) return;  // never joined
   try {
-    // Gone on purpose: nothing to clean up after, so no one claims it.
+    // Gone on purpose: it stays in <p>nodes, so that another node claims
+    // it and sends the callbacks it could not (its VMs it removed itself).
     auto r = redis_.command({"GET", key("node:" + node_)});
     if (r.isString() && r.str == token_)
       redis_.pipeline({{"DEL", key("node:" + node_)},
                        {"DEL", key("stats:" + node_)},
-                       {"DEL", key("pools:" + node_)},
-                       {"SREM", key("nodes"), node_}});
+                       {"DEL", key("pools:" + node_)}});
   } catch (const std::exception& e) {
     spdlog::warn("node {}: cannot unregister: {}", node_, e.what());
   }
@@ -116,6 +117,7 @@ void RedisCluster::heartbeat() {
   const std::string px = std::to_string(ttl_.count());
   auto r = redis_.pipeline(
       {{"SET", key("node:" + node_), token_, "XX", "PX", px},
+       {"SADD", key("nodes"), node_},
        {"SET", key("stats:" + node_), json::serialize(local_.stats()), "PX", px},
        {"SET", key("pools:" + node_), json::serialize(poolsJson(local_.pools())), "PX", px}});
   if (r[0].isNil()) {
@@ -225,14 +227,28 @@ std::vector<std::string> RedisCluster::liveNodes() {
   return out;
 }
 
-std::vector<std::string> RedisCluster::claimDeadNodes() {
-  std::vector<std::string> claimed;
+std::vector<Cluster::DeadNode> RedisCluster::claimDeadNodes() {
+  std::vector<DeadNode> claimed;
+  std::set<std::string> missing;
   for (const auto& n : liveNodes()) {
     if (n == node_) continue;
     if (redis_.command({"EXISTS", key("node:" + n)}).integer != 0) continue;
-    // SREM answers 1 to one caller only: that node cleans up.
-    if (redis_.command({"SREM", key("nodes"), n}).integer == 1) claimed.push_back(n);
+    missing.insert(n);
+    if (!suspects_.count(n)) continue;
+    // Atomic: one caller wins, and the dead node's callbacks move with it.
+    auto r = redis_.eval(redis_scripts::kClaimDeadNode, {}, {prefix_, n, node_});
+    if (r.isError()) throw RedisError("Redis script failed: " + r.str);
+    if (!r.isArray()) continue;
+    DeadNode d{n, {}};
+    for (const auto& e : r.elements) {
+      try {
+        d.callbacks.push_back(std::stoll(e.str));
+      } catch (...) {
+      }
+    }
+    claimed.push_back(std::move(d));
   }
+  suspects_ = std::move(missing);
   return claimed;
 }
 

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "tango/core/Cluster.hpp"
@@ -31,7 +32,7 @@ class RedisCluster final : public Cluster {
   std::string nodeId() const override { return node_; }
   void join(Local local) override;
   void leave() override;
-  std::vector<std::string> claimDeadNodes() override;
+  std::vector<DeadNode> claimDeadNodes() override;
   std::map<std::string, boost::json::object> stats() override;
   std::map<std::string, std::map<std::string, PoolState>> pools() override;
   void setPool(const PoolSetting& setting) override;
@@ -51,6 +52,10 @@ class RedisCluster final : public Cluster {
   const std::chrono::milliseconds ttl_;
   Local local_;
   std::map<std::string, PoolSetting> applied_;  // heartbeat thread only
+  // Nodes found unregistered at the last look: a node is claimed only when
+  // missing at two looks in a row, so one that re-registers moments after a
+  // Redis outage (every registration lapsed meanwhile) is not taken for dead.
+  std::set<std::string> suspects_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -8,6 +8,7 @@
 
 #include "tango/model/JobJson.hpp"
 #include "tango/redis/RedisScripts.hpp"
+#include "tango/util/SafeName.hpp"
 
 namespace tango {
 
@@ -18,10 +19,10 @@ namespace {
 // Each script as sent: Redis's time first where it needs it, then the
 // transition, then the managers' wake-up where it queues something.
 const std::string kAdd = std::string(s::kAdd) + s::kWake + "return 1";
-const std::string kRequeueLapsed =
-    std::string(s::kNow) + s::kRequeueLapsed + "if #ids > 0 then\n" + s::kWake + "end\nreturn ids";
+const std::string kRequeueLapsed = std::string(s::kNow) + s::kClock + s::kRequeueLapsed +
+                                   "if #ids > 0 then\n" + s::kWake + "end\nreturn ids";
 const std::string kTake = std::string(s::kNow) + s::kTake;
-const std::string kRenew = std::string(s::kNow) + s::kRenew;
+const std::string kRenew = std::string(s::kNow) + s::kClock + s::kRenew;
 const std::string kUpdate = s::kUpdate;
 const std::string kUnassignWake = std::string("local r = (function()\n") + s::kUnassign +
                                   "end)()\nif r == 1 then\n" + s::kWake + "end\nreturn r";
@@ -109,6 +110,23 @@ std::optional<TangoJob> RedisJobQueue::parse(const RedisReply& doc) const {
   auto v = boost::json::parse(doc.str, ec);
   if (ec || !v.is_object()) return std::nullopt;
   TangoJob j = fromStoreJson(v);
+  // Whoever can write to Redis must not steer a manager to files outside
+  // the job's courselab: paths come back relative to it, in plain names.
+  auto relative = [](const std::string& p) {
+    if (p.empty() || p.front() == '/') return false;
+    for (std::size_t at = 0; at <= p.size();) {
+      const auto slash = std::min(p.find('/', at), p.size());
+      if (!isSafeName(std::string_view(p).substr(at, slash - at))) return false;
+      at = slash + 1;
+    }
+    return true;
+  };
+  bool ok = relative(j.outputFile);
+  for (const auto& f : j.input) ok = ok && relative(f.localFile) && isSafeName(f.destFile);
+  if (!ok) {
+    spdlog::warn("job {}: its document in Redis names a path outside its courselab; ignored", j.id);
+    return std::nullopt;
+  }
   if (labDirOf_) rebaseJobPaths(j, labDirOf_(j.keyId, j.courselab));
   return j;
 }
@@ -147,7 +165,7 @@ int RedisJobQueue::recover() {
 
 std::optional<TakenJob> RedisJobQueue::take(const std::function<bool(const TangoJob&)>& accept,
                                             const std::function<void(const TangoJob&)>& undo) {
-  eval(kRequeueLapsed, {});
+  eval(kRequeueLapsed, {std::to_string(leaseTime_.count())});
   // The oldest queued jobs; a manager with free VMs rarely looks past them.
   ++commands_;
   auto queued = redis_.command({"ZRANGE", key("queued"), "0", "255"});
@@ -174,6 +192,9 @@ std::optional<TakenJob> RedisJobQueue::take(const std::function<bool(const Tango
   for (auto id : order) {
     auto c = candidates.find(id);
     if (c == candidates.end()) continue;
+    // A key this node does not know: left to a node that does (every node
+    // should have the same KEYS).
+    if (c->second.labDir.empty()) continue;
     if (!accept(c->second)) continue;
     const std::string token =
         node_ + "/" + instance_ + "/" + std::to_string(takes_.fetch_add(1) + 1);
@@ -202,7 +223,7 @@ std::optional<TakenJob> RedisJobQueue::take(const std::function<bool(const Tango
 }
 
 std::vector<Lease> RedisJobQueue::renew(const std::vector<Lease>& leases) {
-  if (leases.empty()) return {};
+  // Sent with no lease as well: it keeps the queue's clock (kClock) going.
   std::vector<std::string> args{std::to_string(leaseTime_.count())};
   for (const auto& l : leases) {
     args.push_back(std::to_string(l.jobId));
@@ -212,7 +233,7 @@ std::vector<Lease> RedisJobQueue::renew(const std::vector<Lease>& leases) {
   std::vector<Lease> lost;
   for (const auto& e : r.elements)
     for (const auto& l : leases)
-      if (l.jobId == toId(e.str)) lost.push_back(l);
+      if (l.token == e.str) lost.push_back(l);
   return lost;
 }
 
@@ -309,11 +330,9 @@ std::vector<TangoJob> RedisJobQueue::pendingCallbacks() {
   return load(ids);
 }
 
-std::vector<TangoJob> RedisJobQueue::adoptCallbacks(const std::string& deadNode) {
-  auto r = eval(s::kAdoptCallbacks, {deadNode, node_});
-  std::vector<std::string> ids;
-  for (const auto& e : r.elements) ids.push_back(e.str);
-  return load(ids);
+bool RedisJobQueue::ownsCallback(std::int64_t id) {
+  ++commands_;
+  return redis_.command({"SISMEMBER", key("cb:" + node_), std::to_string(id)}).integer == 1;
 }
 
 void RedisJobQueue::callbackDone(std::int64_t id, const std::string& result,
@@ -332,10 +351,17 @@ void RedisJobQueue::callbackDone(std::int64_t id, const std::string& result,
 }
 
 std::int64_t RedisJobQueue::nextVmId() {
-  ++commands_;
-  auto r = redis_.command({"INCR", key("vmids")});
-  if (!r.isInteger()) throw RedisError("Redis INCR failed: " + r.str);
-  return r.integer + 999;  // Tango's VM ids start at 1000
+  // Reserved sixteen at a time: fewer round trips, and fewer made while the
+  // Preallocator holds its lock.
+  std::lock_guard lock(vmIdsMu_);
+  if (vmIdNext_ >= vmIdEnd_) {
+    ++commands_;
+    auto r = redis_.command({"INCRBY", key("vmids"), std::to_string(kVmIdBlock)});
+    if (!r.isInteger()) throw RedisError("Redis INCRBY failed: " + r.str);
+    vmIdEnd_ = r.integer + 1;
+    vmIdNext_ = vmIdEnd_ - kVmIdBlock;
+  }
+  return 999 + vmIdNext_++;  // Tango's VM ids start at 1000
 }
 
 }  // namespace tango

@@ -7,7 +7,9 @@
 // nodes, never reused.
 //
 // Key layout, under REDIS_PREFIX (<p>):
-//   <p>ids, <p>vmids         counters (job ids; VM ids + 999)
+//   <p>ids, <p>vmids         counters (job ids; VM ids + 999, reserved in blocks)
+//   <p>finishedby            hash: id -> the token that finished it
+//   <p>clock                 Redis time of the last renewal or take (kClock)
 //   <p>job:<id>              the job's document
 //   <p>queued, <p>live       sorted sets of ids (score = id: FIFO)
 //   <p>leased                sorted set: id -> lease expiry (ms, Redis time)
@@ -50,7 +52,7 @@ class RedisJobQueue final : public JobQueue {
   std::vector<TangoJob> finished(int limit) override;
   std::int64_t countFinished() override;
   std::vector<TangoJob> pendingCallbacks() override;
-  std::vector<TangoJob> adoptCallbacks(const std::string& deadNode) override;
+  bool ownsCallback(std::int64_t id) override;
   void callbackDone(std::int64_t id, const std::string& result, const std::string& detail,
                     double when) override;
   std::int64_t nextVmId() override;
@@ -70,6 +72,9 @@ class RedisJobQueue final : public JobQueue {
   const std::chrono::milliseconds leaseTime_;
   LabDirOf labDirOf_;
   std::atomic<std::uint64_t> takes_{0};
+  static constexpr std::int64_t kVmIdBlock = 16;
+  std::mutex vmIdsMu_;
+  std::int64_t vmIdNext_ = 0, vmIdEnd_ = 0;  // this node's reserved VM ids
   std::atomic<std::int64_t> commands_{0};
   // Candidates' documents, by id: what `accept` reads (image, limits) never
   // changes while a job is queued, so each is fetched once.

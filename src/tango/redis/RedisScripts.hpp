@@ -33,7 +33,23 @@ redis.call('ZADD', p .. 'queued', tonumber(ARGV[2]), ARGV[2])
 redis.call('ZADD', p .. 'live', tonumber(ARGV[2]), ARGV[2])
 )lua";
 
-// ARGV: prefix. Puts back every job whose lease lapsed (then kWake if any).
+// Before renewing or putting back (ARGV[2] = leaseMs): every manager runs
+// one of those several times per lease time, so a longer silence means
+// Redis itself was away (or every manager was) and nobody could renew
+// meanwhile. Then every lease gets one more lease time, so that jobs that
+// ran on through the outage can still finish, rather than all going back.
+inline constexpr const char* kClock = R"lua(
+local last = tonumber(redis.call('GET', ARGV[1] .. 'clock') or now)
+redis.call('SET', ARGV[1] .. 'clock', now)
+if now - last > tonumber(ARGV[2]) then
+  for _, id in ipairs(redis.call('ZRANGE', ARGV[1] .. 'leased', 0, -1)) do
+    redis.call('ZADD', ARGV[1] .. 'leased', now + tonumber(ARGV[2]), id)
+  end
+end
+)lua";
+
+// ARGV: prefix, leaseMs. Puts back every job whose lease lapsed (then kWake
+// if any).
 inline constexpr const char* kRequeueLapsed = R"lua(
 local p = ARGV[1]
 local ids = redis.call('ZRANGEBYSCORE', p .. 'leased', '-inf', now)
@@ -55,7 +71,8 @@ return redis.call('GET', p .. 'job:' .. ARGV[2])
 )lua";
 
 // ARGV: prefix, leaseMs, then id, token pairs. Extends the leases still
-// owned; returns the ids of those that are not.
+// owned; returns the tokens of those that are not (a node may hold two
+// leases on one job: a stale one, and the one it took again).
 inline constexpr const char* kRenew = R"lua(
 local p = ARGV[1]
 local lost = {}
@@ -63,7 +80,7 @@ for i = 3, #ARGV, 2 do
   if redis.call('HGET', p .. 'owners', ARGV[i]) == ARGV[i + 1] then
     redis.call('ZADD', p .. 'leased', now + tonumber(ARGV[2]), ARGV[i])
   else
-    table.insert(lost, ARGV[i])
+    table.insert(lost, ARGV[i + 1])
   end
 end
 return lost
@@ -89,10 +106,16 @@ return 1
 )lua";
 
 // ARGV: prefix, id, token, doc, node ('' = no callback). Finished, if owned:
-// off the live list onto the dead one; its callback becomes `node`'s.
+// off the live list onto the dead one; its callback becomes `node`'s. The
+// finishing token is kept, so a retry whose first attempt did commit (its
+// answer lost on the way) is told so rather than that it lost the job.
 inline constexpr const char* kFinish = R"lua(
 local p = ARGV[1]
-if redis.call('HGET', p .. 'owners', ARGV[2]) ~= ARGV[3] then return 0 end
+if redis.call('HGET', p .. 'owners', ARGV[2]) ~= ARGV[3] then
+  if redis.call('HGET', p .. 'finishedby', ARGV[2]) == ARGV[3] then return 1 end
+  return 0
+end
+redis.call('HSET', p .. 'finishedby', ARGV[2], ARGV[3])
 redis.call('SET', p .. 'job:' .. ARGV[2], ARGV[4])
 redis.call('ZREM', p .. 'leased', ARGV[2])
 redis.call('HDEL', p .. 'owners', ARGV[2])
@@ -118,10 +141,13 @@ for i = 1, #owners, 2 do
 end
 )lua";
 
-// ARGV: prefix, dead node, this node. Moves the dead node's pending
-// callbacks to this node; returns their ids.
-inline constexpr const char* kAdoptCallbacks = R"lua(
+// ARGV: prefix, dead node, this node. Claims a node whose registration
+// lapsed, if no other node claimed it first, and moves its pending
+// callbacks to this node in the same step; returns false, or their ids.
+inline constexpr const char* kClaimDeadNode = R"lua(
 local p = ARGV[1]
+if redis.call('EXISTS', p .. 'node:' .. ARGV[2]) == 1 then return false end
+if redis.call('SREM', p .. 'nodes', ARGV[2]) == 0 then return false end
 local ids = redis.call('SMEMBERS', p .. 'cb:' .. ARGV[2])
 for _, id in ipairs(ids) do redis.call('SADD', p .. 'cb:' .. ARGV[3], id) end
 redis.call('DEL', p .. 'cb:' .. ARGV[2])

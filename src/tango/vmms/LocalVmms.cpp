@@ -432,8 +432,10 @@ std::vector<std::string> LocalVmms::getImages() {
 
 // One lock file per sandbox uid, held (flock) while a VM has that uid, in a
 // directory every service on this host shares: two services whose uid
-// ranges overlap never hand out the same uid, and a killed service's locks
-// go with its process.
+// ranges overlap never hand out the same uid. A killed service's locks go
+// with its process, so its leftovers' uids may be another's by the time it
+// starts again: it kills their processes only once it holds the lock
+// (holdUid).
 Fd LocalVmms::lockUid(uid_t uid) {
   static const char* kDir = "/run/tango-local-uids";
   ::mkdir(kDir, 0700);
@@ -442,6 +444,19 @@ Fd LocalVmms::lockUid(uid_t uid) {
   if (!fd) return {};
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return {};
   return fd;
+}
+
+bool LocalVmms::holdUid(uid_t uid) {
+  // Outside this service's range (UID_BASE changed since): free right now.
+  if (uid < cfg_.local.uidBase || uid >= cfg_.local.uidBase + cfg_.local.slots)
+    return static_cast<bool>(lockUid(uid));
+  const std::uint32_t slot = uid - cfg_.local.uidBase;
+  std::lock_guard lock(mu_);
+  if (uidLocks_.count(slot)) return true;
+  Fd held = lockUid(uid);
+  if (!held) return false;
+  uidLocks_[slot] = std::move(held);  // released when the slot is freed
+  return true;
 }
 
 StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds) {
@@ -768,6 +783,14 @@ StepResult LocalVmms::destroyVM(const TangoMachine& vm) {
   }
   auto uid = readUid(vmsDir_ / *inst);
   bool killed = true;
+  // A leftover of a killed run: its uid lock went with that process, and
+  // another service on this host may hold the uid now. Its processes are
+  // that service's job: never kill them.
+  if (uid && !holdUid(*uid)) {
+    spdlog::warn("local VMMS: uid {} of {} is another service's now; its processes are left alone",
+                 *uid, *inst);
+    uid.reset();
+  }
   if (uid) killed = killUidProcesses(*uid);
   std::string error;
   bool removed = removeDirTree(vmsDir_, *inst, error);
@@ -798,6 +821,7 @@ StepResult LocalVmms::safeDestroyVM(const TangoMachine& vm) {
   auto inst = checkedInstance(vm);
   if (!inst) return StepResult::failure("invalid VM name or id");
   auto uid = readUid(vmsDir_ / *inst);
+  if (uid && !holdUid(*uid)) uid.reset();  // another service's uid now (destroyVM)
   StepResult r = destroyVM(vm);
   if (!r.ok) return r;
   std::error_code ec;

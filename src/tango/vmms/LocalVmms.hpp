@@ -69,6 +69,8 @@ class LocalVmms : public Vmms {
 
  private:
   static Fd lockUid(uid_t uid);
+  // Whether this service holds `uid`'s lock (taking it if free).
+  bool holdUid(uid_t uid);
   struct Running {
     Process* process = nullptr;
     std::int64_t outputCap = 0;

@@ -1,0 +1,156 @@
+// RedisJobQueue against a real redis-server: what two nodes sharing one
+// queue rely on, one transition at a time.
+#include <gtest/gtest.h>
+
+#include <boost/json/serialize.hpp>
+#include <chrono>
+#include <thread>
+
+#include "RedisServer.hpp"
+#include "tango/model/JobJson.hpp"
+#include "tango/redis/RedisJobQueue.hpp"
+
+namespace tango {
+namespace {
+
+using namespace std::chrono_literals;
+using test::RedisServer;
+
+class RedisJobQueueTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<RedisJobQueue> node(const std::string& id, std::chrono::milliseconds lease) {
+    return std::make_unique<RedisJobQueue>(
+        server_.clientOptions(), "t:", id, lease,
+        [](const std::string&, const std::string&) { return std::string("/labs/k-lab"); },
+        /*wakeable=*/false);
+  }
+  static TangoJob job(const std::string& name) {
+    TangoJob j;
+    j.name = name;
+    j.labDir = "/labs/k-lab";
+    j.outputFile = "/labs/k-lab/output/" + name;
+    j.input = {{"/labs/k-lab/Makefile", "Makefile"}};
+    return j;
+  }
+  static auto any() {
+    return [](const TangoJob&) { return true; };
+  }
+  static auto none() {
+    return [](const TangoJob&) {};
+  }
+  RedisServer server_;
+};
+
+TEST_F(RedisJobQueueTest, IdsAreUniqueAcrossNodesAndATakeIsExclusive) {
+  auto a = node("a", 5000ms), b = node("b", 5000ms);
+  std::set<std::int64_t> ids;
+  for (int i = 0; i < 20; ++i) {
+    ids.insert(a->add(job("x")));
+    ids.insert(b->add(job("y")));
+  }
+  EXPECT_EQ(ids.size(), 40u);
+  EXPECT_NE(a->nextVmId(), b->nextVmId());
+  std::set<std::int64_t> taken;
+  for (int i = 0; i < 20; ++i) {
+    for (auto* q : {a.get(), b.get()}) {
+      auto t = q->take(any(), none());
+      ASSERT_TRUE(t);
+      EXPECT_TRUE(taken.insert(t->job.id).second) << "job " << t->job.id << " taken twice";
+    }
+  }
+  EXPECT_FALSE(a->take(any(), none()));
+  EXPECT_EQ(a->unassignedCount(), 0u);
+  EXPECT_EQ(b->liveCount(), 40u);
+}
+
+TEST_F(RedisJobQueueTest, WritesAreFencedAndAFinishRetriedAfterALostAnswerSucceeds) {
+  auto a = node("a", 5000ms);
+  auto id = a->add(job("x"));
+  auto t = a->take(any(), none());
+  ASSERT_TRUE(t);
+  EXPECT_FALSE(a->update({id, "forged"}, t->job));
+  EXPECT_FALSE(a->finish({id, "forged"}, t->job));
+  EXPECT_TRUE(a->update(t->lease, t->job));
+  EXPECT_TRUE(a->finish(t->lease, t->job));
+  // The same finish again (its first answer lost on the way): committed.
+  EXPECT_TRUE(a->finish(t->lease, t->job));
+  EXPECT_EQ(a->countFinished(), 1);
+  EXPECT_EQ(a->liveCount(), 0u);
+}
+
+TEST_F(RedisJobQueueTest, ALapsedLeaseGoesToAnotherNodeAndItsHolderIsRefused) {
+  auto a = node("a", 400ms), b = node("b", 400ms);
+  auto id = a->add(job("x"));
+  auto t = a->take(any(), none());
+  ASSERT_TRUE(t);
+  // b keeps the queue's clock going (as a live manager does) while a stalls.
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_FALSE(b->take([](const TangoJob&) { return false; }, none()));
+    std::this_thread::sleep_for(100ms);
+  }
+  auto again = b->take(any(), none());
+  ASSERT_TRUE(again) << "the lapsed job went back and b took it";
+  EXPECT_EQ(again->job.id, id);
+  auto lost = a->renew({t->lease});
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0].token, t->lease.token);
+  EXPECT_FALSE(a->finish(t->lease, t->job));
+  EXPECT_TRUE(b->finish(again->lease, again->job));
+  // Only the stale lease is reported lost, not the one taken again.
+  auto c = a->add(job("y"));
+  auto u = a->take(any(), none());
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->job.id, c);
+  EXPECT_TRUE(a->renew({u->lease}).empty());
+}
+
+// Nobody renewed or took for longer than a lease (Redis was away, or every
+// manager was): every lease gets one more lease time instead of going back.
+TEST_F(RedisJobQueueTest, ASilenceLongerThanALeaseExtendsLeasesInsteadOfRequeuing) {
+  auto a = node("a", 400ms), b = node("b", 400ms);
+  auto id = a->add(job("x"));
+  auto t = a->take(any(), none());
+  ASSERT_TRUE(t);
+  std::this_thread::sleep_for(1200ms);  // three lease times without a word to Redis
+  EXPECT_FALSE(b->take(any(), none())) << "requeued after a silence";
+  EXPECT_TRUE(a->renew({t->lease}).empty()) << "its holder still has it";
+  EXPECT_TRUE(a->finish(t->lease, t->job));
+  EXPECT_EQ(a->get(id)->state, JobState::Finished);
+}
+
+TEST_F(RedisJobQueueTest, ARestartedNodePutsBackWhatItsEarlierInstanceHeld) {
+  auto b = node("b", 5000ms);
+  std::int64_t id = 0;
+  {
+    auto a = node("a", 5000ms);
+    id = a->add(job("x"));
+    b->add(job("y"));
+    ASSERT_TRUE(a->take([](const TangoJob& j) { return j.name == "x"; }, none()));
+    ASSERT_TRUE(b->take([](const TangoJob& j) { return j.name == "y"; }, none()));
+  }
+  auto a = node("a", 5000ms);
+  EXPECT_EQ(a->recover(), 1) << "only node a's job";
+  auto t = a->take(any(), none());
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->job.id, id);
+  bool said = false;
+  for (const auto& line : t->job.trace) said = said || line.find("Requeued") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
+// A document in Redis that names a file outside its courselab is not run.
+TEST_F(RedisJobQueueTest, ADocumentWithAPathOutsideItsCourselabIsIgnored) {
+  auto a = node("a", 5000ms);
+  auto id = a->add(job("x"));
+  RedisClient raw(server_.clientOptions());
+  auto doc = raw.command({"GET", "t:job:" + std::to_string(id)}).str;
+  const auto at = doc.find("\"Makefile\"");
+  ASSERT_NE(at, std::string::npos);
+  doc.replace(at, 10, "\"/etc/shadow\"");
+  ASSERT_TRUE(raw.command({"SET", "t:job:" + std::to_string(id), doc}).isOk());
+  EXPECT_FALSE(a->get(id));
+  EXPECT_FALSE(a->take(any(), none()));
+}
+
+}  // namespace
+}  // namespace tango
