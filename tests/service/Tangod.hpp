@@ -3,6 +3,7 @@
 // directory, for tests that drive it over HTTP. The data directory outlives
 // a restart (kill -9 + start again) and is removed at the end.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,8 +62,7 @@ class Tangod {
         << line("HOST", "\"127.0.0.1\"") << line("DATA_DIR", quoted(dir_ / "data"))
         << line("SANDBOX_DIR", quoted(dir_ / "sandboxes"))
         << (autodriver.empty() ? std::string() : "AUTODRIVER = \"" + autodriver + "\"\n")
-        << line("LOG_LEVEL", "\"debug\"")
-        << extraConfig << "\n"
+        << line("LOG_LEVEL", "\"debug\"") << extraConfig << "\n"
         << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = 200\n";
     try {
       start();
@@ -94,6 +94,10 @@ class Tangod {
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      // A test that crashes must not leave services running. (The signal
+      // comes when the thread that started the service ends: one started
+      // from a helper thread goes with that thread.)
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       std::FILE* f = std::fopen(log.c_str(), "w");
       if (!f) _exit(127);
       ::dup2(fileno(f), 1);

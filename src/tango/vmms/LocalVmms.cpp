@@ -820,15 +820,17 @@ StepResult LocalVmms::destroyVM(const TangoMachine& vm) {
 StepResult LocalVmms::safeDestroyVM(const TangoMachine& vm) {
   auto inst = checkedInstance(vm);
   if (!inst) return StepResult::failure("invalid VM name or id");
-  auto uid = readUid(vmsDir_ / *inst);
-  if (uid && !holdUid(*uid)) uid.reset();  // another service's uid now (destroyVM)
+  const auto found = readUid(vmsDir_ / *inst);
+  // Not when it is another service's uid now (see destroyVM).
+  const bool ours = found.has_value() && holdUid(*found);
+  const uid_t uid = found.value_or(0);
   StepResult r = destroyVM(vm);
   if (!r.ok) return r;
   std::error_code ec;
   if (fs::symlink_status(vmsDir_ / *inst, ec).type() != fs::file_type::not_found)
     return StepResult::failure("VM directory " + *inst + " still exists");
-  if (uid && !processesOfUid(*uid).empty())
-    return StepResult::failure("processes of uid " + std::to_string(*uid) + " remain");
+  if (ours && !processesOfUid(uid).empty())
+    return StepResult::failure("processes of uid " + std::to_string(uid) + " remain");
   return StepResult::success();
 }
 
