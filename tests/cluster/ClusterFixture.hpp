@@ -95,6 +95,28 @@ class ClusterTest : public ::testing::Test {
     if (o["statusId"].as_int64() != 0) return -1;
     return std::stoll(std::string(o["jobId"].as_string()));
   }
+  // A job whose make sleeps `secs` (saying "begun" first) before the hello
+  // output, as "slow.out". Returns its id, or -1.
+  std::int64_t submitSlow(int secs) {
+    const std::string slow = "all:\n\t@echo begun\n\t@sleep " + std::to_string(secs) +
+                             "\n\t@echo \"Hello from the sandbox\"\n";
+    auto up = api(0).post("/upload/test/lab/", slow, {{"Filename", "slow-Makefile"}}).json();
+    if (up["statusId"].as_int64() != 0) return -1;
+    return submit(0, "slow.out", "slow-Makefile");
+  }
+  // Waits until job `id` is in its runJob step.
+  bool waitRunning(std::int64_t id, std::chrono::seconds within = std::chrono::seconds(20)) {
+    for (auto end = std::chrono::steady_clock::now() + within;
+         std::chrono::steady_clock::now() < end;
+         std::this_thread::sleep_for(std::chrono::milliseconds(20))) {
+      auto live = api(0).get("/jobs/test/0/").json();
+      for (auto& j : live["jobs"].as_array())
+        if (j.as_object().at("id").as_int64() == id &&
+            j.as_object().at("step").as_string() == "runJob")
+          return true;
+    }
+    return false;
+  }
   std::filesystem::path outputPath(const std::string& name) const {
     for (const auto& e : std::filesystem::directory_iterator(labs_))
       if (e.path().filename().string().ends_with("-lab")) return e.path() / "output" / name;

@@ -179,24 +179,9 @@ TEST_F(ClusterTest, ARunningJobOutlivesARedisOutageLongerThanItsLease) {
   addManager();
   addManager();
   uploadHello();
-  const std::string slow =
-      "all:\n\t@sleep 3\n\t@echo \"Hello from the sandbox\"\n\t@echo '{\"scores\": {\"hello\": "
-      "100}}'\n";
-  ASSERT_EQ(api(0)
-                .post("/upload/test/lab/", slow, {{"Filename", "slow-Makefile"}})
-                .json()["statusId"]
-                .as_int64(),
-            0);
-  auto id = submit(0, "slow.out", "slow-Makefile");
+  auto id = submitSlow(3);
   ASSERT_GT(id, 0);
-  bool running = false;
-  for (auto end = std::chrono::steady_clock::now() + 20s;
-       !running && std::chrono::steady_clock::now() < end; std::this_thread::sleep_for(20ms)) {
-    auto live = api(0).get("/jobs/test/0/").json();
-    for (auto& j : live["jobs"].as_array())
-      running = running || j.as_object().at("step").as_string() == "runJob";
-  }
-  ASSERT_TRUE(running);
+  ASSERT_TRUE(waitRunning(id));
   redis_->kill9();
   std::this_thread::sleep_for(4s);  // four lease times
   redis_->restart();
@@ -219,26 +204,10 @@ TEST_F(ClusterTest, APausedManagerDoesNotOverwriteTheOutputOfTheNodeThatTookItsJ
   addManager();
   uploadHello();
   // A job that runs 4 s.
-  auto& c = api(0);
-  const std::string slow =
-      "all:\n\t@sleep 4\n\t@echo \"Hello from the sandbox\"\n\t@echo '{\"scores\": {\"hello\": "
-      "100}}'\n";
-  ASSERT_EQ(c.post("/upload/test/lab/", slow, {{"Filename", "slow-Makefile"}})
-                .json()["statusId"]
-                .as_int64(),
-            0);
-  auto id = submit(0, "slow.out", "slow-Makefile");
+  auto id = submitSlow(4);
   ASSERT_GT(id, 0);
   // Wait until manager 0 runs it, then pause that manager.
-  const auto end = std::chrono::steady_clock::now() + 20s;
-  bool running = false;
-  while (!running && std::chrono::steady_clock::now() < end) {
-    auto live = c.get("/jobs/test/0/").json();
-    for (auto& j : live["jobs"].as_array())
-      running = running || (j.as_object().at("step").as_string() == "runJob");
-    std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_TRUE(running);
+  ASSERT_TRUE(waitRunning(id));
   ::kill(managers_[0]->pid(), SIGSTOP);
   addManager();  // mgr1 takes the job once mgr0's lease lapses
   ASSERT_TRUE(waitFinished({id}, 40s));
@@ -319,13 +288,7 @@ TEST_F(ClusterTest, AnApiNodeReachesTheManagersForPoolsAndPartialOutput) {
   EXPECT_EQ(freeVms(1), 6u) << "three warm VMs on each of the two managers";
   EXPECT_EQ(freeVms(0), 6u);
 
-  const std::string slow = "all:\n\t@echo begun\n\t@sleep 3\n\t@echo \"Hello from the sandbox\"\n";
-  ASSERT_EQ(api(0)
-                .post("/upload/test/lab/", slow, {{"Filename", "slow-Makefile"}})
-                .json()["statusId"]
-                .as_int64(),
-            0);
-  auto id = submit(0, "slow.out", "slow-Makefile");
+  auto id = submitSlow(3);
   ASSERT_GT(id, 0);
   bool seen = false;
   const auto until = std::chrono::steady_clock::now() + 20s;

@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "tango/util/Fd.hpp"
+#include "tango/util/Sha256.hpp"
 
 namespace tango {
 namespace {
@@ -157,20 +158,6 @@ RedisReply convert(const redisReply& r) {
       break;
     default:  // REDIS_REPLY_NIL (also a nil array, *-1)
       break;
-  }
-  return out;
-}
-
-std::string sha1Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr) != 1)
-    throw std::runtime_error("SHA-1 failed: " + opensslError());
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
   }
   return out;
 }

@@ -4,23 +4,15 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <random>
 
 #include "tango/core/TangoServer.hpp"
 #include "tango/redis/RedisScripts.hpp"
+#include "tango/util/RandomHex.hpp"
 
 namespace tango {
 namespace json = boost::json;
 
 namespace {
-
-std::string randomHex() {
-  std::random_device rd;
-  std::uniform_int_distribution<std::uint64_t> d;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(d(rd)));
-  return buf;
-}
 
 json::object poolsJson(const std::map<std::string, PoolState>& pools) {
   json::object o;

@@ -4,10 +4,10 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <random>
 
 #include "tango/model/JobJson.hpp"
 #include "tango/redis/RedisScripts.hpp"
+#include "tango/util/RandomHex.hpp"
 #include "tango/util/SafeName.hpp"
 
 namespace tango {
@@ -29,14 +29,6 @@ const std::string kUnassignWake = std::string("local r = (function()\n") + s::kU
 const std::string kFinish = std::string(s::kNow) + s::kFinish;
 const std::string kRecover =
     std::string(s::kRecover) + "if #ids > 0 then\n" + s::kWake + "end\nreturn ids";
-
-std::string randomHex() {
-  std::random_device rd;
-  std::uniform_int_distribution<std::uint64_t> d;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(d(rd)));
-  return buf;
-}
 
 std::int64_t toId(const std::string& s) {
   try {
