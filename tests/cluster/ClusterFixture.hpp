@@ -41,6 +41,13 @@ class ClusterTest : public ::testing::Test {
   }
 
   void startRedis(RedisServerOptions o = {}) { redis_ = std::make_unique<RedisServer>(o); }
+  // The shipped settings (examples/redis/redis-tango.conf): AOF, fsync always.
+  void startDurableRedis() {
+    RedisServerOptions o;
+    o.appendOnly = true;
+    o.appendFsync = "always";
+    startRedis(o);
+  }
 
   std::string nodeConfig(const std::string& role, const std::string& id,
                          const std::string& extra) const {

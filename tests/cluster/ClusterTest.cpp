@@ -135,10 +135,7 @@ TEST_F(ClusterTest, FiveHundredJobsSurviveManagersKilledAndRestartedAtRandom) {
 // Redis killed with kill -9 (AOF, appendfsync always) during the run, then
 // started again: every job whose addJob was answered finishes.
 TEST_F(ClusterTest, EveryAcknowledgedJobFinishesAfterRedisIsKilled) {
-  RedisServerOptions o;
-  o.appendOnly = true;
-  o.appendFsync = "always";
-  startRedis(o);
+  startDurableRedis();
   addApi();
   addManager();
   addManager();
@@ -171,10 +168,7 @@ TEST_F(ClusterTest, EveryAcknowledgedJobFinishesAfterRedisIsKilled) {
 // ran, rather than going back to the queue because nobody could renew.
 TEST_F(ClusterTest, ARunningJobOutlivesARedisOutageLongerThanItsLease) {
   leaseSecs_ = 1;
-  RedisServerOptions o;
-  o.appendOnly = true;
-  o.appendFsync = "always";
-  startRedis(o);
+  startDurableRedis();
   addApi();
   addManager();
   addManager();

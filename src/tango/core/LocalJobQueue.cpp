@@ -14,6 +14,17 @@ void endForUnknownKey(TangoJob& job) {
   job.appendTrace("Error: the API key that submitted this job is no longer configured");
 }
 
+namespace {
+// A job that was running goes back to its place in the queue, on a fresh VM.
+void backToQueue(TangoJob& job, const std::string& why) {
+  job.state = JobState::Queued;
+  job.assigned = false;
+  job.step = "queued";
+  job.vm.id = 0;
+  job.appendTrace("Requeued job " + job.name + ":" + std::to_string(job.id) + why);
+}
+}  // namespace
+
 LocalJobQueue::LocalJobQueue(std::unique_ptr<JobStore> store, std::chrono::milliseconds leaseTime)
     : store_(std::move(store)), leaseTime_(leaseTime) {}
 
@@ -49,12 +60,7 @@ int LocalJobQueue::recover() {
       continue;
     }
     if (job.state == JobState::Running || job.assigned) {
-      job.state = JobState::Queued;
-      job.assigned = false;
-      job.step = "queued";
-      job.vm.id = 0;
-      job.appendTrace("Requeued job " + job.name + ":" + std::to_string(job.id) +
-                      " after a service restart");
+      backToQueue(job, " after a service restart");
       store_->update(job);
       ++requeued;
     }
@@ -76,12 +82,7 @@ bool LocalJobQueue::requeueLapsed() {
     it = leases_.erase(it);
     if (job == live_.end()) continue;
     TangoJob& j = job->second;
-    j.state = JobState::Queued;
-    j.assigned = false;
-    j.step = "queued";
-    j.vm.id = 0;
-    j.appendTrace("Requeued job " + j.name + ":" + std::to_string(j.id) +
-                  ": its worker stopped renewing its lease");
+    backToQueue(j, ": its worker stopped renewing its lease");
     store_->update(j);
     unassigned_.insert(j.id);
     spdlog::warn("job {}: lease lapsed; back in the queue", j.id);
