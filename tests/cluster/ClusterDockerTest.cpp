@@ -12,11 +12,7 @@ using namespace std::chrono_literals;
 
 TEST_F(ClusterTest, ADeadManagersContainersOnASharedEngineAreRemovedByAnother) {
   docker::Engine engine;
-  try {
-    engine.apiVersion();
-  } catch (const std::exception& e) {
-    GTEST_FAIL() << "no Docker engine: " << e.what() << " (./dev test starts dockerd)";
-  }
+  if (auto why = engineProblem(engine); !why.empty()) GTEST_FAIL() << why;
   const std::string prefix = "tcd" + std::to_string(::getpid());
   auto byNode = [&] {
     std::map<std::string, std::size_t> n;

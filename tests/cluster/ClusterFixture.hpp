@@ -102,6 +102,23 @@ class ClusterTest : public ::testing::Test {
     if (o["statusId"].as_int64() != 0) return -1;
     return std::stoll(std::string(o["jobId"].as_string()));
   }
+  // `n` hello jobs "out-<i>", through the API nodes in turn; by id, each id
+  // given once.
+  std::map<std::int64_t, std::string> submitMany(int n) {
+    std::map<std::int64_t, std::string> names;
+    for (int i = 0; i < n; ++i) {
+      const std::string name = "out-" + std::to_string(i);
+      auto id = submit(static_cast<std::size_t>(i), name);
+      EXPECT_GT(id, 0) << "job " << i;
+      EXPECT_TRUE(names.emplace(id, name).second) << "id " << id << " given twice";
+    }
+    return names;
+  }
+  static std::set<std::int64_t> idsOf(const std::map<std::int64_t, std::string>& names) {
+    std::set<std::int64_t> ids;
+    for (const auto& [id, name] : names) ids.insert(id);
+    return ids;
+  }
   // A job whose make sleeps `secs` (saying "begun" first) before the hello
   // output, as "slow.out". Returns its id, or -1.
   std::int64_t submitSlow(int secs) {

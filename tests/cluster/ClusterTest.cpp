@@ -18,15 +18,9 @@ TEST_F(ClusterTest, ThreeHundredJobsAcrossTwoApiNodesAndThreeManagersFinishOnce)
   addApi();
   for (int i = 0; i < 3; ++i) addManager();
   uploadHello();
-  std::map<std::int64_t, std::string> names;
-  for (int i = 0; i < 300; ++i) {
-    const std::string name = "out-" + std::to_string(i);
-    auto id = submit(static_cast<std::size_t>(i), name);
-    ASSERT_GT(id, 0) << "job " << i;
-    ASSERT_TRUE(names.emplace(id, name).second) << "id " << id << " given twice";
-  }
-  std::set<std::int64_t> ids;
-  for (auto& [id, n] : names) ids.insert(id);
+  const auto names = submitMany(300);
+  ASSERT_EQ(names.size(), 300u);
+  const auto ids = idsOf(names);
   ASSERT_TRUE(waitFinished(ids, 180s));
   for (auto& [id, name] : names) EXPECT_TRUE(outputIsHello(name, id)) << name;
   // Callbacks follow the outputs within moments.
@@ -58,13 +52,8 @@ TEST_F(ClusterTest, JobsOfAKilledManagerFinishOnTheOthers) {
   addApi();
   for (int i = 0; i < 3; ++i) addManager();
   uploadHello();
-  std::map<std::int64_t, std::string> names;
-  for (int i = 0; i < 60; ++i) {
-    const std::string name = "out-" + std::to_string(i);
-    auto id = submit(0, name);
-    ASSERT_GT(id, 0);
-    names[id] = name;
-  }
+  const auto names = submitMany(60);
+  ASSERT_EQ(names.size(), 60u);
   // Kill manager 0 once it holds a running job.
   const auto end = std::chrono::steady_clock::now() + 30s;
   bool killed = false;
@@ -80,8 +69,7 @@ TEST_F(ClusterTest, JobsOfAKilledManagerFinishOnTheOthers) {
     std::this_thread::sleep_for(10ms);
   }
   ASSERT_TRUE(killed) << "manager 0 never ran a job";
-  std::set<std::int64_t> ids;
-  for (auto& [id, n] : names) ids.insert(id);
+  const auto ids = idsOf(names);
   ASSERT_TRUE(waitFinished(ids, 120s));
   for (auto& [id, name] : names) EXPECT_TRUE(outputIsHello(name, id)) << name;
   auto lines = finishLines();
@@ -117,8 +105,7 @@ TEST_F(ClusterTest, FiveHundredJobsSurviveManagersKilledAndRestartedAtRandom) {
     names[id] = name;
   }
   submitting = false;
-  std::set<std::int64_t> ids;
-  for (auto& [id, n] : names) ids.insert(id);
+  const auto ids = idsOf(names);
   const bool all = waitFinished(ids, 300s);
   chaos.join();
   ASSERT_TRUE(all || waitFinished(ids, 60s)) << "jobs lost";
@@ -157,8 +144,7 @@ TEST_F(ClusterTest, EveryAcknowledgedJobFinishesAfterRedisIsKilled) {
     if (id > 0) names[id] = name;
   }
   EXPECT_GE(names.size(), 79u);
-  std::set<std::int64_t> ids;
-  for (auto& [id, n] : names) ids.insert(id);
+  const auto ids = idsOf(names);
   ASSERT_TRUE(waitFinished(ids, 180s));
   for (auto& [id, name] : names) EXPECT_TRUE(outputIsHello(name, id)) << name;
 }

@@ -19,14 +19,20 @@ inline std::string testImage() {
   return e && *e ? e : "tango-test-minimal";
 }
 
+// Why the tests cannot use this engine ("" when they can).
+inline std::string engineProblem(docker::Engine& engine) {
+  try {
+    engine.apiVersion();
+    return "";
+  } catch (const std::exception& e) {
+    return std::string("no Docker engine: ") + e.what() + " (./dev test starts dockerd)";
+  }
+}
+
 class DockerTest : public ServiceTest {
  protected:
   void SetUp() override {
-    try {
-      engine.apiVersion();
-    } catch (const std::exception& e) {
-      GTEST_FAIL() << "no Docker engine: " << e.what() << " (./dev test starts dockerd)";
-    }
+    if (auto why = engineProblem(engine); !why.empty()) GTEST_FAIL() << why;
     if (!engine.imageLabel(testImage() + ":latest", "tango.packages"))
       GTEST_FAIL() << "test image " << testImage() << " missing: build/.../apps/tango-image build "
                    << testImage() << " --no-defaults --packages make";

@@ -37,11 +37,7 @@ bool eventually(const std::function<bool()>& cond, std::chrono::seconds within =
 // never removes the first one's containers.
 TEST(NodesOnOneEngineTest, AnotherNodesContainerOfTheSameNameIsNeverReplaced) {
   docker::Engine engine;
-  try {
-    engine.apiVersion();
-  } catch (const std::exception& e) {
-    GTEST_FAIL() << "no Docker engine: " << e.what() << " (./dev test starts dockerd)";
-  }
+  if (auto why = engineProblem(engine); !why.empty()) GTEST_FAIL() << why;
   const std::string prefix = "tdn" + std::to_string(::getpid());
   {
     Tangod a(nodeConfig(prefix, "node-a"));

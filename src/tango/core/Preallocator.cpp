@@ -45,9 +45,7 @@ Preallocator::Pool& Preallocator::poolFor(const std::string& vmms, const std::st
   auto [it, inserted] = pools_.try_emplace(poolKey(vmms, image));
   if (inserted) {
     Pool& p = it->second;
-    TangoMachine probe;
-    probe.vmms = vmms;
-    Vmms& v = vmms_.of(probe);
+    Vmms& v = vmms_.named(vmms);
     p.vmms = v.name();
     p.image = image;
     p.reuse = v.reusesVms();
@@ -150,14 +148,13 @@ void Preallocator::demand(const std::string& key, std::size_t queued) {
     auto it = pools_.find(key);
     if (it == pools_.end() || !it->second.reuse) return;
     Pool& pool = it->second;
-    const std::string& image = key;
     pool.lastBusy = std::chrono::steady_clock::now();  // a queue is not idleness
     const auto more = (queued + static_cast<std::size_t>(cfg_.poolGrowEvery) - 1) /
                       static_cast<std::size_t>(cfg_.poolGrowEvery);
     const int grown = static_cast<int>(std::min<std::size_t>(
         more, static_cast<std::size_t>(std::max(cfg_.poolMax - pool.target, 0))));
     if (grown <= pool.grown) return;
-    spdlog::info("preallocator: pool {} grows to {} VMs for {} queued jobs", image,
+    spdlog::info("preallocator: pool {} grows to {} VMs for {} queued jobs", key,
                  pool.target + grown, queued);
     pool.grown = grown;
   }

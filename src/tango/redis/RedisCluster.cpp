@@ -244,43 +244,34 @@ std::vector<Cluster::DeadNode> RedisCluster::claimDeadNodes() {
   return claimed;
 }
 
-std::map<std::string, json::object> RedisCluster::stats() {
-  std::map<std::string, json::object> out;
+std::map<std::string, json::value> RedisCluster::published(const std::string& what) {
+  std::map<std::string, json::value> out;
   auto nodes = liveNodes();
   if (nodes.empty()) return out;
   std::vector<std::string> cmd{"MGET"};
-  for (const auto& n : nodes) cmd.push_back(key("stats:" + n));
+  for (const auto& n : nodes) cmd.push_back(key(what + ":" + n));
   auto r = redis_.command(cmd);
   for (std::size_t i = 0; i < nodes.size() && i < r.elements.size(); ++i) {
-    if (nodes[i] == node_ && local_.stats) {
-      out[nodes[i]] = local_.stats();  // this node's own, fresh
-      continue;
-    }
-    if (!r.elements[i].isString()) continue;  // lapsed: not live
+    if (nodes[i] == node_ || !r.elements[i].isString()) continue;  // lapsed: not live
     boost::system::error_code ec;
     auto v = json::parse(r.elements[i].str, ec);
-    if (!ec && v.is_object()) out[nodes[i]] = v.get_object();
+    if (!ec) out[nodes[i]] = std::move(v);
   }
+  return out;
+}
+
+std::map<std::string, json::object> RedisCluster::stats() {
+  std::map<std::string, json::object> out;
+  for (auto& [node, v] : published("stats"))
+    if (v.is_object()) out[node] = std::move(v.get_object());
+  if (local_.stats) out[node_] = local_.stats();  // this node's own, fresh
   return out;
 }
 
 std::map<std::string, std::map<std::string, PoolState>> RedisCluster::pools() {
   std::map<std::string, std::map<std::string, PoolState>> out;
-  auto nodes = liveNodes();
-  if (nodes.empty()) return out;
-  std::vector<std::string> cmd{"MGET"};
-  for (const auto& n : nodes) cmd.push_back(key("pools:" + n));
-  auto r = redis_.command(cmd);
-  for (std::size_t i = 0; i < nodes.size() && i < r.elements.size(); ++i) {
-    if (nodes[i] == node_ && local_.pools) {
-      out[nodes[i]] = local_.pools();  // this node's own, fresh
-      continue;
-    }
-    if (!r.elements[i].isString()) continue;
-    boost::system::error_code ec;
-    auto v = json::parse(r.elements[i].str, ec);
-    if (!ec) out[nodes[i]] = poolsFrom(v);
-  }
+  for (auto& [node, v] : published("pools")) out[node] = poolsFrom(v);
+  if (local_.pools) out[node_] = local_.pools();
   return out;
 }
 

@@ -13,6 +13,7 @@
 //   <p>partial-reply:<rid>   the answer (a list, popped with BLPOP)
 //   <p>poolsizes             hash: "<vmms> <image>" -> prealloc setting (JSON)
 #include <atomic>
+#include <boost/json/value.hpp>
 #include <condition_variable>
 #include <mutex>
 #include <set>
@@ -44,6 +45,8 @@ class RedisCluster final : public Cluster {
   void answerLoop();
   void applyPools();  // the pool settings in Redis this node has not applied yet
   std::vector<std::string> liveNodes();
+  // What every other live node published under <p><what>:<node>, parsed.
+  std::map<std::string, boost::json::value> published(const std::string& what);
   std::string key(const std::string& k) const { return prefix_ + k; }
 
   const RedisOptions options_;

@@ -21,11 +21,14 @@ class VmmsSet {
       if (v->name() == name) return v.get();
     return nullptr;
   }
-  // The VMMS a TangoMachine names; the default for a machine naming none.
-  Vmms& of(const TangoMachine& vm) const {
-    Vmms* v = vm.vmms.empty() ? nullptr : find(vm.vmms);
+  // The VMMS of that name; the default for "" (or a name not served: the
+  // manager never takes a job of one, see JobManager's accept).
+  Vmms& named(const std::string& name) const {
+    Vmms* v = name.empty() ? nullptr : find(name);
     return v ? *v : *list_.front();
   }
+  // The VMMS a TangoMachine names.
+  Vmms& of(const TangoMachine& vm) const { return named(vm.vmms); }
   Vmms& byDefault() const { return *list_.front(); }
   std::vector<Vmms*> all() const {
     std::vector<Vmms*> out;
