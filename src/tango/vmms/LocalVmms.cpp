@@ -716,7 +716,10 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   }
   unregister.now();
   const int st = proc->reap();
-  if (hardKilled) killAllOfUid(*uid, *uid);
+  // The kernel tears a PID namespace down asynchronously: wait until the
+  // uid's processes are gone, so the run never returns with some still dying.
+  if (hardKilled && !killUidProcesses(*uid))
+    spdlog::warn("local VMMS: processes of uid {} outlived the hard timeout kill", *uid);
   result.usage = parseUsageLine(errText);
 
   if (unregister.killedByDestroy) return fail("the VM was destroyed while the job ran");
