@@ -129,7 +129,10 @@ TEST_F(ClusterTest, FiveHundredJobsSurviveManagersKilledAndRestartedAtRandom) {
   int bad = 0, twice = 0;
   auto lines = finishLines();
   for (auto& [id, name] : names) {
-    if (!outputIsHello(name, id)) ++bad;
+    if (!outputIsHello(name, id)) {
+      ++bad;
+      ADD_FAILURE() << "job " << id << " (" << name << "): " << readFile(outputPath(name));
+    }
     if (lines[id] > 1) ++twice;
   }
   EXPECT_EQ(bad, 0) << "outputs incomplete or wrong";

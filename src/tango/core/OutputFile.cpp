@@ -32,6 +32,14 @@ bool writeAll(int fd, const char* p, std::size_t n) {
   }
   return true;
 }
+
+// "Received job <name>:<id>" from the header's first line: the same for
+// every run of one job, whatever its time stamp.
+std::string jobLine(std::string_view text) {
+  text = text.substr(0, text.find('\n'));
+  const auto at = text.find("]: ");
+  return at == std::string_view::npos ? std::string() : std::string(text.substr(at + 3));
+}
 }  // namespace
 
 std::string autograderLine(const std::string& message) {
@@ -65,11 +73,14 @@ PreparedOutput prepareOutputFile(const std::filesystem::path& dest, const std::s
         return fail("cannot write output file");
     }
   }
-  return {dest, tmpl, ""};
+  return {dest, tmpl, "", jobLine(header)};
 }
 
 PreparedOutput::PreparedOutput(PreparedOutput&& o) noexcept
-    : dest_(std::move(o.dest_)), tmp_(std::move(o.tmp_)), error_(std::move(o.error_)) {
+    : dest_(std::move(o.dest_)),
+      tmp_(std::move(o.tmp_)),
+      error_(std::move(o.error_)),
+      ours_(std::move(o.ours_)) {
   o.tmp_.clear();
 }
 
@@ -80,6 +91,24 @@ PreparedOutput::~PreparedOutput() {
 std::string PreparedOutput::publish() {
   if (!error_.empty()) return error_;
   if (tmp_.empty()) return "output file already published";
+  // link() never replaces: a file already there is looked at first.
+  if (::link(tmp_.c_str(), dest_.c_str()) == 0) {
+    ::unlink(tmp_.c_str());
+    tmp_.clear();
+    return "";
+  }
+  if (errno == EEXIST) {
+    // Another run of this very job (a node that lost its lease, a run before
+    // a crash) published first: its output stands, so a stale node never
+    // replaces the output of the node that holds the job now. Another
+    // job's file of the same name (a regrade) is replaced, as in Tango.
+    Fd in(::open(dest_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    char buf[4096];
+    const ssize_t n = in.fd < 0 ? -1 : ::read(in.fd, buf, sizeof buf);
+    const std::string theirs =
+        n > 0 ? jobLine(std::string_view(buf, static_cast<std::size_t>(n))) : std::string();
+    if (!theirs.empty() && theirs == ours_) return "";  // the destructor removes ours
+  }
   if (::rename(tmp_.c_str(), dest_.c_str()) != 0) {
     std::string why = "cannot move output file into place: " + std::string(std::strerror(errno));
     return why;  // the destructor removes the temporary

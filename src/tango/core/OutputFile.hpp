@@ -14,13 +14,19 @@ namespace tango {
 std::string autograderLine(const std::string& message);
 
 // An output file written in full under a temporary name beside `dest`, not
-// yet visible: the worker first commits the job (which fails if its lease
-// was lost to another node), then publishes. Dropped unpublished, the
+// yet visible. The worker publishes it, then commits the job: a crash
+// between the two leaves the job to run again, never finished without its
+// output. Publishing never replaces the output of another run of the same
+// job (a node that lost its lease comes second). Dropped unpublished, the
 // temporary is removed.
 class PreparedOutput {
  public:
-  PreparedOutput(std::filesystem::path dest, std::filesystem::path tmp, std::string error)
-      : dest_(std::move(dest)), tmp_(std::move(tmp)), error_(std::move(error)) {}
+  PreparedOutput(std::filesystem::path dest, std::filesystem::path tmp, std::string error,
+                 std::string ours = {})
+      : dest_(std::move(dest)),
+        tmp_(std::move(tmp)),
+        error_(std::move(error)),
+        ours_(std::move(ours)) {}
   ~PreparedOutput();
   PreparedOutput(PreparedOutput&& o) noexcept;
   PreparedOutput& operator=(PreparedOutput&&) = delete;
@@ -28,12 +34,14 @@ class PreparedOutput {
 
   // Why the file could not be written ("" when it was).
   const std::string& error() const { return error_; }
-  // Renames it into place. Returns an error text or "" on success.
+  // Moves it into place, unless another run of the same job's output is
+  // there already (then that one stands). Returns an error text or "".
   std::string publish();
 
  private:
   std::filesystem::path dest_, tmp_;
   std::string error_;
+  std::string ours_;  // "Received job <name>:<id>", from the header
 };
 
 // Writes `header` (already formatted lines) followed by the content of

@@ -274,19 +274,21 @@ class JobRun {
     }
   }
 
-  // Commits the job as finished (fenced by its lease), then makes its
-  // output visible; a lost lease drops both.
+  // Makes the output visible, then commits the job as finished (fenced by
+  // its lease). In this order a crash in between leaves a live job that
+  // runs again, never a finished one without its output; a node whose lease
+  // lapsed cannot replace the output already there (PreparedOutput).
   void complete(const TangoMachine& vm, bool destroyed, PreparedOutput* out) {
     if (ctx_.shuttingDown) return;
     job_.callbackPending = job_.notifyURL.has_value();
-    if (!commitFinish()) {
+    if (out && !lost()) {
+      if (auto err = out->publish(); !err.empty())
+        spdlog::error("job {} ({}:{}): {}", job_.id, job_.name, job_.id, err);
+    }
+    if (lost() || !commitFinish()) {
       lease_.lost->store(true);
       abandon(vm, {}, destroyed);
       return;
-    }
-    if (out) {
-      if (auto err = out->publish(); !err.empty())
-        spdlog::error("job {} ({}:{}): {}", job_.id, job_.name, job_.id, err);
     }
     spdlog::info("job {}: finished on node {} ({})", job_.id, ctx_.cfg.nodeId,
                  toString(job_.outcome));
