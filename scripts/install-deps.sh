@@ -14,6 +14,7 @@ PACKAGES=(
   libhiredis-dev redis-server  # several nodes on one Redis (tests start their own servers)
   awscli  # proves the EC2 test double speaks EC2 (tests/ec2)
   docker.io mmdebstrap
+  socat  # bridges a test engine's TLS port out of its network namespace (tests/docker/engines)
   wrk
   prometheus chromium  # promtool parses /metrics; headless chromium tests /status/
 )
