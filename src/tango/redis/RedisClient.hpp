@@ -23,6 +23,8 @@
 
 namespace tango {
 
+class TlsContext;
+
 struct RedisOptions {
   std::string host = "127.0.0.1";
   int port = 6379;
@@ -95,7 +97,6 @@ class RedisClient {
   std::string address() const;
 
  private:
-  struct TlsContext;  // SSL_CTX and our socket BIO method, made once
   struct Connection;  // one socket (+ TLS session) and its reply parser
 
   std::vector<RedisReply> roundTrip(const std::string& request, std::size_t replies,
@@ -106,8 +107,7 @@ class RedisClient {
   // Commands on one connection are serialised: callers may share a client
   // between threads (a blocking command holds it, so give those their own).
   std::mutex mutex_;
-  // Declared before conn_: a connection's TLS session uses the context.
-  std::unique_ptr<TlsContext> tls_;
+  std::shared_ptr<const TlsContext> tls_;  // made once; null without TLS
   std::unique_ptr<Connection> conn_;
 };
 
