@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -10,11 +9,12 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
-#include <cstring>
 #include <sstream>
 
 #include "tango/docker/Engine.hpp"
 #include "tango/docker/StreamDemux.hpp"
+#include "tango/util/Socket.hpp"
+#include "tango/util/TlsClient.hpp"
 
 namespace tango::docker {
 
@@ -24,44 +24,57 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Milliseconds left until `deadline` for poll(); 0 once it has passed.
-int msLeft(Attachment::Deadline deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return left.count() <= 0 ? 0 : static_cast<int>(std::min<long long>(left.count(), 1 << 30));
-}
-
-// Waits for `events` on `fd`; false when the deadline passed first.
-bool waitFor(int fd, short events, Attachment::Deadline deadline) {
-  for (;;) {
-    pollfd p{fd, events, 0};
-    const int n = ::poll(&p, 1, msLeft(deadline));
-    if (n > 0) return true;
-    if (n == 0) return false;
-    if (errno != EINTR) throw DockerError(std::string("poll: ") + std::strerror(errno));
+// A TLS step, its failures told as the engine's: what we were `doing`, then
+// why (saying so when the engine refused our certificate).
+template <class Step>
+auto tlsStep(Step step, const std::string& doing) {
+  try {
+    return step();
+  } catch (const TlsTimeout& e) {
+    throw DockerTimeout(doing + e.what());
+  } catch (const TlsError& e) {
+    throw DockerError(doing + (e.certificateRefused ? "it refused our client certificate: " : "") +
+                      e.what());
   }
 }
 
 }  // namespace
 
-Attachment Attachment::open(const std::string& socketPath, const std::string& apiVersion,
+Attachment::Attachment(Fd fd, std::string engine)
+    : fd_(std::move(fd)), engine_(std::move(engine)) {}
+Attachment::~Attachment() = default;
+Attachment::Attachment(Attachment&&) noexcept = default;
+Attachment& Attachment::operator=(Attachment&&) noexcept = default;
+
+Attachment Attachment::connect(const Endpoint& engine, Deadline deadline,
+                               const std::string& unreachable) {
+  Connected c = engine.tcp() ? connectTcp(engine.host, engine.port, deadline)
+                             : connectUnix(engine.socketPath, deadline);
+  if (c.timedOut) throw DockerTimeout(unreachable + c.error);
+  if (!c.fd) throw DockerError(unreachable + c.error);
+  Attachment att(std::move(c.fd), engine.describe());
+  if (!engine.tcp()) return att;
+  // The context is made per attach (one per job): reading three small
+  // files costs little next to starting a container.
+  tlsStep(
+      [&] {
+        auto context = std::make_shared<const TlsContext>(
+            TlsFiles{engine.tlsCaFile, engine.tlsCertFile, engine.tlsKeyFile});
+        att.tls_ = std::make_unique<TlsSession>(std::move(context), att.fd_.get());
+        att.tls_->handshake(engine.host, deadline);
+      },
+      unreachable);
+  return att;
+}
+
+Attachment Attachment::open(const Endpoint& engine, const std::string& apiVersion,
                             const std::string& container, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  const std::string what = "attach to " + container;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socketPath.size() >= sizeof addr.sun_path)
-    throw DockerError(what + ": socket path too long: " + socketPath);
-  std::memcpy(addr.sun_path, socketPath.data(), socketPath.size());
+  const std::string unreachable =
+      "attach to " + container + ": cannot reach the Docker engine at " + engine.describe() + ": ";
   // Non-blocking throughout: every step below waits with poll() against the
   // deadline, so an engine that accepts and never answers cannot hang us.
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) throw DockerError(what + ": socket: " + std::strerror(errno));
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    if (errno != EAGAIN && errno != EINPROGRESS)
-      throw DockerError(what + ": cannot reach the Docker engine at " + socketPath + ": " +
-                        std::strerror(errno));
-    if (!waitFor(fd.get(), POLLOUT, deadline)) throw DockerTimeout(what + ": connect timed out");
-  }
+  Attachment att = connect(engine, deadline, unreachable);
 
   http::request<http::empty_body> req{http::verb::post,
                                       "/v" + apiVersion + "/containers/" + urlEncode(container) +
@@ -72,8 +85,10 @@ Attachment Attachment::open(const std::string& socketPath, const std::string& ap
   req.set(http::field::upgrade, "tcp");
   std::ostringstream text;
   text << req;
-  Attachment att(std::move(fd), "");
-  if (!att.write(text.str(), deadline)) throw DockerError(what + ": the engine hung up");
+  // When the engine hangs up instead of reading, what it sent before says
+  // why (TLS 1.3: the alert refusing our certificate comes after our
+  // handshake is done), so the answer is read either way.
+  att.send(text.str(), deadline, unreachable);
 
   // The answer's header, parsed by Beast as it arrives; what follows it is
   // already the container's stream.
@@ -81,15 +96,12 @@ Attachment Attachment::open(const std::string& socketPath, const std::string& ap
   std::string buf;
   char chunk[4096];
   while (!parser.is_header_done()) {
-    if (!waitFor(att.fd_.get(), POLLIN, deadline))
-      throw DockerTimeout(what + ": no answer in time");
-    const ssize_t n = ::recv(att.fd_.get(), chunk, sizeof chunk, 0);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) throw DockerError(what + ": the engine closed the connection");
-    buf.append(chunk, static_cast<std::size_t>(n));
+    const std::size_t n = att.readSome(chunk, sizeof chunk, deadline, unreachable);
+    if (n == 0) throw DockerError(unreachable + "it closed the connection");
+    buf.append(chunk, n);
     boost::system::error_code ec;
     const std::size_t used = parser.put(asio::buffer(buf), ec);
-    if (ec && ec != http::error::need_more) throw DockerError(what + ": " + ec.message());
+    if (ec && ec != http::error::need_more) throw DockerError(unreachable + ec.message());
     buf.erase(0, used);
   }
   const auto status = parser.get().result_int();
@@ -101,39 +113,56 @@ Attachment Attachment::open(const std::string& socketPath, const std::string& ap
   return att;
 }
 
-bool Attachment::write(std::string_view bytes, Deadline deadline) {
+bool Attachment::send(std::string_view bytes, Deadline deadline, const std::string& doing) {
+  if (tls_) return tlsStep([&] { return tls_->write(bytes, deadline); }, doing);
   while (!bytes.empty()) {
-    if (!waitFor(fd_.get(), POLLOUT, deadline))
-      throw DockerTimeout("writing the job to the container timed out");
     const ssize_t n = ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      if (errno == EPIPE || errno == ECONNRESET) return false;
-      throw DockerError(std::string("writing the job to the container: ") + std::strerror(errno));
+    if (n >= 0) {
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    } else if (errno == EPIPE || errno == ECONNRESET) {
+      return false;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!waitFor(fd_.get(), POLLOUT, deadline)) throw DockerTimeout(doing + "timed out");
+    } else if (errno != EINTR) {
+      throw DockerError(doing + errnoText(errno));
     }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
   }
   return true;
 }
 
-void Attachment::closeStdin() { ::shutdown(fd_.get(), SHUT_WR); }
+std::size_t Attachment::readSome(char* buf, std::size_t len, Deadline deadline,
+                                 const std::string& doing) {
+  if (tls_) return tlsStep([&] { return tls_->read(buf, len, deadline); }, doing);
+  for (;;) {
+    const ssize_t n = ::recv(fd_.get(), buf, len, MSG_DONTWAIT);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == ECONNRESET) return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (!waitFor(fd_.get(), POLLIN, deadline)) throw DockerTimeout(doing + "timed out");
+    } else if (errno != EINTR) {
+      throw DockerError(doing + errnoText(errno));
+    }
+  }
+}
+
+bool Attachment::write(std::string_view bytes, Deadline deadline) {
+  return send(bytes, deadline, "writing the job to the container at " + engine_ + ": ");
+}
+
+void Attachment::closeStdin() {
+  if (tls_)
+    tls_->shutdownWrite();
+  else
+    ::shutdown(fd_.get(), SHUT_WR);
+}
 
 void Attachment::drain(const Sink& out, const Sink& err, Deadline deadline) {
   StreamDemux demux(out, err);
   if (!early_.empty()) demux.feed(std::exchange(early_, std::string()));
   char buf[64 * 1024];
-  for (;;) {
-    if (!waitFor(fd_.get(), POLLIN, deadline))
-      throw DockerTimeout("the container's output did not end in time");
-    const ssize_t n = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
-    if (n == 0) return;
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      if (errno == ECONNRESET) return;
-      throw DockerError(std::string("reading the container's output: ") + std::strerror(errno));
-    }
-    demux.feed(std::string_view(buf, static_cast<std::size_t>(n)));
-  }
+  const std::string doing = "reading the container's output from " + engine_ + ": ";
+  while (const std::size_t n = readSome(buf, sizeof buf, deadline, doing))
+    demux.feed(std::string_view(buf, n));
 }
 
 }  // namespace tango::docker

@@ -148,7 +148,7 @@ void Engine::startContainer(const std::string& name, std::chrono::milliseconds t
 }
 
 Attachment Engine::attach(const std::string& name, std::chrono::milliseconds timeout) {
-  return Attachment::open(client_.socketPath(), client_.negotiate(), name, timeout);
+  return Attachment::open(client_.endpoint(), client_.negotiate(), name, timeout);
 }
 
 int Engine::waitContainer(const std::string& name, std::chrono::milliseconds timeout) {
