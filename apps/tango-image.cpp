@@ -3,6 +3,8 @@
 //   tango-image build NAME [--packages p,q] [--no-defaults] [--dir DIR]
 //                          [--suite bookworm] [--mirror URL] [--autodriver PATH]
 //                          [--if-changed] [--socket PATH]
+//   tango-image push NAME --to ENGINE-URL [--cert-path DIR] [--ssh-key KEY]
+//                         [--if-changed] [--socket PATH]
 //
 // mmdebstrap builds a root from Debian's packages (make, gcc, g++, python3 by
 // default, plus --packages) with the users autolab and autograde and the
@@ -13,6 +15,11 @@
 // autodriver (localDocker runs that autodriver in place, with a read-only
 // root, when it is the service's own): --if-changed skips the build when an
 // image of that name, list and autodriver exists (what CI uses to cache it).
+//
+// push copies NAME:latest from the local engine to another one (a distDocker
+// engine: unix://, tcp:// with TLS, ssh://), as `docker save | docker load`
+// would, without a registry; --if-changed skips it when the engine holds
+// the same image already.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,9 +33,13 @@
 #include <string>
 #include <vector>
 
+#include "tango/config/DockerHosts.hpp"
 #include "tango/docker/Engine.hpp"
 #include "tango/docker/Tar.hpp"
+#include "tango/ssh/SshSession.hpp"
 #include "tango/util/Sha256.hpp"
+#include "tango/util/Spawner.hpp"
+#include "tango/vmms/EngineLink.hpp"
 
 namespace fs = std::filesystem;
 
@@ -60,6 +71,58 @@ struct TempDir {
   }
 };
 
+struct PushOptions {
+  std::string name, to, certPath, sshKey, socket;
+  bool ifChanged = false;
+};
+
+// NAME:latest from the local engine into the engine at `o.to`.
+int push(const PushOptions& o) {
+  std::string why;
+  auto url = tango::parseEngineUrl(o.to, why);
+  if (!url) {
+    std::cerr << "tango-image: --to " << o.to << ": " << why << "\n";
+    return 2;
+  }
+  tango::DockerHost host{o.to, 0, o.certPath, o.sshKey};
+  if (url->kind == tango::EngineUrl::Kind::Tcp && o.certPath.empty()) {
+    std::cerr << "tango-image: " << o.to << " needs --cert-path (ca.pem, cert.pem, key.pem)\n";
+    return 2;
+  }
+  if (url->kind == tango::EngineUrl::Kind::Ssh && o.sshKey.empty()) {
+    std::cerr << "tango-image: " << o.to << " needs --ssh-key\n";
+    return 2;
+  }
+  TempDir tmp{fs::temp_directory_path() / ("tango-image-push-" + std::to_string(::getpid()))};
+  fs::create_directories(tmp.path);
+  fs::permissions(tmp.path, fs::perms::owner_all, fs::perm_options::replace);
+  tango::Spawner spawner;
+  tango::EngineLink link(host, *url, tmp.path, tmp.path, 0, spawner);
+  if (auto err = link.open(std::chrono::steady_clock::now() + std::chrono::seconds(30));
+      !err.empty()) {
+    std::cerr << "tango-image: " << err << "\n";
+    return 1;
+  }
+  tango::docker::Engine source(o.socket);
+  tango::docker::Engine target(link.endpoint());
+  const std::string ref = o.name + ":latest";
+  auto mine = source.inspectImage(ref);
+  if (!mine) {
+    std::cerr << "tango-image: no image " << ref << " in the engine at " << o.socket << "\n";
+    return 1;
+  }
+  if (auto theirs = target.inspectImage(ref); o.ifChanged && theirs && theirs->id == mine->id) {
+    std::cout << "tango-image: " << o.to << " holds " << ref << " already\n";
+    return 0;
+  }
+  const fs::path tarball = tmp.path / "image.tar";
+  source.saveImage(ref, tarball);
+  const std::string loaded = target.loadImage(tarball, std::chrono::minutes(20));
+  target.tagImage(loaded, o.name, "latest");
+  std::cout << "tango-image: " << ref << " pushed to " << o.to << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,7 +143,25 @@ int main(int argc, char** argv) {
   build->add_flag("--if-changed", ifChanged,
                   "skip when NAME exists with the same package list and autodriver");
   build->add_option("--socket", socket, "Docker engine socket");
+  auto* pushCmd = app.add_subcommand("push", "copy NAME:latest to another Docker engine");
+  PushOptions po;
+  pushCmd->add_option("NAME", po.name, "image name (NAME:latest is copied)")->required();
+  pushCmd->add_option("--to", po.to, "engine URL: unix:///path, tcp://host:port, ssh://user@host")
+      ->required();
+  pushCmd->add_option("--cert-path", po.certPath, "tcp://: directory of ca.pem, cert.pem, key.pem");
+  pushCmd->add_option("--ssh-key", po.sshKey, "ssh://: the private key to log in with");
+  pushCmd->add_flag("--if-changed", po.ifChanged, "skip when the engine holds the same image");
+  pushCmd->add_option("--socket", po.socket, "the local Docker engine's socket")
+      ->default_val("/var/run/docker.sock");
   CLI11_PARSE(app, argc, argv);
+  if (pushCmd->parsed()) {
+    try {
+      return push(po);
+    } catch (const std::exception& e) {
+      std::cerr << "tango-image: " << e.what() << "\n";
+      return 1;
+    }
+  }
 
   std::set<std::string> pkgs;
   if (!noDefaults) pkgs = {"make", "gcc", "g++", "python3"};

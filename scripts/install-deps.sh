@@ -15,6 +15,7 @@ PACKAGES=(
   awscli  # proves the EC2 test double speaks EC2 (tests/ec2)
   docker.io mmdebstrap
   socat  # bridges a test engine's TLS port out of its network namespace (tests/docker/engines)
+  openssh-server  # sshd for the test engine reached over ssh:// (tests/docker/engines)
   wrk
   prometheus chromium  # promtool parses /metrics; headless chromium tests /status/
 )
@@ -32,5 +33,17 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # The packages' own services (sshd, redis, dockerd) are not started on
+  # install: the tests and ./dev start the instances they use, on loopback.
+  # A policy-rc.d of the machine's own is left as it is.
+  norc=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    norc=1
+  fi
+  status=0
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
+  [ -z "$norc" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+  exit $status
 fi

@@ -27,6 +27,7 @@ class FakeVmms final : public Vmms {
   std::string output = "hello from the fake VMMS\n";
   std::atomic<bool> holdRuns{false};
   std::string vmmsName = "local";
+  std::vector<std::string> images{"autograding_image"};
 
   std::string name() const override { return vmmsName; }
 
@@ -85,7 +86,7 @@ class FakeVmms final : public Vmms {
       if (alive.count(vm.id)) out.push_back(vm);
     return out;
   }
-  std::vector<std::string> getImages() override { return {"autograding_image"}; }
+  std::vector<std::string> getImages() override { return images; }
   std::optional<std::string> getPartialOutput(const TangoMachine& vm) override {
     std::lock_guard lock(mu);
     if (!running.count(vm.id)) return std::nullopt;

@@ -215,6 +215,59 @@ constexpr std::int64_t kMaxOutputSize = 1 * kGiB;
 // Every step of a job and a job itself must end within a day.
 constexpr int kMaxTimeoutSecs = 86400;
 
+// An absolute path (relative ones would depend on where the service starts).
+std::filesystem::path asPath(std::string_view key, const Raw& raw) {
+  std::string p = asString(key, raw);
+  if (!std::filesystem::path(p).is_absolute()) fail(key, "an absolute path", raw);
+  return p;
+}
+
+// DOCKER_HOSTS: engine URLs, or tables with a url and the engine's own
+// capacity, cert_path or key; in the environment, URLs separated by commas.
+void applyDockerHosts(Config& c, std::string_view key, const Raw& raw) {
+  c.dockerHosts.clear();
+  auto add = [&](const std::string& url, const std::string& at, const Raw& shownRaw) {
+    std::string why;
+    if (!parseEngineUrl(url, why)) fail(at, "an engine URL (" + why + ")", shownRaw);
+    return &c.dockerHosts.emplace_back(DockerHost{url, 0, {}, {}});
+  };
+  if (!raw.fromFile()) {
+    for (const auto& url : asNameList(
+             key, raw, "engine URLs separated by commas",
+             [](std::string_view s) { return !s.empty(); }, false))
+      add(url, std::string(key), Raw{nullptr, url});
+    return;
+  }
+  const toml::array* arr = raw.node->as_array();
+  if (!arr) fail(key, "a list of engine URLs or tables", raw);
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const toml::node& el = *arr->get(i);
+    const std::string at = fmt::format("{}[{}]", key, i);
+    if (auto url = el.value_exact<std::string>()) {
+      add(*url, at, Raw{&el, {}});
+      continue;
+    }
+    const toml::table* t = el.as_table();
+    if (!t) fail(at, "an engine URL or a table", Raw{&el, {}});
+    const toml::node* urlNode = t->get("url");
+    if (!urlNode) throw ConfigError(at + ".url: missing");
+    DockerHost* h = add(asString(at + ".url", Raw{urlNode, {}}), at + ".url", Raw{urlNode, {}});
+    for (const auto& [k, v] : *t) {
+      const std::string sub = at + "." + std::string(k.str());
+      const Raw r{&v, {}};
+      if (k == "url") continue;
+      if (k == "capacity")
+        h->capacity = asInt32(sub, r, 1, 100000);
+      else if (k == "cert_path")
+        h->certPath = asPath(sub, r);
+      else if (k == "key")
+        h->sshKey = asPath(sub, r);
+      else
+        throw ConfigError(fmt::format("{}: unknown configuration key", sub));
+    }
+  }
+}
+
 using Setter = std::function<void(Config&, std::string_view key, const Raw&)>;
 struct Knob {
   std::string_view name;
@@ -327,7 +380,7 @@ const std::vector<Knob>& knobs() {
          c.moreVmms.clear();
          for (const auto& n : asNameList(k, r, "a list of VMMS names", isSafeName, true)) {
            std::string v = n == "ssh" ? "tashiSSH" : n;
-           if (!isKnownVmms(v)) fail(k, "VMMS names (local, localDocker, ec2SSH, tashiSSH)", r);
+           if (!isKnownVmms(v)) fail(k, "VMMS names (local, localDocker, distDocker, ec2SSH, tashiSSH)", r);
            c.moreVmms.push_back(v);
          }
        }},
@@ -379,6 +432,20 @@ const std::vector<Knob>& knobs() {
       {"DOCKER_CORES_LIMIT", optionalLimit(&Config::dockerCoresLimit, 4096)},
       // MB; 16 TiB is beyond any machine this runs on.
       {"DOCKER_MEMORY_LIMIT", optionalLimit(&Config::dockerMemoryLimit, 16 * 1024 * 1024)},
+      {"DOCKER_HOSTS", applyDockerHosts},
+      {"DOCKER_HOSTS_FILE",
+       [](Config& c, std::string_view k, const Raw& r) { c.dockerHostsFile = asPath(k, r); }},
+      {"DOCKER_HOST_USER",
+       [](Config& c, std::string_view k, const Raw& r) {
+         c.dockerHostUser = asString(k, r);
+         if (!ssh::isSafeUser(c.dockerHostUser)) fail(k, "a user name", r);
+       }},
+      {"DOCKER_CERT_PATH",
+       [](Config& c, std::string_view k, const Raw& r) { c.dockerCertPath = asPath(k, r); }},
+      {"DOCKER_SSH_KEY",
+       [](Config& c, std::string_view k, const Raw& r) { c.dockerSshKey = asPath(k, r); }},
+      {"DOCKER_ENGINE_CAPACITY", intIn(&Config::dockerEngineCapacity, 0, 100000)},
+      {"DOCKER_PING_SECS", intIn(&Config::dockerPingSecs, 1, 3600)},
       {"USE_REDIS", [](Config& c, std::string_view k, const Raw& r) { c.useRedis = asBool(k, r); }},
       {"REDIS_HOSTNAME",
        [](Config& c, std::string_view k, const Raw& r) { c.redisHostname = asNonEmpty(k, r); }},
@@ -593,6 +660,7 @@ void validateTogether(const Config& c) {
   if (c.runJobTimeout > c.maxJobTimeout)
     throw ConfigError(fmt::format("RUNJOB_TIMEOUT: must not exceed MAX_JOB_TIMEOUT ({}), got {}",
                                   c.maxJobTimeout, c.runJobTimeout));
+  resolveDockerHosts(c);  // throws for a distDocker without engines, TLS files or SSH key
   if (c.vmmsName == "tashiSSH" && c.sshMachines.empty())
     throw ConfigError(
         "SSH_MACHINES: VMMS_NAME tashiSSH needs at least one [[SSH_MACHINES]] entry (address, "

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tango/config/DockerHosts.hpp"
+
 namespace tango {
 
 struct LocalVmmsConfig {
@@ -110,6 +112,15 @@ struct Config {
   // Docker (issue: localDocker)
   std::optional<int> dockerCoresLimit;   // DOCKER_CORES_LIMIT
   std::optional<int> dockerMemoryLimit;  // DOCKER_MEMORY_LIMIT (MB)
+
+  // distDocker (README "Several Docker hosts"; config/DockerHosts.hpp)
+  std::vector<DockerHost> dockerHosts;    // DOCKER_HOSTS
+  std::filesystem::path dockerHostsFile;  // DOCKER_HOSTS_FILE: Tango's hosts file
+  std::string dockerHostUser = "root";   // DOCKER_HOST_USER: who the hosts file's entries log in as
+  std::filesystem::path dockerCertPath;  // DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem
+  std::filesystem::path dockerSshKey;    // DOCKER_SSH_KEY
+  int dockerEngineCapacity = 0;          // DOCKER_ENGINE_CAPACITY: 0 = from CPUs and memory
+  int dockerPingSecs = 2;                // DOCKER_PING_SECS: how often each engine is pinged
 
   // Several nodes (README "Several machines")
   // NODE_ID: names this node's VMs and leases; stable across restarts so a

@@ -17,6 +17,7 @@ namespace tango {
 struct PoolState {
   std::vector<std::int64_t> total;
   std::vector<std::int64_t> free;
+  std::map<std::int64_t, std::string> hosts;  // VM id -> its host, where a VMMS has several
 };
 
 // Tango's prealloc: a pool's size and the shape of its VMs.

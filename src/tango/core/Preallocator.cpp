@@ -50,6 +50,7 @@ Preallocator::Pool& Preallocator::poolFor(const std::string& vmms, const std::st
     p.image = image;
     p.reuse = v.reusesVms();
     p.target = cfg_.poolSize;
+    p.watchHosts = !v.hosts().empty();
   }
   return it->second;
 }
@@ -70,15 +71,37 @@ std::optional<Preallocator::Allocation> Preallocator::allocVM(const TangoMachine
                                                               bool fresh) {
   std::unique_lock lock(mu_);
   Pool& pool = poolFor(want);
+  Vmms& vmms = vmms_.named(pool.vmms);
   // Spares are kept besides the running VMs: the pool's size bounds the jobs
-  // at once, warm or not.
-  if (pool.busy.size() >= pool.capacity()) return std::nullopt;
+  // at once, warm or not, unless the VMMS's hosts take more (distDocker).
+  const auto atOnce =
+      std::max(pool.capacity(), static_cast<std::size_t>(std::max(vmms.jobsAtOnce(pool.image), 0)));
+  if (pool.busy.size() >= atOnce) return std::nullopt;
   if (!fresh && !pool.free.empty()) {
-    auto node = pool.free.extract(pool.free.begin());
-    TangoMachine vm = node.mapped();
-    pool.busy.insert(std::move(node));
-    cv_.notify_all();  // the warmer refills in the background
-    return Allocation{vm, true};
+    // The VMMS's favourite (distDocker: on the engine with the most free
+    // slots); VMs whose host went away leave the pool.
+    auto best = pool.free.end();
+    int bestScore = 0;
+    for (auto it = pool.free.begin(); it != pool.free.end();) {
+      const int score = vmms.preference(it->second);
+      if (score < 0) {
+        surplus_.push_back(it->second);
+        it = pool.free.erase(it);
+        continue;
+      }
+      if (best == pool.free.end() || score > bestScore) {
+        best = it;
+        bestScore = score;
+      }
+      ++it;
+    }
+    if (best != pool.free.end()) {
+      auto node = pool.free.extract(best);
+      TangoMachine vm = node.mapped();
+      pool.busy.insert(std::move(node));
+      cv_.notify_all();  // the warmer refills in the background
+      return Allocation{vm, true};
+    }
   }
   // A VM already being made is ready sooner than a new one would be; the
   // manager is woken when it is (or when making it fails). Unless the last
@@ -175,6 +198,22 @@ void Preallocator::shrinkIdle() {
   }
 }
 
+void Preallocator::dropLostSpares() {
+  for (auto& [key, pool] : pools_) {
+    if (!pool.watchHosts) continue;
+    Vmms& vmms = vmms_.named(pool.vmms);
+    for (auto it = pool.free.begin(); it != pool.free.end();) {
+      if (vmms.preference(it->second) >= 0) {
+        ++it;
+        continue;
+      }
+      spdlog::info("preallocator: VM {} of pool {} lost its host; replacing it", it->first, key);
+      surplus_.push_back(it->second);
+      it = pool.free.erase(it);
+    }
+  }
+}
+
 void Preallocator::update(const std::string& vmms, const std::string& image, int num,
                           std::optional<int> cores, std::optional<int> memory) {
   {
@@ -218,14 +257,16 @@ void Preallocator::warmLoop() {
       }
     }
     if (!needy) {
-      // A grown pool is watched for idleness; otherwise only events wake us.
-      bool grown = false;
-      for (auto& [name, pool] : pools_) grown = grown || pool.grown > 0;
-      if (grown)
+      // A grown pool is watched for idleness, and spares on hosts that went
+      // away are replaced; otherwise only events wake us.
+      bool watch = false;
+      for (auto& [name, pool] : pools_) watch = watch || pool.grown > 0 || pool.watchHosts;
+      if (watch)
         cv_.wait_for(lock, std::chrono::seconds(1));
       else
         cv_.wait(lock);
       shrinkIdle();
+      dropLostSpares();
       continue;
     }
     TangoMachine vm;
@@ -290,6 +331,12 @@ std::optional<PoolState> Preallocator::pool(const std::string& image) const {
     for (auto& [id, vm] : *m) s.total.push_back(id);
   std::sort(s.total.begin(), s.total.end());
   for (auto& [id, vm] : p.free) s.free.push_back(id);
+  if (p.watchHosts) {
+    Vmms& vmms = vmms_.named(p.vmms);
+    for (auto* m : {&p.free, &p.busy})
+      for (auto& [id, vm] : *m)
+        if (auto host = vmms.hostOf(vm); !host.empty()) s.hosts[id] = host;
+  }
   return s;
 }
 

@@ -90,6 +90,7 @@ class Preallocator {
     std::optional<int> cores, memory;
     std::map<std::int64_t, TangoMachine> free, busy, warming;
     bool lastWarmFailed = false;  // the latest VM made for the pool failed
+    bool watchHosts = false;      // its VMMS has several hosts: spares may lose theirs
     std::size_t size() const { return free.size() + busy.size() + warming.size(); }
     // Ready or being made: what the warmers keep at `target`.
     std::size_t spares() const { return free.size() + warming.size(); }
@@ -116,7 +117,8 @@ class Preallocator {
   TangoMachine newMachine(const Pool& pool);
   void warmLoop();
   void destroyQuietly(const TangoMachine& vm);
-  void shrinkIdle();  // mu_ held
+  void shrinkIdle();      // mu_ held
+  void dropLostSpares();  // mu_ held: free VMs whose host went away
 
   const Config& cfg_;
   const VmmsSet& vmms_;

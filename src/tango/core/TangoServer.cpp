@@ -5,6 +5,7 @@
 #include <boost/json/array.hpp>
 
 #include "tango/core/JobRequest.hpp"
+#include "tango/core/PoolJson.hpp"
 #include "tango/metrics/ServiceMetrics.hpp"
 #include "tango/model/JobJson.hpp"
 #include "tango/status/StatusData.hpp"
@@ -231,6 +232,20 @@ json::object TangoServer::info() {
   for (const auto& n : vmms_.names()) names.push_back(json::string(n));
   out["vmms"] = vmms_.byDefault().name();
   out["vmms_served"] = std::move(names);
+  // This node's view of the hosts its VMMSs spread over (distDocker's engines).
+  json::array hosts;
+  for (Vmms* v : vmms_.all())
+    for (const auto& h : v->hosts())
+      hosts.push_back(json::object{{"vmms", v->name()},
+                                   {"name", h.name},
+                                   {"healthy", h.healthy},
+                                   {"capacity", h.capacity},
+                                   {"running", h.running},
+                                   {"held", h.held},
+                                   {"max_running", h.maxRunning},
+                                   {"jobs_run", h.jobsRun},
+                                   {"problem", h.problem}});
+  if (!hosts.empty()) out["hosts"] = std::move(hosts);
   out["node"] = cfg_.nodeId;
   json::array nodes;
   for (const auto& [node, s] : all) nodes.push_back(json::string(node));
@@ -246,6 +261,7 @@ std::map<std::string, PoolState> TangoServer::mergedPools() {
       auto& m = out[image];
       m.total.insert(m.total.end(), p.total.begin(), p.total.end());
       m.free.insert(m.free.end(), p.free.begin(), p.free.end());
+      m.hosts.insert(p.hosts.begin(), p.hosts.end());
     }
   for (auto& [image, p] : out) {
     std::sort(p.total.begin(), p.total.end());
@@ -254,14 +270,6 @@ std::map<std::string, PoolState> TangoServer::mergedPools() {
   return out;
 }
 
-namespace {
-json::object poolJson(const PoolState& s) {
-  json::array total(s.total.begin(), s.total.end());
-  json::array free(s.free.begin(), s.free.end());
-  return {{"total", std::move(total)}, {"free", std::move(free)}};
-}
-}  // namespace
-
 PoolsResult TangoServer::pools(const std::optional<std::string>& image) {
   PoolsResult r;
   auto all = mergedPools();
@@ -269,11 +277,11 @@ PoolsResult TangoServer::pools(const std::optional<std::string>& image) {
     auto p = all.find(*image);
     if (p == all.end()) return r;
     r.found = true;
-    r.pools[*image] = poolJson(p->second);
+    r.pools[*image] = poolStateJson(p->second);
     return r;
   }
   r.found = true;
-  for (const auto& [name, p] : all) r.pools[name] = poolJson(p);
+  for (const auto& [name, p] : all) r.pools[name] = poolStateJson(p);
   return r;
 }
 

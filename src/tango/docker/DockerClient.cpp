@@ -103,8 +103,14 @@ bool versionLess(std::string_view a, std::string_view b) {
   return false;
 }
 
-DockerClient::DockerClient(std::string socketPath) : socketPath_(std::move(socketPath)) {
-  curlGlobalInit();
+DockerClient::DockerClient(Endpoint engine) : engine_(std::move(engine)) { curlGlobalInit(); }
+
+std::string DockerClient::base() const {
+  if (!engine_.tcp()) return "http://docker";
+  // An IPv6 literal goes in brackets in a URL.
+  const bool v6 = engine_.host.find(':') != std::string::npos;
+  return "https://" + (v6 ? "[" + engine_.host + "]" : engine_.host) + ":" +
+         std::to_string(engine_.port);
 }
 
 std::string DockerClient::negotiate() {
@@ -112,9 +118,9 @@ std::string DockerClient::negotiate() {
     Request ping;
     ping.path = "/_ping";
     ping.timeout = std::chrono::seconds(10);
-    Response r = perform(ping, "http://docker/_ping");
+    Response r = perform(ping, base() + "/_ping");
     if (r.status != 200)
-      throw DockerError("Docker engine at " + socketPath_ + " answered /_ping with HTTP " +
+      throw DockerError("Docker engine at " + engine_.describe() + " answered /_ping with HTTP " +
                         std::to_string(r.status));
     // Speak the engine's version unless it is newer than what we know: then
     // ours, which it still accepts. An engine without the header is ancient.
@@ -124,9 +130,19 @@ std::string DockerClient::negotiate() {
   return version_;
 }
 
+void DockerClient::ping(std::chrono::milliseconds timeout) {
+  Request ping;
+  ping.path = "/_ping";
+  ping.timeout = timeout;
+  Response r = perform(ping, base() + "/_ping");
+  if (r.status != 200)
+    throw DockerError("Docker engine at " + engine_.describe() + " answered /_ping with HTTP " +
+                      std::to_string(r.status));
+}
+
 Response DockerClient::send(const Request& req) {
   const std::string v = negotiate();
-  return perform(req, "http://docker/v" + v + req.path);
+  return perform(req, base() + "/v" + v + req.path);
 }
 
 Response DockerClient::perform(const Request& req, const std::string& url) {
@@ -143,7 +159,18 @@ Response DockerClient::perform(const Request& req, const std::string& url) {
     headers.reset(next);
   };
   CURL* h = c.get();
-  curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, socketPath_.c_str());
+  if (engine_.tcp()) {
+    // Docker's --tlsverify: the engine proves itself against our CA (and the
+    // name or address we dialled), we prove ourselves with our certificate.
+    curl_easy_setopt(h, CURLOPT_CAINFO, engine_.tlsCaFile.c_str());
+    curl_easy_setopt(h, CURLOPT_SSLCERT, engine_.tlsCertFile.c_str());
+    curl_easy_setopt(h, CURLOPT_SSLKEY, engine_.tlsKeyFile.c_str());
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+  } else {
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, engine_.socketPath.c_str());
+  }
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
@@ -187,7 +214,7 @@ Response DockerClient::perform(const Request& req, const std::string& url) {
   if (rc == CURLE_WRITE_ERROR && (resp.truncated || t.stoppedBySink)) return resp;
   if (rc != CURLE_OK) {
     const std::string what =
-        req.method + " " + req.path + " to the Docker engine at " + socketPath_ + ": ";
+        req.method + " " + req.path + " to the Docker engine at " + engine_.describe() + ": ";
     if (rc == CURLE_OPERATION_TIMEDOUT) throw DockerTimeout(what + "timed out");
     throw DockerError(what + curl_easy_strerror(rc));
   }

@@ -1,5 +1,6 @@
 #pragma once
-// HTTP requests to a Docker engine over its unix socket (libcurl). Knows the
+// HTTP requests to a Docker engine (libcurl): over its unix socket, or over
+// TCP with TLS client certificates (Endpoint.hpp). Knows the
 // wire protocol only: version negotiation, bodies in and out, status codes.
 // The typed engine operations live in Engine.hpp. Thread-safe: every request
 // uses its own curl handle, so worker threads never share one.
@@ -11,6 +12,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+
+#include "tango/docker/Endpoint.hpp"
 
 namespace tango::docker {
 
@@ -49,20 +52,27 @@ class DockerClient {
   // The newest API version we speak; older engines are talked to in theirs.
   static constexpr std::string_view kMaxApiVersion = "1.43";
 
-  explicit DockerClient(std::string socketPath = "/var/run/docker.sock");
+  explicit DockerClient(std::string socketPath = "/var/run/docker.sock")
+      : DockerClient(Endpoint::unix(std::move(socketPath))) {}
+  explicit DockerClient(Endpoint engine);
 
   // Sends `req` under /v<negotiated>/. Throws DockerError when the engine cannot
   // be reached or the timeout passes; HTTP errors come back as the status.
   Response send(const Request& req);
   // GET /_ping; the version the engine answered with. Throws DockerError.
   std::string negotiate();
+  // GET /_ping, unversioned; throws DockerError unless it answers 200 in time.
+  void ping(std::chrono::milliseconds timeout);
 
-  const std::string& socketPath() const { return socketPath_; }
+  const Endpoint& endpoint() const { return engine_; }
 
  private:
   Response perform(const Request& req, const std::string& url);
 
-  std::string socketPath_;
+  // The URL prefix: "http://docker" over the socket, "https://host:port" over TCP.
+  std::string base() const;
+
+  Endpoint engine_;
   std::once_flag negotiated_;
   std::string version_;  // written once under negotiated_
 };

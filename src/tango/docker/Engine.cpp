@@ -73,6 +73,7 @@ std::string urlEncode(std::string_view s) {
 }
 
 Engine::Engine(std::string socketPath) : client_(std::move(socketPath)) {}
+Engine::Engine(Endpoint engine) : client_(std::move(engine)) {}
 
 Response Engine::call(Request req, std::initializer_list<long> okStatus) {
   Response r = client_.send(req);
@@ -82,14 +83,24 @@ Response Engine::call(Request req, std::initializer_list<long> okStatus) {
                                   ": " + engineMessage(r));
 }
 
-bool Engine::supportsPidsLimit() {
+bool Engine::supportsPidsLimit() { return systemInfo(30s).pidsLimit; }
+
+Engine::SystemInfo Engine::systemInfo(std::chrono::milliseconds timeout) {
   Request req;
   req.path = "/info";
-  req.timeout = 30s;
+  req.timeout = timeout;
   json::value v = parseJson(call(std::move(req), {200}), "engine info");
-  const auto* x = v.is_object() ? v.as_object().if_contains("PidsLimit") : nullptr;
-  return x && x->is_bool() && x->get_bool();
+  SystemInfo info;
+  if (!v.is_object()) return info;
+  const auto& o = v.as_object();
+  if (auto* x = o.if_contains("NCPU"); x && x->is_int64())
+    info.cpus = static_cast<int>(x->get_int64());
+  if (auto* x = o.if_contains("MemTotal"); x && x->is_int64()) info.memoryBytes = x->get_int64();
+  if (auto* x = o.if_contains("PidsLimit"); x && x->is_bool()) info.pidsLimit = x->get_bool();
+  return info;
 }
+
+void Engine::ping(std::chrono::milliseconds timeout) { client_.ping(timeout); }
 
 void Engine::createContainer(const ContainerSpec& spec, std::chrono::milliseconds timeout) {
   json::object labels;

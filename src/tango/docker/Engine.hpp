@@ -70,11 +70,21 @@ class Engine {
  public:
   using Sink = std::function<void(std::string_view)>;
   explicit Engine(std::string socketPath = "/var/run/docker.sock");
+  explicit Engine(Endpoint engine);
+  const Endpoint& endpoint() const { return client_.endpoint(); }
 
   std::string apiVersion() { return client_.negotiate(); }
 
   // GET /info: whether the engine can limit a container's processes.
   bool supportsPidsLimit();
+  struct SystemInfo {
+    int cpus = 0;
+    std::int64_t memoryBytes = 0;
+    bool pidsLimit = false;
+  };
+  SystemInfo systemInfo(std::chrono::milliseconds timeout);
+  // GET /_ping: throws DockerError unless the engine answers in time.
+  void ping(std::chrono::milliseconds timeout);
 
   void createContainer(const ContainerSpec& spec, std::chrono::milliseconds timeout);
   void startContainer(const std::string& name, std::chrono::milliseconds timeout);

@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "tango/core/PoolJson.hpp"
 #include "tango/core/TangoServer.hpp"
 #include "tango/redis/RedisScripts.hpp"
 #include "tango/util/RandomHex.hpp"
@@ -16,27 +17,14 @@ namespace {
 
 json::object poolsJson(const std::map<std::string, PoolState>& pools) {
   json::object o;
-  for (const auto& [name, p] : pools)
-    o[name] = {{"total", json::array(p.total.begin(), p.total.end())},
-               {"free", json::array(p.free.begin(), p.free.end())}};
+  for (const auto& [name, p] : pools) o[name] = poolStateJson(p);
   return o;
 }
 
 std::map<std::string, PoolState> poolsFrom(const json::value& v) {
   std::map<std::string, PoolState> out;
   if (!v.is_object()) return out;
-  for (const auto& [name, p] : v.get_object()) {
-    if (!p.is_object()) continue;
-    PoolState s;
-    auto ids = [](const json::value* a, std::vector<std::int64_t>& to) {
-      if (a && a->is_array())
-        for (const auto& x : a->get_array())
-          if (x.is_int64()) to.push_back(x.get_int64());
-    };
-    ids(p.get_object().if_contains("total"), s.total);
-    ids(p.get_object().if_contains("free"), s.free);
-    out.emplace(std::string(name), std::move(s));
-  }
+  for (const auto& [name, p] : v.get_object()) out.emplace(std::string(name), poolStateFrom(p));
   return out;
 }
 

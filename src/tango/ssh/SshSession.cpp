@@ -205,6 +205,31 @@ CommandResult Session::run(const std::string& command, std::string_view input,
   return r;
 }
 
+std::string Session::forwardSocket(const fs::path& local, const std::string& remote,
+                                   Clock::time_point deadline) {
+  std::error_code ec;
+  fs::remove(local, ec);  // a socket left by an earlier master
+  auto argv = baseArgs();
+  argv.insert(argv.end() - 1, {"-O", "forward", "-L", local.string() + ":" + remote});
+  SpawnOptions opt;
+  opt.argv = std::move(argv);
+  opt.env = {"PATH=/usr/bin:/bin", "LANG=C"};
+  std::string err;
+  try {
+    Process p = Process::spawn(opt);
+    if (p.communicate([](std::string_view) {}, capped(err), deadline) ==
+        Process::IoResult::Deadline)
+      return "forwarding " + remote + " from " + target_.shown() + " timed out";
+    const int st = p.reap();
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+      return "cannot forward " + remote + " from " + target_.shown() +
+             (err.empty() ? "" : ": " + excerpt(err));
+  } catch (const std::exception& e) {
+    return std::string("cannot run ssh: ") + e.what();
+  }
+  return "";
+}
+
 void Session::close() {
   std::lock_guard lock(mu_);
   master_.reset();  // SIGKILL: the connection ends with it

@@ -56,6 +56,11 @@ class Session {
   // deadline passes.
   CommandResult run(const std::string& command, std::string_view input, Clock::time_point deadline,
                     const Sink& out, const Sink& err);
+  // Has the master forward `local` (a unix socket it creates here) to
+  // `remote` (a unix socket on the machine), as `ssh -L local:remote`
+  // would. "" when it does, else why not.
+  std::string forwardSocket(const std::filesystem::path& local, const std::string& remote,
+                            Clock::time_point deadline);
   // Whether the master connection is up now.
   bool isUp();
   // Closes the master connection (a later command opens a new one).

@@ -46,6 +46,9 @@ std::chrono::milliseconds ms(std::chrono::seconds s) {
 DockerVmms::DockerVmms(const Config& cfg, std::string socketPath)
     : cfg_(cfg), engine_(socketPath.empty() ? socketFromEnv() : std::move(socketPath)) {}
 
+DockerVmms::DockerVmms(const Config& cfg, docker::Endpoint engine)
+    : cfg_(cfg), engine_(std::move(engine)) {}
+
 std::string DockerVmms::containerName(const TangoMachine& vm) const {
   std::string n = instanceName(cfg_.prefix, vm);
   for (char& c : n)

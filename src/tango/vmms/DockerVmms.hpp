@@ -52,6 +52,8 @@ class DockerVmms : public Vmms {
 
   // `socketPath` defaults to $DOCKER_HOST (unix://...) or /var/run/docker.sock.
   explicit DockerVmms(const Config& cfg, std::string socketPath = "");
+  // An engine elsewhere (distDocker: one DockerVmms per engine).
+  DockerVmms(const Config& cfg, docker::Endpoint engine);
 
   std::string name() const override { return "localDocker"; }
   // The tmpfs mounts are sized when the container is made.

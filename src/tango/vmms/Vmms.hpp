@@ -47,6 +47,18 @@ struct RunResult {
   std::string notice;
 };
 
+// One host a VMMS spreads its VMs over (distDocker's engines), for /info.
+struct HostStatus {
+  std::string name;  // as configured (an engine URL)
+  bool healthy = false;
+  int capacity = 0;    // jobs at once
+  int running = 0;     // jobs running now
+  int held = 0;        // containers it holds now (running and spare)
+  int maxRunning = 0;  // the most jobs it ran at once
+  std::int64_t jobsRun = 0;
+  std::string problem;  // why it is out of placement, if it is
+};
+
 class Vmms {
  public:
   virtual ~Vmms() = default;
@@ -89,6 +101,25 @@ class Vmms {
   virtual std::vector<std::string> getImages() = 0;
   // Output so far of the job running in `vm`; nullopt when there is none.
   virtual std::optional<std::string> getPartialOutput(const TangoMachine& vm) = 0;
+  // For VMMSs that spread VMs over several hosts (distDocker). Jobs of
+  // `image` that may run at once across them; 0: the pool's size decides.
+  virtual int jobsAtOnce(const std::string& image) {
+    (void)image;
+    return 0;
+  }
+  // Which warm VM a job should take: the highest; below 0, the VM is lost
+  // (its host went away) and is dropped from its pool.
+  virtual int preference(const TangoMachine& vm) {
+    (void)vm;
+    return 0;
+  }
+  // The host `vm` is on ("" for a VMMS with one host), and all hosts.
+  virtual std::string hostOf(const TangoMachine& vm) {
+    (void)vm;
+    return {};
+  }
+  virtual std::vector<HostStatus> hosts() { return {}; }
+
   // Load an image tarball (`docker save` format) as <imageName>:latest.
   virtual StepResult buildImage(const std::string& imageName,
                                 const std::filesystem::path& tarball) {

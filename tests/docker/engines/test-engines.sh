@@ -22,7 +22,9 @@
 # Other settings (environment): TANGO_MAIN_DOCKER_SOCK (/var/run/docker.sock),
 # TANGO_ENGINE_IMAGES ("tango-test-minimal", space-separated, each must exist
 # in the main engine), TANGO_ENGINE_TIMEOUT (60 s per wait),
-# TANGO_KILL9_ENDPOINT (1: kill9 also kills the engine's listener, see below).
+# TANGO_KILL9_ENDPOINT (1: kill9 also kills the engine's listener, see below),
+# TANGO_IMAGE (the project's tango-image: images are loaded with its `push`;
+# unset, they are streamed with curl).
 #
 # Why each choice:
 #
@@ -485,11 +487,17 @@ ensure_images() {
     id=$(image_id "$SOCK" "$img") || true
     [[ $id != "${MAIN_ID[$img]}" ]] || continue
     t=$(now)
-    out=$(curl -sS --fail --unix-socket "$MAIN_SOCK" "http://docker/images/$img/get" \
-          | curl -sS --fail --unix-socket "$SOCK" -X POST -H 'Content-Type: application/x-tar' -H 'Expect:' \
-                 -T - 'http://docker/images/load?quiet=1') \
-      || die "$1: loading $img from the main engine failed: $out"
-    [[ $out != *'"error'* ]] || die "$1: loading $img failed: $out"
+    if [[ -n ${TANGO_IMAGE-} ]]; then
+      # The project's own image tool, as an operator would load an engine.
+      out=$("$TANGO_IMAGE" push "$img" --to "unix://$SOCK" --socket "$MAIN_SOCK" 2>&1) \
+        || die "$1: tango-image push $img failed: $out"
+    else
+      out=$(curl -sS --fail --unix-socket "$MAIN_SOCK" "http://docker/images/$img/get" \
+            | curl -sS --fail --unix-socket "$SOCK" -X POST -H 'Content-Type: application/x-tar' -H 'Expect:' \
+                   -T - 'http://docker/images/load?quiet=1') \
+        || die "$1: loading $img from the main engine failed: $out"
+      [[ $out != *'"error'* ]] || die "$1: loading $img failed: $out"
+    fi
     id=$(image_id "$SOCK" "$img") || true
     [[ $id == "${MAIN_ID[$img]}" ]] || die "$1: after loading, $img is '$id', the main engine has ${MAIN_ID[$img]}"
     log "$1: loaded $img (${id:7:12}) in $(since "$t")s"
