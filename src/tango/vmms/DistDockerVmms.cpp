@@ -32,6 +32,16 @@ DistDockerVmms::~DistDockerVmms() {
 }
 
 std::string DistDockerVmms::preflight() {
+  {
+    // Once: the health thread keeps the engines' state from then on.
+    std::lock_guard lock(mu_);
+    if (started_) {
+      for (auto& e : engines_)
+        if (e->healthy) return {};
+      return "no Docker engine of DOCKER_HOSTS answers";
+    }
+    started_ = true;
+  }
   std::string problems;
   int up = 0;
   for (auto& e : engines_) {
@@ -44,10 +54,6 @@ std::string DistDockerVmms::preflight() {
     }
     bringUp(*e);
     ++up;
-  }
-  {
-    std::lock_guard lock(mu_);
-    started_ = true;
   }
   health_ = std::thread([this] { healthLoop(); });
   if (up == 0) return "no Docker engine of DOCKER_HOSTS answers: " + problems;
