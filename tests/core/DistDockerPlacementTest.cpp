@@ -94,6 +94,13 @@ TEST_F(DistDockerPlacementTest, ContainersGoWhereMostSlotsAreFreeInProportionToC
   EXPECT_EQ(n["b"], 3);
   EXPECT_EQ(n["c"], 2);
   EXPECT_EQ(dist->jobsAtOnce("autograding_image"), 6);
+  // getVMs says where each VM is.
+  std::map<std::string, int> listed;
+  for (const auto& v : dist->getVMs()) {
+    EXPECT_EQ(v.vmms, "distDocker");
+    ++listed[v.host];
+  }
+  EXPECT_EQ(listed, n);
   // A warm VM is preferred where more run slots are free: b (3) over a (1).
   std::map<std::string, TangoMachine> one;
   for (std::int64_t id = 1; id <= 6; ++id) one.emplace(dist->hostOf(vm(id)), vm(id));

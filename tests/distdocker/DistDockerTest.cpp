@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "DistDockerFixture.hpp"
+#include "tango/docker/Tar.hpp"
 
 namespace tango::test {
 namespace {
@@ -139,6 +140,72 @@ TEST_F(DistDockerTest, AnImageOnOneEngineRunsOnlyThere) {
   EXPECT_EQ(jobsRun(e3Url()), e30 + 12);
 }
 
+// What localDocker guarantees holds on the remote engines too: no network,
+// the memory limit and its message, the partial output of a running job.
+class DistDockerLimitsTest : public DistDockerTest {
+ protected:
+  std::string engineConfig() override { return threeEngines(2) + "DOCKER_MEMORY_LIMIT = 64\n"; }
+};
+
+TEST_F(DistDockerLimitsTest, NoNetworkMemoryLimitAndPartialOutputOnEveryEngine) {
+  const std::vector<std::pair<std::string, docker::Engine*>> remote = {{"e2", e2.get()},
+                                                                       {"e3", e3.get()}};
+  std::vector<std::string> tags;
+  for (auto& [n, e] : remote) {
+    tags.push_back("tdd-on-" + n + "-" + std::to_string(::getpid()));
+    e->tagImage(testImage() + ":latest", tags.back(), "latest");
+  }
+  struct Untag {
+    std::vector<std::pair<std::string, docker::Engine*>> es;
+    std::vector<std::string> tags;
+    ~Untag() {
+      for (std::size_t i = 0; i < es.size(); ++i) try {
+          es[i].second->removeImage(tags[i] + ":latest", /*force=*/false);
+        } catch (const std::exception&) {
+        }
+    }
+  } untag{remote, tags};
+  for (std::size_t i = 0; i < remote.size(); ++i) {
+    const std::string& image = tags[i];
+    const std::string url = i == 0 ? e2Url() : e3Url();
+    const auto ran = jobsRun(url);
+    // Listed once the engine's next ping has seen it.
+    for (int t = 0; t < 50; ++t) {
+      auto r = http->post("/prealloc/test/" + image + "/0/", "{}").json();
+      if (r["statusId"].as_int64() == 0) break;
+      std::this_thread::sleep_for(200ms);
+    }
+    json::object on{{"image", image}};
+    const std::string lab = "lim" + std::to_string(i);
+    // A lab each: a job reads its files when it runs.
+    submit(lab + "n", {{"autograde-Makefile", "all:\n\t@ls /sys/class/net\n"}}, "net.out", on);
+    submit(lab + "h",
+           {{"autograde-Makefile", "all:\n\t@head -c 1000m /dev/zero | tail > /dev/null\n"}},
+           "hog.out", on);
+    auto slow =
+        submit(lab + "s", {{"autograde-Makefile", "all:\n\t@echo early bird\n\t@sleep 5\n"}},
+               "slow.out", on);
+    std::string seen;
+    const auto end = std::chrono::steady_clock::now() + 40s;
+    while (std::chrono::steady_clock::now() < end && seen.find("early bird") == std::string::npos) {
+      auto r = http->get("/getPartialOutput/test/" + std::to_string(slow) + "/").json();
+      if (r["statusId"].as_int64() == 0) seen = r["output"].as_string();
+      std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_NE(seen.find("early bird"), std::string::npos) << image << "\n" << tangod->log();
+    auto net = waitOutput(lab + "n", "net.out", 60s);
+    ASSERT_TRUE(net) << image;
+    EXPECT_TRUE(net->ends_with("status 0\nlo\n")) << image << ": " << *net;
+    auto hog = waitOutput(lab + "h", "hog.out", 60s);
+    ASSERT_TRUE(hog) << image;
+    EXPECT_NE(hog->find("]: Error: the job was killed for exceeding the memory limit of 64 MB\n"),
+              std::string::npos)
+        << image << ": " << *hog;
+    ASSERT_TRUE(waitOutput(lab + "s", "slow.out", 60s)) << image;
+    EXPECT_EQ(jobsRun(url), ran + 3) << image << " ran elsewhere";
+  }
+}
+
 // Engines that cannot be used: a TLS certificate the engine does not
 // trust, an address where nothing listens, an SSH key the host refuses.
 // Each is named with why; the main engine runs the jobs meanwhile.
@@ -187,6 +254,33 @@ TEST_F(DistDockerBrokenEnginesTest, EachIsNamedWithWhyAndTheOthersWork) {
     EXPECT_TRUE(helloOutput(name)) << name;
   }
   EXPECT_EQ(jobsRun("unix:///var/run/docker.sock"), 6);
+}
+
+// The build route loads an image onto every engine that answers, and says
+// which ones failed.
+TEST_F(DistDockerBrokenEnginesTest, BuildLoadsOnTheEnginesThatAnswerAndNamesTheOthers) {
+  const std::string tiny = "tdd-tiny-" + std::to_string(::getpid());
+  const auto dir = std::filesystem::path(kEnginesState) / tiny;
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream(dir / "root.tar", std::ios::binary)
+        << docker::makeTar({{"hello.txt", docker::TarEntry::Kind::File, "hi\n", 0644}});
+  }
+  main.importImage(dir / "root.tar", tiny, "latest", {"CMD [\"/hello.txt\"]"}, 60s);
+  main.saveImage(tiny + ":latest", dir / "image.tar");
+  main.removeImage(tiny + ":latest");
+  const std::string built = tiny + "-built";
+  auto r = http->post("/build/test/", readFile(dir / "image.tar"), {{"imageName", built}}).json();
+  std::filesystem::remove_all(dir);
+  const bool onMain = main.inspectImage(built + ":latest").has_value();
+  if (onMain) main.removeImage(built + ":latest");
+  EXPECT_TRUE(onMain) << "not loaded on the engine that answers";
+  EXPECT_NE(r["statusId"].as_int64(), 0);
+  const std::string msg(r["statusMsg"].as_string());
+  EXPECT_TRUE(msg.starts_with("Image build failed")) << msg;
+  for (const std::string& url : {e2Url(), std::string("tcp://127.0.0.1:1"), e3Url()})
+    EXPECT_NE(msg.find(url), std::string::npos) << msg;
+  EXPECT_NE(msg.find("loaded on unix:///var/run/docker.sock"), std::string::npos) << msg;
 }
 
 // kill -9 of the service with jobs running on every engine: started again,

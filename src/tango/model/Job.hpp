@@ -28,6 +28,9 @@ struct TangoMachine {
   // The node that made this VM (NODE_ID): a node cleans up only its own
   // leftovers, and those of nodes known dead. Not in Tango's JSON.
   std::string node;
+  // The host it is on, for a VMMS with several (distDocker's engine URL);
+  // set by getVMs. Not in Tango's JSON.
+  std::string host;
   // The EC2 account of the job's own keys (addJob's accessKeyId/accessKey),
   // handed to the VMMS for the VM made for that job. Never serialized.
   std::optional<std::string> accessKeyId;

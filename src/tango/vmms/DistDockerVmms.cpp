@@ -222,6 +222,7 @@ std::vector<TangoMachine> DistDockerVmms::getVMs() {
     std::lock_guard lock(mu_);
     for (auto& vm : vms) {
       vm.vmms = name();
+      vm.host = e->name;
       // Known from now on, so destroying it reaches the right engine.
       if (placed_.emplace(vm.id, e.get()).second) ++e->held;
       all.push_back(std::move(vm));
