@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <charconv>
 #include <cstdio>
 #include <memory>
@@ -103,7 +104,39 @@ bool versionLess(std::string_view a, std::string_view b) {
   return false;
 }
 
-DockerClient::DockerClient(Endpoint engine) : engine_(std::move(engine)) { curlGlobalInit(); }
+// Open connections and TLS sessions, shared by every request of one client
+// (each request still has its own easy handle: threads never share one).
+struct DockerClient::Shared {
+  CURLSH* handle = nullptr;
+  std::array<std::mutex, CURL_LOCK_DATA_LAST> locks;
+
+  Shared() {
+    handle = curl_share_init();
+    if (!handle) throw DockerError("curl_share_init failed");
+    curl_share_setopt(handle, CURLSHOPT_LOCKFUNC, &Shared::lock);
+    curl_share_setopt(handle, CURLSHOPT_UNLOCKFUNC, &Shared::unlock);
+    curl_share_setopt(handle, CURLSHOPT_USERDATA, this);
+    curl_share_setopt(handle, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(handle, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  }
+  ~Shared() { curl_share_cleanup(handle); }
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+
+  static void lock(CURL*, curl_lock_data data, curl_lock_access, void* self) {
+    static_cast<Shared*>(self)->locks.at(static_cast<std::size_t>(data)).lock();
+  }
+  static void unlock(CURL*, curl_lock_data data, void* self) {
+    static_cast<Shared*>(self)->locks.at(static_cast<std::size_t>(data)).unlock();
+  }
+};
+
+DockerClient::DockerClient(Endpoint engine) : engine_(std::move(engine)) {
+  curlGlobalInit();
+  shared_ = std::make_unique<Shared>();
+}
+
+DockerClient::~DockerClient() = default;
 
 std::string DockerClient::base() const {
   if (!engine_.tcp()) return "http://docker";
@@ -173,6 +206,7 @@ Response DockerClient::perform(const Request& req, const std::string& url) {
   }
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_SHARE, shared_->handle);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, onWrite);

@@ -1,6 +1,8 @@
 #pragma once
 // HTTP requests to a Docker engine (libcurl): over its unix socket, or over
-// TCP with TLS client certificates (Endpoint.hpp). Knows the
+// TCP with TLS client certificates (Endpoint.hpp). Requests share a cache
+// of open connections (and TLS sessions), so a job's calls do not each pay
+// a connect and a handshake. Knows the
 // wire protocol only: version negotiation, bodies in and out, status codes.
 // The typed engine operations live in Engine.hpp. Thread-safe: every request
 // uses its own curl handle, so worker threads never share one.
@@ -8,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -55,6 +58,9 @@ class DockerClient {
   explicit DockerClient(std::string socketPath = "/var/run/docker.sock")
       : DockerClient(Endpoint::unix(std::move(socketPath))) {}
   explicit DockerClient(Endpoint engine);
+  ~DockerClient();
+  DockerClient(const DockerClient&) = delete;
+  DockerClient& operator=(const DockerClient&) = delete;
 
   // Sends `req` under /v<negotiated>/. Throws DockerError when the engine cannot
   // be reached or the timeout passes; HTTP errors come back as the status.
@@ -73,6 +79,8 @@ class DockerClient {
   std::string base() const;
 
   Endpoint engine_;
+  struct Shared;  // libcurl's share handle and its locks
+  std::unique_ptr<Shared> shared_;
   std::once_flag negotiated_;
   std::string version_;  // written once under negotiated_
 };
