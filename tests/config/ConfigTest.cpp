@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 
+#include "ConfigFiles.hpp"
 #include "tango/config/Config.hpp"
 
 namespace fs = std::filesystem;
@@ -16,44 +17,11 @@ using tango::Config;
 using tango::ConfigError;
 using tango::listenSafely;
 using tango::loadConfig;
+using tango::test::errorOf;
+using tango::test::fromToml;
+using tango::test::TempToml;
 
 namespace {
-
-// A TOML file in a private temporary directory, removed with the object.
-class TempToml {
- public:
-  explicit TempToml(const std::string& text) {
-    std::string templ = (fs::temp_directory_path() / "tango-config-XXXXXX").string();
-    if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
-    dir_ = templ;
-    path_ = dir_ / "tango.toml";
-    std::ofstream(path_) << text;
-  }
-  ~TempToml() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path dir_;
-  fs::path path_;
-};
-
-Config fromToml(const std::string& text, const std::map<std::string, std::string>& env = {}) {
-  TempToml f(text);
-  return loadConfig(f.path(), env);
-}
-
-// The message of the ConfigError thrown by fn, or "" when nothing is thrown.
-std::string errorOf(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 bool startsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -236,7 +204,7 @@ TEST(Config, EachEnvironmentOverride) {
       {"COURSELABS", "/x/labs", [](const Config& c) { return c.courselabs == "/x/labs"; }},
       {"OUTPUT_FOLDER", "outs", [](const Config& c) { return c.outputFolder == "outs"; }},
       {"PREFIX", "p1", [](const Config& c) { return c.prefix == "p1"; }},
-      {"VMMS_NAME", "distDocker", [](const Config& c) { return c.vmmsName == "distDocker"; }},
+      {"VMMS_NAME", "localDocker", [](const Config& c) { return c.vmmsName == "localDocker"; }},
       {"REUSE_VMS", "True", [](const Config& c) { return c.reuseVms; }},
       {"POOL_SIZE", "0", [](const Config& c) { return c.poolSize == 0; }},
       {"JOB_RETRIES", "5", [](const Config& c) { return c.jobRetries == 5; }},

@@ -5,59 +5,39 @@
 #include <fstream>
 #include <functional>
 
+#include "ConfigFiles.hpp"
 #include "tango/config/Config.hpp"
 
+namespace tango {
 namespace {
 
-using tango::Config;
-using tango::ConfigError;
-
-struct TempFile {
-  std::filesystem::path path;
-  explicit TempFile(const std::string& text, const std::string& name = "tango-config-test.toml")
-      : path(std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "-" + name)) {
-    std::ofstream(path) << text;
-  }
-  ~TempFile() { std::filesystem::remove(path); }
-};
-
-Config fromToml(const std::string& text, const std::map<std::string, std::string>& env = {}) {
-  TempFile f(text);
-  return tango::loadConfig(f.path, env);
-}
-
-std::string errorOf(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::errorOf;
+using test::fromToml;
+using TempFile = test::TempToml;
 
 TEST(DockerHosts, UrlsOfEveryKind) {
   std::string why;
-  auto u = tango::parseEngineUrl("unix:///var/run/docker.sock", why);
+  auto u = parseEngineUrl("unix:///var/run/docker.sock", why);
   ASSERT_TRUE(u);
   EXPECT_EQ(u->path, "/var/run/docker.sock");
-  auto t = tango::parseEngineUrl("tcp://grader2.example.edu:2376", why);
+  auto t = parseEngineUrl("tcp://grader2.example.edu:2376", why);
   ASSERT_TRUE(t);
   EXPECT_EQ(t->host, "grader2.example.edu");
   EXPECT_EQ(t->port, 2376);
-  EXPECT_EQ(tango::parseEngineUrl("tcp://10.0.0.2", why)->port, 2376);
-  EXPECT_EQ(tango::parseEngineUrl("tcp://[::1]:2400", why)->host, "::1");
-  auto s = tango::parseEngineUrl("ssh://tango@grader3:2222/run/docker.sock", why);
+  EXPECT_EQ(parseEngineUrl("tcp://10.0.0.2", why)->port, 2376);
+  EXPECT_EQ(parseEngineUrl("tcp://[::1]:2400", why)->host, "::1");
+  auto s = parseEngineUrl("ssh://tango@grader3:2222/run/docker.sock", why);
   ASSERT_TRUE(s);
   EXPECT_EQ(s->user, "tango");
   EXPECT_EQ(s->host, "grader3");
   EXPECT_EQ(s->port, 2222);
   EXPECT_EQ(s->path, "/run/docker.sock");
-  EXPECT_EQ(tango::parseEngineUrl("ssh://tango@grader3", why)->path, "/var/run/docker.sock");
+  EXPECT_EQ(parseEngineUrl("ssh://tango@grader3", why)->path, "/var/run/docker.sock");
   for (const char* bad : {"http://x:2375", "tcp://x:0", "tcp://x:99999", "tcp://-oProxyCommand=x:1",
                           "ssh://grader3", "ssh://-oProxyCommand=touch@x", "ssh://u@x:22/../etc",
                           "unix://relative.sock", "unix:///a b", "tcp://x;rm:1", ""}) {
     why.clear();
-    EXPECT_FALSE(tango::parseEngineUrl(bad, why)) << bad;
+    EXPECT_FALSE(parseEngineUrl(bad, why)) << bad;
     EXPECT_FALSE(why.empty()) << bad;
   }
 }
@@ -75,7 +55,7 @@ DOCKER_HOSTS = [
   "ssh://tango@grader3",
 ]
 )");
-  auto hosts = tango::resolveDockerHosts(c);
+  auto hosts = resolveDockerHosts(c);
   ASSERT_EQ(hosts.size(), 3u);
   EXPECT_EQ(hosts[0].capacity, 6);
   EXPECT_EQ(hosts[1].capacity, 8);
@@ -91,16 +71,16 @@ DOCKER_HOSTS = [
 
 TEST(DockerHosts, TangosHostsFileMeansSshHosts) {
   TempFile hosts("# graders\ngrader1.example.edu\n\n  10.0.0.7  # spare\n", "hosts");
-  Config c = fromToml("VMMS_NAME = \"distDocker\"\nDOCKER_HOSTS_FILE = \"" + hosts.path.string() +
+  Config c = fromToml("VMMS_NAME = \"distDocker\"\nDOCKER_HOSTS_FILE = \"" + hosts.path().string() +
                       "\"\nDOCKER_HOST_USER = \"tango\"\nDOCKER_SSH_KEY = \"/k\"\n");
-  auto all = tango::resolveDockerHosts(c);
+  auto all = resolveDockerHosts(c);
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].url, "ssh://tango@grader1.example.edu");
   EXPECT_EQ(all[1].url, "ssh://tango@10.0.0.7");
   EXPECT_EQ(all[1].sshKey, "/k");
   TempFile bad("grader1;reboot\n", "badhosts");
   EXPECT_NE(errorOf([&] {
-              fromToml("VMMS_NAME = \"distDocker\"\nDOCKER_HOSTS_FILE = \"" + bad.path.string() +
+              fromToml("VMMS_NAME = \"distDocker\"\nDOCKER_HOSTS_FILE = \"" + bad.path().string() +
                        "\"\nDOCKER_SSH_KEY = \"/k\"\n");
             }).find("DOCKER_HOSTS_FILE"),
             std::string::npos);
@@ -139,3 +119,4 @@ TEST(DockerHosts, WhatIsRefusedNamesTheKey) {
 }
 
 }  // namespace
+}  // namespace tango

@@ -169,20 +169,29 @@ TEST_F(TashiSshFailoverTest, AMachineThatStopsAnsweringLeavesServiceAndItsJobsRu
   // m0 stops answering (frozen: it keeps its address, which a stopped
   // container could lose to another test's); every job still finishes, on m1.
   machines->pause(started[0]);
+  // Jobs of a second each, submitted at once: both machines' VMs are taken,
+  // whichever the pool hands out first.
   std::vector<std::int64_t> ids;
+  const std::map<std::string, std::string> slow = {
+      {"autograde-Makefile", "all:\n\t@sleep 1; echo Hello from the sandbox\n"}};
   for (int i = 0; i < 4; ++i) {
-    ids.push_back(submitHello("after" + std::to_string(i) + ".out"));
+    ids.push_back(submit("slowlab", slow, "after" + std::to_string(i) + ".out"));
     ASSERT_GT(ids.back(), 0);
   }
   for (int i = 0; i < 4; ++i) {
-    auto out = waitOutput("lab", "after" + std::to_string(i) + ".out", std::chrono::seconds(120));
+    auto out =
+        waitOutput("slowlab", "after" + std::to_string(i) + ".out", std::chrono::seconds(120));
     ASSERT_TRUE(out) << "job " << ids[i];
     EXPECT_NE(out->find("Hello from the sandbox"), std::string::npos) << *out;
   }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline &&
+         tangod->log().find("machine m0 out of service") == std::string::npos)
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_NE(tangod->log().find("machine m0 out of service"), std::string::npos);
   // It comes back once it answers again.
   machines->unpause(started[0]);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline &&
          tangod->log().find("machine m0 back in service") == std::string::npos)
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

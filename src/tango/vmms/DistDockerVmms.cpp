@@ -181,34 +181,26 @@ StepResult DistDockerVmms::copyOut(const TangoMachine& vm, const fs::path& dest,
   return e ? e->docker().copyOut(vm, dest, timeout) : notPlaced(vm);
 }
 
-StepResult DistDockerVmms::destroyVM(const TangoMachine& vm) {
-  Engine* e = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    e = engineOfLocked(vm);
-    if (e) {
-      placed_.erase(vm.id);
-      --e->held;
-    }
+DistDockerVmms::Engine* DistDockerVmms::forget(const TangoMachine& vm) {
+  std::lock_guard lock(mu_);
+  Engine* e = engineOfLocked(vm);
+  if (e) {
+    placed_.erase(vm.id);
+    --e->held;
   }
-  // Never placed, or its engine went away: what it holds of ours is removed
-  // when it answers again (bringUp).
-  if (!e) return StepResult::success();
-  return e->docker().destroyVM(vm);
+  return e;
+}
+
+// Never placed, or its engine went away: what it holds of ours there is
+// removed when it answers again (bringUp).
+StepResult DistDockerVmms::destroyVM(const TangoMachine& vm) {
+  Engine* e = forget(vm);
+  return e ? e->docker().destroyVM(vm) : StepResult::success();
 }
 
 StepResult DistDockerVmms::safeDestroyVM(const TangoMachine& vm) {
-  Engine* e = nullptr;
-  {
-    std::lock_guard lock(mu_);
-    e = engineOfLocked(vm);
-    if (e) {
-      placed_.erase(vm.id);
-      --e->held;
-    }
-  }
-  if (!e) return StepResult::success();
-  return e->docker().safeDestroyVM(vm);
+  Engine* e = forget(vm);
+  return e ? e->docker().safeDestroyVM(vm) : StepResult::success();
 }
 
 std::vector<TangoMachine> DistDockerVmms::getVMs() {

@@ -92,6 +92,8 @@ class DistDockerVmms : public Vmms {
   // Engines that answer and hold `image`. mu_ held.
   std::vector<Engine*> enginesWith(const std::string& image);
   StepResult notPlaced(const TangoMachine& vm) const;
+  // Takes `vm` off its engine's books; its engine, if it had one.
+  Engine* forget(const TangoMachine& vm);
   // A call to `e` failed: ask it now rather than at the next ping, so the
   // job's retry goes elsewhere.
   void suspect(Engine& e);
