@@ -104,6 +104,49 @@ TEST_F(DistDockerTest, AnEngineThatDiesLosesNoJobAndComesBackClean) {
   EXPECT_GT(jobsRun(e2Url()), ranBefore) << "e2 took no job after it came back";
 }
 
+// An engine that freezes (its dockerd stopped: connections stay open,
+// nothing answers): its running jobs are abandoned when it leaves placement
+// and finish elsewhere, long before their hard timeout. Thawed, it comes
+// back without what it held.
+TEST_F(DistDockerTest, AFrozenEnginesRunningJobsFinishElsewhereBeforeTheirTimeout) {
+  ASSERT_TRUE(waitHealthy(e2Url(), true, 30s)) << tangod->log();
+  const std::map<std::string, std::string> slow = {
+      {"autograde-Makefile", "all:\n\t@sleep 3; echo Hello from the sandbox\n"}};
+  json::object opts{{"image", testImage()}, {"timeout", 60}};  // hard timeout: 70 s
+  std::map<std::string, std::int64_t> ids;
+  for (int i = 0; i < 12; ++i) {
+    const std::string out = "frozen-" + std::to_string(i);
+    ids[out] = submit("frozen", slow, out, opts);
+  }
+  const auto end = std::chrono::steady_clock::now() + 60s;
+  auto runningOnE2 = [&] { return hosts()[e2Url()].at("running").as_int64(); };
+  while (runningOnE2() < 1 && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(50ms);
+  ASSERT_GE(runningOnE2(), 1) << tangod->log();
+  const auto before = vmIdsOn(*e2, prefix);
+  std::string out;
+  ASSERT_EQ(engines("freeze e2", &out), 0) << out;
+  struct Thaw {
+    ~Thaw() { engines("thaw e2"); }
+  } thaw;
+  const auto frozenAt = std::chrono::steady_clock::now();
+  EXPECT_TRUE(waitHealthy(e2Url(), false, 20s)) << tangod->log();
+  auto done = waitAll(ids, 60s);
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - frozenAt).count();
+  for (auto& [name, id] : ids) {
+    ASSERT_TRUE(done.count(id)) << "job " << id << " not finished\n" << tangod->log();
+    auto text = waitOutput("frozen", name, 5s);
+    ASSERT_TRUE(text) << name;
+    EXPECT_NE(text->find("Hello from the sandbox"), std::string::npos) << *text;
+  }
+  EXPECT_LT(took, 45.0) << "the frozen engine's jobs waited for their hard timeout";
+  EXPECT_NE(tangod->log().find("the run was abandoned"), std::string::npos) << tangod->log();
+  ASSERT_EQ(engines("thaw e2", &out), 0) << out;
+  ASSERT_TRUE(waitHealthy(e2Url(), true, 30s)) << tangod->log();
+  for (auto id : vmIdsOn(*e2, prefix)) EXPECT_EQ(before.count(id), 0u) << "leftover VM " << id;
+}
+
 // An image on one engine only: its jobs run there and nowhere else.
 TEST_F(DistDockerTest, AnImageOnOneEngineRunsOnlyThere) {
   const std::string only = "tdd-only-e3-" + std::to_string(::getpid());

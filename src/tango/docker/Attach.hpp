@@ -48,6 +48,9 @@ class Attachment {
   // Reads stdout and stderr until the container closes them (it exited).
   // Throws DockerTimeout at the deadline.
   void drain(const Sink& out, const Sink& err, Deadline deadline);
+  // The connection's socket: shutdown(2) of it from another thread ends a
+  // write or drain at once (an engine that stopped answering).
+  int socket() const { return fd_.get(); }
 
  private:
   Attachment(Fd fd, std::string engine);

@@ -89,20 +89,26 @@ void DistDockerVmms::healthLoop() {
     lock.unlock();
     for (Engine* e : check) {
       const std::string why = e->driver->probe();
-      bool healthy = false;
+      bool healthy = false, wentDown = false;
       {
         std::lock_guard guard(mu_);
         healthy = e->healthy;
         if (!why.empty()) {
           ++e->failures;
-          if (!healthy)
+          if (!healthy) {
             e->problem = why;
-          else if (e->failures >= kFailuresToGo || suspects.count(e))
+          } else if (e->failures >= kFailuresToGo || suspects.count(e)) {
             markDown(*e, why);
-          continue;
+            wentDown = true;
+          }
+        } else {
+          e->failures = 0;
         }
-        e->failures = 0;
       }
+      // A frozen engine never closes its jobs' connections: they end now and
+      // are retried elsewhere, not at their hard timeout.
+      if (wentDown) e->driver->abandonRuns();
+      if (!why.empty()) continue;
       if (!healthy) {
         bringUp(*e);
         continue;

@@ -52,6 +52,7 @@ class DockerEngineDriver final : public EngineDriver {
     return {};
   }
   docker::Engine::SystemInfo systemInfo() override { return docker_.engine().systemInfo(10s); }
+  void abandonRuns() override { docker_.abandonRuns(); }
 
  private:
   std::shared_ptr<Shared> shared_;  // outlives the link (declared first)

@@ -1,6 +1,7 @@
 // localDocker: running a job in its container (see DockerVmms.hpp), and
 // saying which limit ended it.
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 
@@ -145,6 +146,19 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
   int code = -1;
   try {
     auto att = engine_.attach(name, 30s);
+    // While attached, abandonRuns can cut the connection (never once `att`
+    // is gone: the guard, declared after it, forgets the socket first).
+    struct Attached {
+      DockerVmms& self;
+      const std::string& name;
+      Attached(DockerVmms& s, const std::string& n, int socket) : self(s), name(n) { set(socket); }
+      ~Attached() { set(-1); }
+      void set(int socket) {
+        std::lock_guard lock(self.mu_);
+        if (auto it = self.containers_.find(name); it != self.containers_.end())
+          it->second.attachSocket = socket;
+      }
+    } attached{*this, name, att.socket()};
     // Handing the job over has its own bound (COPYIN_TIMEOUT); the run's
     // starts once the autodriver has it. A write cut short means the
     // autodriver exited before reading it all: its stderr and exit code,
@@ -152,6 +166,10 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
     const auto copyIn = std::chrono::seconds(std::max(cfg_.copyInTimeout, 1));
     if (att.write(tar, Clock::now() + copyIn)) att.closeStdin();
     att.drain([&frames](std::string_view c) { frames.feed(c); }, errSink, Clock::now() + hard);
+    if (wasAbandoned(name)) {
+      result.error = "the engine stopped answering; the run was abandoned";
+      return result;
+    }
     code = engine_.waitContainer(name, 30s);
   } catch (const docker::DockerTimeout&) {
     try {
@@ -162,7 +180,8 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
                    " s; container killed";
     return result;
   } catch (const docker::DockerError& e) {
-    result.error = e.what();
+    result.error = wasAbandoned(name) ? "the engine stopped answering; the run was abandoned"
+                                      : std::string(e.what());
     return result;
   }
   if (code < 0 || code > 3) {
@@ -186,6 +205,21 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
   if (auto it = containers_.find(name); it != containers_.end())
     it->second.output = frames.takeOutput();
   return result;
+}
+
+void DockerVmms::abandonRuns() {
+  std::lock_guard lock(mu_);
+  for (auto& [name, c] : containers_) {
+    if (!c.running || c.attachSocket < 0) continue;
+    c.abandoned = true;
+    ::shutdown(c.attachSocket, SHUT_RDWR);
+  }
+}
+
+bool DockerVmms::wasAbandoned(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = containers_.find(name);
+  return it != containers_.end() && it->second.abandoned;
 }
 
 std::string DockerVmms::memoryNotice(const TangoMachine& vm, const RunSpec& spec) {

@@ -75,6 +75,9 @@ class DockerVmms : public Vmms {
 
   // <PREFIX>-<id>-<image> with characters Docker refuses in names replaced.
   std::string containerName(const TangoMachine& vm) const;
+  // The engine stopped answering (distDocker): every run attached to it ends
+  // now with an error, rather than at its hard timeout.
+  void abandonRuns();
   docker::Engine& engine() { return engine_; }
   // Whether the container was created with a read-only root.
   bool readOnlyRoot(const TangoMachine& vm);
@@ -95,6 +98,8 @@ class DockerVmms : public Vmms {
     std::shared_ptr<LiveHead> live;       // from runJob on: the output's head
     bool running = false;
     bool destroyed = false;  // destroyVM came while the job ran
+    int attachSocket = -1;   // while runJob is attached: abandonRuns shuts it down
+    bool abandoned = false;  // abandonRuns came while the job ran
   };
 
   // DockerImages.cpp: what containers of `image` need, by image id.
@@ -113,6 +118,7 @@ class DockerVmms : public Vmms {
   std::int64_t outputCap(const RunSpec& spec) const;
   StepResult prepareRun(const std::string& name, const RunSpec& spec);
   bool pidsLimited();
+  bool wasAbandoned(const std::string& name);
 
   Config cfg_;
   docker::Engine engine_;

@@ -23,6 +23,8 @@ class EngineDriver {
   virtual std::string probe() = 0;
   // Its CPUs and memory, for a capacity nobody configured. Throws.
   virtual docker::Engine::SystemInfo systemInfo() = 0;
+  // It stopped answering: runs still waiting on it end now, with an error.
+  virtual void abandonRuns() {}
 };
 
 struct DistEngine {

@@ -10,6 +10,7 @@
 #                                      (data-roots stay, so the next up is fast)
 #   test-engines.sh kill9 <e2|e3>      the engine's host dies (see "kill9" below)
 #   test-engines.sh restart <e2|e3>    start it again with the same settings
+#   test-engines.sh freeze|thaw <e2|e3> SIGSTOP / SIGCONT its dockerd (it hangs)
 #   test-engines.sh status             processes, /_ping, memory per engine
 #
 #   e2: reached over TCP + TLS client certificates on 127.0.0.1:$TANGO_E2_PORT (23760)
@@ -113,7 +114,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -840,6 +841,19 @@ cmd_kill9() {
   log "$e: killed -9: $what"
 }
 
+# The engine hangs rather than dies: its dockerd is stopped (SIGSTOP), so
+# connections stay open and nothing answers, as with a machine that freezes
+# or a network that drops packets. `thaw` lets it go on.
+cmd_freeze() {
+  local e=$1 sig=$2 pid
+  check_root; check_engine_name "$e"
+  lock
+  load_session || die "the engines are not up"
+  pid=$(dockerd_pid "$e") || die "$e: dockerd is not running"
+  kill "-$sig" "$pid"
+  log "$e: dockerd ($pid) sent SIG$sig"
+}
+
 cmd_restart() {
   local e=$1 t0
   t0=$(now)
@@ -901,6 +915,8 @@ case ${1-} in
   down) [[ $# -eq 2 ]] || usage; cmd_down "$2" ;;
   kill9) [[ $# -eq 2 ]] || usage; cmd_kill9 "$2" ;;
   restart) [[ $# -eq 2 ]] || usage; cmd_restart "$2" ;;
+  freeze) [[ $# -eq 2 ]] || usage; cmd_freeze "$2" STOP ;;
+  thaw) [[ $# -eq 2 ]] || usage; cmd_freeze "$2" CONT ;;
   status) cmd_status ;;
   *) usage ;;
 esac
