@@ -111,6 +111,22 @@ TEST_F(DistDockerPlacementTest, ContainersGoWhereMostSlotsAreFreeInProportionToC
   EXPECT_EQ(placedOn(1, 100)["a"], 1);
 }
 
+// A VM whose making failed may exist half made on its engine: it stays
+// placed, so destroying it reaches that engine.
+TEST_F(DistDockerPlacementTest, AFailedInitializeStillDestroysOnItsEngine) {
+  start({2});
+  fakes[0]->initHook = [](int) { return std::string("start failed"); };
+  auto m = vm(1);
+  auto r = dist->initializeVM(m, 5s);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.error, "a: start failed");
+  EXPECT_EQ(dist->hostOf(m), "a");
+  const int before = fakes[0]->destroys;
+  EXPECT_TRUE(dist->safeDestroyVM(m).ok);
+  EXPECT_EQ(fakes[0]->destroys, before + 1);
+  EXPECT_EQ(status("a").held, 0);
+}
+
 TEST_F(DistDockerPlacementTest, AnEngineNeverRunsMoreJobsThanItsCapacity) {
   start({1});
   for (auto& f : fakes) f->holdRuns = true;

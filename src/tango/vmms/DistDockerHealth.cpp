@@ -92,6 +92,7 @@ void DistDockerVmms::healthLoop() {
       bool healthy = false, wentDown = false;
       {
         std::lock_guard guard(mu_);
+        ++e->probes;
         healthy = e->healthy;
         if (!why.empty()) {
           ++e->failures;
@@ -105,6 +106,7 @@ void DistDockerVmms::healthLoop() {
           e->failures = 0;
         }
       }
+      cv_.notify_all();  // a safeDestroyVM may wait for this verdict
       // A frozen engine never closes its jobs' connections: they end now and
       // are retried elsewhere, not at their hard timeout.
       if (wentDown) e->driver->abandonRuns();

@@ -117,13 +117,8 @@ StepResult DistDockerVmms::initializeVM(const TangoMachine& vm, std::chrono::sec
   if (!chosen) return StepResult::failure("no Docker engine that answers holds image " + image);
   StepResult r = chosen->docker().initializeVM(vm, timeout);
   if (!r.ok) {
-    {
-      std::lock_guard lock(mu_);
-      if (engineOfLocked(vm) == chosen) {
-        placed_.erase(vm.id);
-        --chosen->held;
-      }
-    }
+    // Still placed: the container may exist half made (created, not
+    // started), and the caller's destroyVM must reach its engine.
     suspect(*chosen);
     r.error = chosen->name + ": " + r.error;
   }
@@ -200,7 +195,22 @@ StepResult DistDockerVmms::destroyVM(const TangoMachine& vm) {
 
 StepResult DistDockerVmms::safeDestroyVM(const TangoMachine& vm) {
   Engine* e = forget(vm);
-  return e ? e->docker().safeDestroyVM(vm) : StepResult::success();
+  if (!e) return StepResult::success();
+  // A forced remove that succeeds leaves nothing (DockerVmms::destroyVM).
+  StepResult r = e->docker().destroyVM(vm);
+  if (r.ok) return r;
+  // Failed: ask the engine now. One that went away has its leftovers
+  // removed when it answers again (bringUp), so nobody waits for it here;
+  // one that answers is tried on, as localDocker does.
+  {
+    std::unique_lock lock(mu_);
+    const auto asked = e->probes;
+    suspects_.insert(e);
+    cv_.notify_all();
+    cv_.wait_for(lock, 10s, [&] { return stop_ || !e->healthy || e->probes > asked; });
+    if (!e->healthy) return StepResult::success();
+  }
+  return e->docker().safeDestroyVM(vm);
 }
 
 std::vector<TangoMachine> DistDockerVmms::getVMs() {

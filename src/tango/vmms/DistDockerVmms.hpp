@@ -74,7 +74,8 @@ class DistDockerVmms : public Vmms {
     // Guarded by mu_:
     int capacity = 1;
     bool healthy = false;
-    int failures = 0;  // pings failed in a row
+    int failures = 0;          // pings failed in a row
+    std::uint64_t probes = 0;  // verdicts so far (safeDestroyVM waits for the next)
     std::string problem;
     int held = 0;     // containers placed here and not destroyed
     int running = 0;  // jobs in runJob here
