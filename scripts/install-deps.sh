@@ -9,7 +9,7 @@ PACKAGES=(
   libcurl4-openssl-dev libarchive-dev libsqlite3-dev sqlite3 libssl-dev
   libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev
-  bubblewrap make
+  bubblewrap make libseccomp-dev  # the local sandbox and its seccomp filter
   openssh-client libxml2-dev  # the SSH backends; EC2's XML answers
   libhiredis-dev redis-server  # several nodes on one Redis (tests start their own servers)
   awscli  # proves the EC2 test double speaks EC2 (tests/ec2)

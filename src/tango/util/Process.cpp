@@ -144,6 +144,7 @@ Process Process::spawn(const SpawnOptions& options) {
   const bool killWithParent = options.killWithParent;
   const std::vector<int>& cgroupFds = options.joinCgroupFds;
   const int stdinFd = options.stdinFd >= 0 ? options.stdinFd : devNull.get();
+  const std::vector<int>& inheritFds = options.inheritFds;
 
   pid_t pid = ::fork();
   if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
@@ -160,6 +161,8 @@ Process Process::spawn(const SpawnOptions& options) {
     if (syscall(SYS_close_range, 3U, ~0U, kCloseRangeCloexec) != 0) {
       for (int fd = 3; fd < 4096; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
+    for (int fd : inheritFds)
+      if (fd < 3 || ::fcntl(fd, F_SETFD, 0) != 0) childFail(fail, kStepIo);
     // Own process group: a terminal's ^C to the service does not reach it.
     ::setpgid(0, 0);
     // The service's own umask (077) is not the job's: what a job creates

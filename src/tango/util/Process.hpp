@@ -37,6 +37,9 @@ struct SpawnOptions {
   // The child's stdin, duplicated (not owned; open until spawn returns);
   // -1 = /dev/null.
   int stdinFd = -1;
+  // Fds (3 and up) the child keeps at their numbers across exec, as bwrap's
+  // --seccomp FD expects; every other fd is closed. Not owned.
+  std::vector<int> inheritFds;
 };
 
 class Process {

@@ -57,11 +57,16 @@ std::vector<std::string> sandboxArgs(const SandboxPlan& plan) {
   if (spec.disableNetwork) a.push_back("--unshare-net");
   // No nested user namespaces: they are kernel attack surface a grader never needs.
   a.insert(a.end(), {"--disable-userns", "--die-with-parent", "--new-session", "--hostname",
-                     plan.hostname.substr(0, 63), "--ro-bind", plan.root.string(), "/", "--dev",
-                     "/dev", "--proc", "/proc"});
+                     plan.hostname.substr(0, 63), "--ro-bind", plan.root.string(), "/"});
   auto tmpfs = [&](const std::string& where, std::int64_t size) {
     a.insert(a.end(), {"--size", std::to_string(size), "--tmpfs", where});
   };
+  // bwrap's /dev is a tmpfs the job owns, of no size limit: /dev/shm gets a
+  // tmpfs of the disk limit, and /dev itself turns read-only (its device
+  // nodes and /dev/pts are mounts of their own and keep working).
+  a.insert(a.end(), {"--dev", "/dev"});
+  tmpfs("/dev/shm", limits.diskBytes);
+  a.insert(a.end(), {"--remount-ro", "/dev", "--proc", "/proc"});
   const std::vector<std::string> scratch{"/tmp", "/var/tmp", "/run", "/home"};
   for (const auto& s : scratch) {
     if (s == "/var/tmp" && !fs::is_directory(plan.root / "var/tmp")) continue;
@@ -89,6 +94,7 @@ std::vector<std::string> sandboxArgs(const SandboxPlan& plan) {
   tmpfs("/home/autograde", limits.diskBytes);
   if (plan.oomEvents)
     a.insert(a.end(), {"--ro-bind", plan.oomEvents->string(), "/run/tango/oom_events"});
+  if (plan.seccompFd >= 0) a.insert(a.end(), {"--seccomp", std::to_string(plan.seccompFd)});
   a.insert(a.end(), {"--ro-bind",
                      (plan.vmDir / "job").string(),
                      "/run/tango-in",

@@ -32,6 +32,7 @@ struct SandboxPlan {
   std::filesystem::path vmDir;                     // its job/ (inputs) and run/ (partial output)
   std::filesystem::path autodriver;                // bound read-only at /run/tango/autodriver
   std::optional<std::filesystem::path> oomEvents;  // the memory cgroup's OOM counter
+  int seccompFd = -1;                              // the filter (Seccomp.hpp), or none
   // Host paths the job must not see (the data directory, the courselabs,
   // the other VMs): each is covered by an empty tmpfs when the job could
   // reach it at all.

@@ -16,8 +16,11 @@
 //   run/     root, 0711: holds only `partial` (the VM uid's), the autodriver's
 //            partial output, mounted as /run/tango-out; the job cannot add files
 //   output   root-only: the autodriver's stdout of the last run
-// Per VM, cgroups <own cgroup>/tango/<instance>.<uid> in the v1 memory and
-// pids controllers (see Cgroup.hpp), removed with the VM.
+// Per VM, cgroups <own cgroup>/tango/<instance>.<uid> (v1: memory, pids and
+// cpu controllers; v2: one group; see Cgroup.hpp), removed with the VM.
+// Split by job: LocalSetup.cpp (start-up, preflight), LocalVmms.cpp (the
+// VM's life), LocalRun.cpp (one run), LocalSandbox.cpp (bwrap's arguments),
+// Seccomp.cpp (the filter), TreeRemoval.cpp (removing a job's files).
 #include <sys/types.h>
 
 #include <filesystem>
@@ -81,6 +84,8 @@ class LocalVmms : public Vmms {
   std::optional<std::filesystem::path> imageRoot(const TangoMachine& vm) const;
   std::optional<uid_t> readUid(const std::filesystem::path& dir) const;
   SandboxLimits limitsFor(const RunSpec& spec) const;
+  static RunResult interpretExit(int waitStatus, bool writeFailed, const std::string& errText,
+                                 RunResult result);
   std::string makeSandboxDir(const std::filesystem::path& dir);
   std::string installAutodriver();
   void removeLegacyVms();
@@ -95,7 +100,7 @@ class LocalVmms : public Vmms {
   std::filesystem::path sandboxAutodriver_;  // the copy the sandboxes run
   std::string setupError_;                   // what the constructor could not do
   std::filesystem::path bwrap_;
-  CgroupV1 cgroups_;
+  SandboxCgroups cgroups_;
 
   mutable std::mutex mu_;
   std::set<std::uint32_t> usedSlots_;       // guarded by mu_

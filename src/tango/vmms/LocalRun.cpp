@@ -1,0 +1,225 @@
+// One job's run in a `local` VM: its output files, its cgroups, the
+// bubblewrap sandbox with the autodriver inside, and what its end means.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <system_error>
+
+#include "tango/util/Process.hpp"
+#include "tango/vmms/LocalFiles.hpp"
+#include "tango/vmms/LocalVmms.hpp"
+#include "tango/vmms/Seccomp.hpp"
+#include "tango/vmms/UsageLine.hpp"
+
+namespace tango {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using local::errnoText;
+using local::openDir;
+
+namespace {
+
+constexpr std::int64_t kOutputSlack = 64 * 1024;  // beyond the autodriver's own cap
+constexpr std::size_t kStderrCap = 64 * 1024;
+// The sandbox's own processes besides the job's: bwrap, its PID 1, the autodriver.
+constexpr std::int64_t kSandboxPids = 16;
+
+// The run's output file (the autodriver's stdout, root's) and an empty
+// partial-output file the job's uid may write: a previous run's partial
+// output must not show up as this run's, and the job's uid cannot create
+// files in run/. Empty on success, else what failed.
+std::string prepareRunFiles(int vmDirFd, uid_t uid, Fd& output) {
+  output = Fd(
+      ::openat(vmDirFd, "output", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!output) return errnoText("create output file");
+  Fd run = openDir(vmDirFd, "run");
+  if (!run) return errnoText("open run directory");
+  ::unlinkat(run.get(), "partial", 0);
+  Fd partial(
+      ::openat(run.get(), "partial", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!partial || ::fchown(partial.get(), uid, uid) != 0)
+    return errnoText("create the partial output file");
+  return {};
+}
+
+// What the sandbox's streams bring: stdout into the output file, up to a
+// cap (the autodriver caps it already; this is the backstop if it is
+// replaced or broken, so the host disk is never at a job's mercy), and the
+// head of stderr, which ends with the usage line.
+struct RunStreams {
+  int output;
+  std::int64_t cap;
+  std::int64_t written = 0;
+  bool writeFailed = false;
+  std::string errText;
+
+  void onStdout(std::string_view chunk) {
+    if (written >= cap || writeFailed) return;
+    auto n = std::min<std::int64_t>(static_cast<std::int64_t>(chunk.size()), cap - written);
+    if (!writeAll(output, chunk.substr(0, static_cast<std::size_t>(n)))) writeFailed = true;
+    written += n;
+  }
+  void onStderr(std::string_view chunk) {
+    if (errText.size() < kStderrCap)
+      errText.append(chunk.substr(0, std::min(chunk.size(), kStderrCap - errText.size())));
+  }
+};
+
+std::chrono::seconds hardTimeoutOf(const RunSpec& spec) {
+  if (spec.hardTimeout > 0s) return spec.hardTimeout;
+  if (spec.timeoutSecs > 0) return std::chrono::seconds(spec.timeoutSecs) + 30s;
+  return 0s;
+}
+
+}  // namespace
+
+SandboxLimits LocalVmms::limitsFor(const RunSpec& spec) const {
+  constexpr std::int64_t kMB = 1024 * 1024;
+  SandboxLimits l;
+  l.memoryBytes = spec.memoryLimitBytes > 0 ? spec.memoryLimitBytes : cfg_.vmMemoryLimit * kMB;
+  l.diskBytes = spec.diskLimitBytes > 0 ? spec.diskLimitBytes : cfg_.vmDiskLimit * kMB;
+  l.cpuSecs = spec.cpuTimeSecs > 0 ? spec.cpuTimeSecs : cfg_.vmCpuTimeLimit;
+  return l;
+}
+
+RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
+  RunResult result;
+  auto fail = [&](std::string why) {
+    result.status = -1;
+    result.error = std::move(why);
+    return result;
+  };
+  auto inst = checkedInstance(vm);
+  if (!inst) return fail("invalid VM name or id");
+  const fs::path dir = vmsDir_ / *inst;
+  auto uid = readUid(dir);
+  if (!uid) return fail("VM " + *inst + " does not exist");
+  auto root = imageRoot(vm);
+  if (!root) return fail("unknown image " + vm.name);
+  if (bwrap_.empty()) return fail("bwrap is not installed");
+  struct stat adSt {};
+  if (::stat(sandboxAutodriver_.c_str(), &adSt) != 0 || !S_ISREG(adSt.st_mode))
+    return fail("autodriver not found at '" + sandboxAutodriver_.string() + "'");
+
+  Fd d = openDir(AT_FDCWD, dir.c_str());
+  if (!d) return fail(errnoText("open " + dir.string()));
+  Fd output;
+  if (auto err = prepareRunFiles(d.get(), *uid, output); !err.empty()) return fail(err);
+
+  const SandboxLimits limits = limitsFor(spec);
+  const std::string group = cgroupName(*inst, *uid);
+  CgroupLimits cgLimits;
+  cgLimits.memoryBytes = limits.memoryBytes;
+  cgLimits.pids = spec.ulimitProcs > 0 ? spec.ulimitProcs + kSandboxPids : 0;
+  cgLimits.cores = vm.cores.value_or(0);
+  if (auto err = cgroups_.prepare(group, cgLimits); !err.empty())
+    return fail("cannot set up the VM's cgroups: " + err);
+  std::string setupError;
+  std::vector<Fd> cgroupProcs = cgroups_.openProcs(group, setupError);
+  if (!setupError.empty()) return fail("cannot set up the VM's cgroups: " + setupError);
+  Fd seccomp = seccompFilterFd(setupError);
+  if (!seccomp) return fail(setupError);
+
+  SpawnOptions opts;
+  opts.argv = sandboxArgs({bwrap_,
+                           *inst,
+                           *root,
+                           dir,
+                           sandboxAutodriver_,
+                           cgroups_.oomEventsFile(group),
+                           seccomp.get(),
+                           {cfg_.dataDir, cfg_.courselabsDir(), vmsDir_},
+                           spec,
+                           limits});
+  opts.env = {"PATH=/usr/bin:/bin"};
+  opts.credentials = std::make_pair(*uid, static_cast<gid_t>(*uid));
+  for (const Fd& fd : cgroupProcs) opts.joinCgroupFds.push_back(fd.get());
+  opts.inheritFds.push_back(seccomp.get());
+
+  std::optional<Process> proc;
+  {
+    std::lock_guard lock(mu_);
+    if (running_.count(*inst)) return fail("a job is already running in VM " + *inst);
+    try {
+      proc.emplace(Process::spawn(opts));
+    } catch (const std::system_error& e) {
+      return fail(std::string("cannot start the sandbox: ") + e.what());
+    }
+    running_[*inst] = Running{&*proc, spec.maxOutputBytes, false};
+  }
+  // Unregisters before `proc` is reaped or destroyed, so destroyVM never
+  // signals a pid that could have been reused.
+  struct Unregister {
+    LocalVmms* self;
+    const std::string& inst;
+    bool done = false;
+    bool killedByDestroy = false;
+    void now() {
+      if (done) return;
+      std::lock_guard lock(self->mu_);
+      if (auto it = self->running_.find(inst); it != self->running_.end()) {
+        killedByDestroy = it->second.killedByDestroy;
+        self->running_.erase(it);
+      }
+      done = true;
+    }
+    ~Unregister() { now(); }
+  } unregister{this, *inst};
+
+  RunStreams streams{output.get(), std::max<std::int64_t>(spec.maxOutputBytes, 0) + kOutputSlack};
+  auto onStdout = [&](std::string_view c) { streams.onStdout(c); };
+  auto onStderr = [&](std::string_view c) { streams.onStderr(c); };
+  const std::chrono::seconds hard = hardTimeoutOf(spec);
+  const auto deadline = hard > 0s ? SteadyClock::now() + hard : SteadyClock::time_point::max();
+  bool hardKilled = false;
+  if (proc->communicate(onStdout, onStderr, deadline) == Process::IoResult::Deadline) {
+    // Killing bwrap kills the sandbox's PID 1 (--die-with-parent), and with it
+    // every process in the sandbox's PID namespace.
+    hardKilled = true;
+    proc->signal(SIGKILL);
+    proc->waitExit(SteadyClock::now() + 10s);
+    proc->communicate(onStdout, onStderr, SteadyClock::now() + 2s, 500ms);
+  }
+  unregister.now();
+  const int st = proc->reap();
+  // The kernel tears a PID namespace down asynchronously: wait until the
+  // uid's processes are gone, so the run never returns with some still dying.
+  if (hardKilled && !killUidProcesses(*uid))
+    spdlog::warn("local VMMS: processes of uid {} outlived the hard timeout kill", *uid);
+  result.usage = parseUsageLine(streams.errText);
+
+  if (unregister.killedByDestroy) return fail("the VM was destroyed while the job ran");
+  if (hardKilled)
+    return fail("the run exceeded the hard timeout of " + std::to_string(hard.count()) +
+                " s; sandbox killed");
+  return interpretExit(st, streams.writeFailed, streams.errText, result);
+}
+
+// The sandbox's wait status, as a run's result.
+RunResult LocalVmms::interpretExit(int st, bool writeFailed, const std::string& errText,
+                                   RunResult result) {
+  auto fail = [&](std::string why) {
+    result.status = -1;
+    result.error = std::move(why);
+    return result;
+  };
+  if (WIFSIGNALED(st)) return fail("the sandbox died from signal " + std::to_string(WTERMSIG(st)));
+  if (!WIFEXITED(st)) return fail("the sandbox ended abnormally");
+  if (writeFailed) return fail("cannot write the output file");
+  const int code = WEXITSTATUS(st);
+  // bwrap reports its own setup failures with exit status 1 and a "bwrap:"
+  // message; the autodriver never prints that.
+  if (errText.starts_with("bwrap: ") || errText.find("\nbwrap: ") != std::string::npos)
+    return fail("sandbox setup failed: " + stderrExcerpt(errText));
+  result.status = code;
+  if (code != 0 && code != 2)
+    result.error = "autodriver exited with status " + std::to_string(code) +
+                   (errText.empty() ? "" : ": " + stderrExcerpt(errText));
+  return result;
+}
+
+}  // namespace tango
