@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "../docker/DockerFixture.hpp"
@@ -212,6 +213,38 @@ TEST_F(HostileDockerTest, DiskFillStopsAtTheDiskLimit) {
   EXPECT_TRUE(
       body(r).ends_with("No space left on device\nNo space left on device\ndisk-fill done\n"))
       << body(r);
+  expectNormalJob();
+}
+
+TEST_F(HostileDockerTest, SyscallsTheEnginesProfileDeniesFailWithEperm) {
+  auto r = runCase("syscalls", "sys", 10);
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  const std::string b = body(r);
+  EXPECT_TRUE(b.starts_with("Autodriver: Job exited with status 0\nseccomp mode 2\n")) << b;
+  EXPECT_TRUE(b.ends_with("probe done\n")) << b;
+  // Docker 20.10's default profile allows these (ptrace on kernels from
+  // 4.8, io_uring, adjtimex to read the clock); each is documented there.
+  const std::set<std::string> enginesChoice{"adjtimex", "io_uring_setup", "ptrace_attach",
+                                            "ptrace_seize"};
+  std::size_t denied = 0;
+  std::istringstream lines(b.substr(b.find("seccomp mode")));
+  std::string line;
+  std::getline(lines, line);
+  while (std::getline(lines, line) && line != "probe done") {
+    const std::string name = line.substr(0, line.find(' '));
+    if (enginesChoice.count(name)) continue;
+    ++denied;
+    EXPECT_TRUE(line.ends_with(" EPERM")) << line;
+  }
+  EXPECT_EQ(denied, 27u) << b;
+  expectNormalJob();
+}
+
+TEST_F(HostileDockerTest, DevShmStopsAtTheDiskLimit) {
+  auto r = runCase("dev_shm_fill", "shm", 10);
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  EXPECT_NE(body(r).find("No space left on device\nshm MB: 16\n"), std::string::npos) << body(r);
+  EXPECT_TRUE(body(r).ends_with("shm-fill done\n")) << body(r);
   expectNormalJob();
 }
 

@@ -11,6 +11,7 @@
 
 #include <fstream>
 #include <set>
+#include <sstream>
 
 #include "../service/Listener.hpp"
 #include "HostileCases.hpp"
@@ -208,6 +209,37 @@ TEST_F(HostileTest, MemoryHogIsKilledAtTheLimitWithAClearMessage) {
     // RLIMIT_AS fallback: the allocation fails instead.
     EXPECT_NE(body(r).find("memory"), std::string::npos) << body(r);
   }
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, SyscallsAGraderNeverNeedsFailWithEpermAndTheJobGoesOn) {
+  auto r = runCase("syscalls", "sys", 10);
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  const std::string b = body(r);
+  EXPECT_TRUE(b.starts_with("Autodriver: Job exited with status 0\nseccomp mode 2\n")) << b;
+  // Every probe line between the mode and the end says EPERM.
+  std::size_t probes = 0;
+  std::istringstream lines(b.substr(b.find("seccomp mode")));
+  std::string line;
+  std::getline(lines, line);
+  while (std::getline(lines, line) && line != "probe done") {
+    ++probes;
+    EXPECT_TRUE(line.ends_with(" EPERM")) << line;
+  }
+  EXPECT_EQ(line, "probe done") << b;
+  EXPECT_EQ(probes, 31u) << b;
+  expectNormalJob();
+}
+
+TEST_F(HostileTest, DevShmStopsAtTheDiskLimitAndDevIsReadOnly) {
+  auto r = runCase("dev_shm_fill", "shm", 10);
+  EXPECT_EQ(outcome(r), "success") << r.output;
+  // VM_DISK_LIMIT is 16 MB here, the memory limit 128 MB: the tmpfs fills
+  // long before the memory cgroup would step in.
+  EXPECT_TRUE(
+      body(r).ends_with("No space left on device\nshm MB: 16\nRead-only file system\n"
+                        "shm-fill done\n"))
+      << body(r);
   expectNormalJob();
 }
 

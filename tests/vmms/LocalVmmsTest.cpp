@@ -478,6 +478,36 @@ TEST_F(LocalVmmsTest, MemoryAndDiskLimitsAndTheirCgroupsGoWithTheVm) {
   EXPECT_FALSE(fs::exists(group));
 }
 
+TEST_F(LocalVmmsTest, CpuQuotaFromTheVmsCores) {
+  tango::SandboxCgroups cgroups;
+  if (!cgroups.hasCpu()) FAIL() << "no cpu cgroup to test: " << cgroups.describe();
+  auto vm = machine(1017);
+  vm.cores = 1;
+  // Two busy loops for 2 s: with one core's quota they share it.
+  auto [r, out] = runMakefile(
+      vm,
+      "all:\n\t@timeout 2 sh -c 'while :; do :; done' & timeout 2 sh -c 'while :; do :; done' & "
+      "wait; echo spun\n",
+      spec(20));
+  EXPECT_EQ(r.status, 0) << r.error;
+  EXPECT_EQ(out, "Autodriver: Job exited with status 0\nspun\n");
+  ASSERT_TRUE(r.usage.has_value());
+  const double cpu = static_cast<double>(r.usage->userMs + r.usage->sysMs);
+  EXPECT_LT(cpu, 1.3 * static_cast<double>(r.usage->wallMs))
+      << "cpu " << cpu << " ms in " << r.usage->wallMs << " ms";
+  auto uid = vmms_->vmUid(vm);
+  ASSERT_TRUE(uid.has_value());
+  const std::string group = vmms_->vmDir(vm).filename().string() + "." + std::to_string(*uid);
+  bool found = false;
+  for (const auto& base : cgroups.bases()) {
+    if (!fs::exists(base / group / "cpu.cfs_quota_us")) continue;
+    found = true;
+    EXPECT_EQ(readFile(base / group / "cpu.cfs_quota_us"), "100000\n");
+  }
+  EXPECT_TRUE(found) << "no cpu group " << group;
+  EXPECT_TRUE(vmms_->safeDestroyVM(vm).ok);
+}
+
 TEST_F(LocalVmmsTest, ConcurrentJobsInSeveralVms) {
   constexpr int kVms = 4;
   for (int i = 0; i < kVms; ++i) prepare(machine(3000 + i), "all:\n\t@echo job-$$(id -u)\n");

@@ -1,8 +1,8 @@
 #include "tango/vmms/Cgroup.hpp"
 
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <fmt/ranges.h>
+#include <linux/magic.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -109,7 +109,8 @@ std::map<std::string, int> enableControllers(const fs::path& group,
                                              const std::vector<std::string>& controllers) {
   std::map<std::string, int> failed;
   for (const auto& c : controllers) {
-    Fd fd(::open((group / "cgroup.subtree_control").c_str(), O_WRONLY | O_CLOEXEC));
+    Fd fd(::open((group / "cgroup.subtree_control").c_str(),
+                 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd || !writeAll(fd.get(), "+" + c)) failed[c] = errno;
   }
   return failed;
@@ -304,8 +305,7 @@ std::string SandboxCgroups::limit(const Base& b, const fs::path& g,
                             std::to_string(kCpuPeriodUs);
       if (auto err = writeFile(g / "cpu.max", v); !err.empty()) return err;
     } else {
-      if (auto err = writeFile(g / "cpu.cfs_period_us", std::to_string(kCpuPeriodUs));
-          !err.empty())
+      if (auto err = writeFile(g / "cpu.cfs_period_us", std::to_string(kCpuPeriodUs)); !err.empty())
         return err;
       if (auto err = writeFile(g / "cpu.cfs_quota_us", std::to_string(quota)); !err.empty())
         return err;

@@ -9,9 +9,7 @@
 namespace tango::local {
 using namespace std::chrono_literals;
 
-std::string errnoText(const std::string& what, int err) {
-  return what + ": " + std::strerror(err);
-}
+std::string errnoText(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
 SteadyClock::time_point deadlineAfter(std::chrono::seconds timeout) {
   if (timeout <= 0s) return SteadyClock::time_point::max();

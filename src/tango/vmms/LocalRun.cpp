@@ -33,8 +33,8 @@ constexpr std::int64_t kSandboxPids = 16;
 // output must not show up as this run's, and the job's uid cannot create
 // files in run/. Empty on success, else what failed.
 std::string prepareRunFiles(int vmDirFd, uid_t uid, Fd& output) {
-  output = Fd(
-      ::openat(vmDirFd, "output", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  output =
+      Fd(::openat(vmDirFd, "output", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!output) return errnoText("create output file");
   Fd run = openDir(vmDirFd, "run");
   if (!run) return errnoText("open run directory");

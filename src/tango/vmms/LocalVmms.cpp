@@ -389,4 +389,3 @@ std::optional<std::string> LocalVmms::getPartialOutput(const TangoMachine& vm) {
 }
 
 }  // namespace tango
-
