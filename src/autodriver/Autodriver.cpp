@@ -26,6 +26,7 @@
 #include "autodriver/OsError.hpp"
 #include "autodriver/StdinJob.hpp"
 #include "autodriver/UniqueFd.hpp"
+#include "autodriver/Wire.hpp"
 
 namespace tango::autodriver {
 namespace {
@@ -220,7 +221,7 @@ int run(const Options& options) {
   if (read_oom_kills(options.oom_events) > oom_before) {
     // After the status line, so Autolab still finds the score (if any) last.
     const std::int64_t mb = options.memory_bytes.value_or(0) / (1024 * 1024);
-    header += "Autodriver: Job killed: out of memory (limit " + std::to_string(mb) + " MB)\n";
+    header += std::string(wire::kOomLine) + std::to_string(mb) + " MB)\n";
   }
   const bool written = options.framed
                            ? write_frame(STDOUT_FILENO, kFrameOutput, header + result.output)

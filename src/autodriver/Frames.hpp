@@ -12,10 +12,12 @@
 #include <string>
 #include <string_view>
 
+#include "autodriver/Wire.hpp"
+
 namespace tango::autodriver {
 
-inline constexpr char kFramePartial = 'P';
-inline constexpr char kFrameOutput = 'O';
+using wire::kFrameOutput;
+using wire::kFramePartial;
 
 // Writes all of `data`, retrying short writes and EINTR. False on error.
 bool write_all(int fd, std::string_view data);

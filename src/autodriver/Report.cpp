@@ -2,6 +2,8 @@
 
 #include <sys/wait.h>
 
+#include "autodriver/Wire.hpp"
+
 namespace tango::autodriver {
 
 void record_wait_status(JobReport& report, int wait_status) {
@@ -16,24 +18,37 @@ void record_wait_status(JobReport& report, int wait_status) {
 
 std::string status_line(const JobReport& report) {
   if (report.timed_out) {
-    return "Autodriver: Job timed out after " + std::to_string(report.timeout_secs) + " seconds\n";
+    return std::string(wire::kTimedOutLine) + std::to_string(report.timeout_secs) +
+           std::string(wire::kTimedOutUnit) + "\n";
   }
-  return "Autodriver: Job exited with status " + std::to_string(report.exit_status) + "\n";
+  return std::string(wire::kExitedLine) + std::to_string(report.exit_status) + "\n";
 }
 
 std::string usage_line(const JobReport& report) {
-  return "TANGO_USAGE {\"wall_ms\":" + std::to_string(report.wall_ms) +
-         ",\"user_ms\":" + std::to_string(report.user_ms) +
-         ",\"sys_ms\":" + std::to_string(report.sys_ms) +
-         ",\"max_rss_kb\":" + std::to_string(report.max_rss_kb) +
-         ",\"exit_status\":" + std::to_string(report.exit_status) +
-         ",\"signal\":" + std::to_string(report.signal) +
-         ",\"timed_out\":" + (report.timed_out ? "true" : "false") +
-         ",\"output_bytes\":" + std::to_string(report.output_bytes) +
-         (report.cgroup_counted ? ",\"oom_kills\":" + std::to_string(report.oom_kills) +
-                                      ",\"pids_max\":" + std::to_string(report.pids_max)
-                                : std::string()) +
-         "}\n";
+  namespace k = wire::usage;
+  std::string line(wire::kUsageTag);
+  char sep = '{';
+  auto add = [&](const char* key, const std::string& value) {
+    line += sep;
+    line += '"';
+    line += key;
+    line += "\":";
+    line += value;
+    sep = ',';
+  };
+  add(k::kWallMs, std::to_string(report.wall_ms));
+  add(k::kUserMs, std::to_string(report.user_ms));
+  add(k::kSysMs, std::to_string(report.sys_ms));
+  add(k::kMaxRssKb, std::to_string(report.max_rss_kb));
+  add(k::kExitStatus, std::to_string(report.exit_status));
+  add(k::kSignal, std::to_string(report.signal));
+  add(k::kTimedOut, report.timed_out ? "true" : "false");
+  add(k::kOutputBytes, std::to_string(report.output_bytes));
+  if (report.cgroup_counted) {
+    add(k::kOomKills, std::to_string(report.oom_kills));
+    add(k::kPidsMax, std::to_string(report.pids_max));
+  }
+  return line + "}\n";
 }
 
 }  // namespace tango::autodriver

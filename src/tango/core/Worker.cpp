@@ -7,6 +7,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "autodriver/Wire.hpp"
 #include "tango/core/FailureCause.hpp"
 #include "tango/core/OutputFile.hpp"
 
@@ -45,8 +46,8 @@ std::optional<int> makeStatusFromOutput(const std::filesystem::path& raw) {
   std::ifstream in(raw, std::ios::binary);
   std::string line;
   std::getline(in, line);
-  static const std::string prefix = "Autodriver: Job exited with status ";
-  if (line.rfind(prefix, 0) != 0) return std::nullopt;
+  constexpr std::string_view prefix = autodriver::wire::kExitedLine;
+  if (!line.starts_with(prefix)) return std::nullopt;
   int v = 0;
   auto rest = std::string_view(line).substr(prefix.size());
   if (std::from_chars(rest.data(), rest.data() + rest.size(), v).ec != std::errc())

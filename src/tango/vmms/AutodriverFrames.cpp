@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <charconv>
 
+#include "autodriver/Wire.hpp"
+
 namespace tango {
+namespace wire = autodriver::wire;
 
 namespace {
 // "O " and 20 digits are more than any frame may hold.
@@ -40,16 +43,16 @@ void AutodriverFrames::startFrame() {
     parsed = ec == std::errc() && ptr == end;
   }
   const char kind = h.empty() ? '\0' : h[0];
-  if (!parsed || (kind != 'P' && kind != 'O'))
+  if (!parsed || (kind != wire::kFramePartial && kind != wire::kFrameOutput))
     return fail("bad frame header '" + printable(header_) + "'");
-  if (kind == 'O' && n > outputCap_)
+  if (kind == wire::kFrameOutput && n > outputCap_)
     return fail("a result of " + std::to_string(n) + " bytes (at most " +
                 std::to_string(outputCap_) + ")");
-  if (kind == 'P' && n > partialLeft_)
+  if (kind == wire::kFramePartial && n > partialLeft_)
     return fail("partial output beyond its cap of " + std::to_string(partialCap_) + " bytes");
   header_.clear();
   left_ = n;
-  state_ = kind == 'P' ? State::Partial : State::Output;
+  state_ = kind == wire::kFramePartial ? State::Partial : State::Output;
   // Reserved up to what a normal result holds; beyond, it grows as it comes.
   if (state_ == State::Output) output_.reserve(std::min<std::size_t>(n, 1 << 20));
   if (n == 0 && state_ == State::Output) state_ = State::Done;

@@ -3,17 +3,18 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "autodriver/Wire.hpp"
 #include "tango/util/Lines.hpp"
 
 namespace tango {
+namespace wire = autodriver::wire;
 
 std::optional<ResourceUsage> parseUsageLine(std::string_view text) {
-  constexpr std::string_view kTag = "TANGO_USAGE ";
   std::optional<ResourceUsage> result;
   forEachLine(text, [&](std::string_view line) {
-    if (!line.starts_with(kTag)) return true;
+    if (!line.starts_with(wire::kUsageTag)) return true;
     boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(line.substr(kTag.size()), ec);
+    boost::json::value v = boost::json::parse(line.substr(wire::kUsageTag.size()), ec);
     if (ec || !v.is_object()) return true;
     const auto& o = v.get_object();
     auto num = [&](const char* key) -> std::int64_t {
@@ -25,17 +26,18 @@ std::optional<ResourceUsage> parseUsageLine(std::string_view text) {
       return 0;
     };
     ResourceUsage u;
-    u.wallMs = num("wall_ms");
-    u.userMs = num("user_ms");
-    u.sysMs = num("sys_ms");
-    u.maxRssKb = num("max_rss_kb");
-    u.exitStatus = static_cast<int>(num("exit_status"));
-    u.signal = static_cast<int>(num("signal"));
-    const auto* t = o.if_contains("timed_out");
+    namespace k = wire::usage;
+    u.wallMs = num(k::kWallMs);
+    u.userMs = num(k::kUserMs);
+    u.sysMs = num(k::kSysMs);
+    u.maxRssKb = num(k::kMaxRssKb);
+    u.exitStatus = static_cast<int>(num(k::kExitStatus));
+    u.signal = static_cast<int>(num(k::kSignal));
+    const auto* t = o.if_contains(k::kTimedOut);
     u.timedOut = t && t->is_bool() && t->get_bool();
-    u.outputBytes = num("output_bytes");
-    u.oomKills = num("oom_kills");
-    u.pidsMax = num("pids_max");
+    u.outputBytes = num(k::kOutputBytes);
+    u.oomKills = num(k::kOomKills);
+    u.pidsMax = num(k::kPidsMax);
     result = u;  // the last report wins
     return true;
   });
@@ -45,7 +47,7 @@ std::optional<ResourceUsage> parseUsageLine(std::string_view text) {
 std::string stderrExcerpt(std::string_view text) {
   std::string out;
   forEachLine(text, [&](std::string_view line) {
-    if (line.empty() || line.starts_with("TANGO_USAGE ")) return true;
+    if (line.empty() || line.starts_with(wire::kUsageTag)) return true;
     if (!out.empty()) out += "; ";
     out.append(line.substr(0, 1024 - std::min<std::size_t>(out.size(), 1024)));
     return out.size() < 1024;
