@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "tango/model/Job.hpp"
+#include "tango/util/Durable.hpp"
 
 namespace tango {
 
@@ -73,6 +74,9 @@ PreparedOutput prepareOutputFile(const std::filesystem::path& dest, const std::s
         return fail("cannot write output file");
     }
   }
+  // On disk before it is published: a published output is what the job's
+  // record and its callback stand on.
+  if (auto err = syncFd(out.fd, "cannot write output file"); !err.empty()) return fail(err);
   return {dest, tmpl, "", jobLine(header)};
 }
 
@@ -95,7 +99,7 @@ std::string PreparedOutput::publish() {
   if (::link(tmp_.c_str(), dest_.c_str()) == 0) {
     ::unlink(tmp_.c_str());
     tmp_.clear();
-    return "";
+    return syncDir(dest_.parent_path());
   }
   if (errno == EEXIST) {
     // Another run of this very job (a node that lost its lease, a run before
@@ -114,7 +118,7 @@ std::string PreparedOutput::publish() {
     return why;  // the destructor removes the temporary
   }
   tmp_.clear();
-  return "";
+  return syncDir(dest_.parent_path());
 }
 
 std::string writeOutputFile(const std::filesystem::path& dest, const std::string& header,

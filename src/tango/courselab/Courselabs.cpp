@@ -10,6 +10,7 @@
 #include <ctime>
 #include <memory>
 
+#include "tango/util/Durable.hpp"
 #include "tango/util/Fd.hpp"
 #include "tango/util/SafeName.hpp"
 
@@ -145,6 +146,12 @@ Courselabs::CommitResult Courselabs::commit(Upload upload, std::string& error) {
     auto existing = md5Of(d.get(), upload.dir_, upload.name_, st);
     if (existing && *existing == md5) return CommitResult::Exists;  // temp dropped with `upload`
   }
+  // Durable before "Uploaded file" is answered: the file's data, then (after
+  // the rename) the directory entry.
+  if (auto err = syncFd(upload.temp_.fd(), "Cannot store file"); !err.empty()) {
+    error = err;
+    return CommitResult::Failed;
+  }
   // renameat relative to the directory we opened without following links.
   std::string tempName = upload.temp_.path().filename().string();
   if (::renameat(d.get(), tempName.c_str(), d.get(), upload.name_.c_str()) != 0) {
@@ -153,6 +160,10 @@ Courselabs::CommitResult Courselabs::commit(Upload upload, std::string& error) {
   }
   upload.temp_.release();
   cache_.store((upload.dir_ / upload.name_).string(), tst, md5);
+  if (auto err = syncFd(d.get(), "Cannot store file"); !err.empty()) {
+    error = err;
+    return CommitResult::Failed;
+  }
   return CommitResult::Uploaded;
 }
 

@@ -82,6 +82,8 @@ SqliteJobStore::SqliteJobStore(const std::filesystem::path& file, LabDirOf labDi
   }
   sqlite3_busy_timeout(db_, 5000);
   exec("PRAGMA journal_mode=WAL");
+  // NORMAL: a commit survives a crash of the process; FULL (below, for the
+  // commits that acknowledge something) also a power cut.
   exec("PRAGMA synchronous=NORMAL");
   // AUTOINCREMENT: ids are never reused, even after the newest job is deleted.
   exec(
@@ -156,8 +158,23 @@ void SqliteJobStore::exec(const char* sql) {
   }
 }
 
+// synchronous=FULL for one commit: the WAL is synced before it returns, and
+// with it every earlier commit (the WAL is one sequence).
+class SqliteJobStore::FullSync {
+ public:
+  explicit FullSync(SqliteJobStore& s) : s_(s) { s_.exec("PRAGMA synchronous=FULL"); }
+  ~FullSync() { sqlite3_exec(s_.db_, "PRAGMA synchronous=NORMAL", nullptr, nullptr, nullptr); }
+  FullSync(const FullSync&) = delete;
+  FullSync& operator=(const FullSync&) = delete;
+
+ private:
+  SqliteJobStore& s_;
+};
+
 std::int64_t SqliteJobStore::insert(TangoJob& job, const std::function<void(TangoJob&)>& finalize) {
   std::lock_guard lock(mu_);
+  // The addJob answer stands on this commit.
+  FullSync full(*this);
   exec("BEGIN IMMEDIATE");
   try {
     {
@@ -184,6 +201,11 @@ std::int64_t SqliteJobStore::insert(TangoJob& job, const std::function<void(Tang
 void SqliteJobStore::update(const TangoJob& job) {
   std::string doc = boost::json::serialize(toStoreJson(job));
   std::lock_guard lock(mu_);
+  // A finished job's record (its output is published already) and the
+  // callback state are what a restart must not undo; the steps between
+  // may be: the job then runs again.
+  std::optional<FullSync> full;
+  if (job.state == JobState::Finished) full.emplace(*this);
   Statement upd(db_, "UPDATE jobs SET state = ?, callback_pending = ?, doc = ? WHERE id = ?");
   upd.bind(1, stateCode(job.state));
   upd.bind(2, job.callbackPending ? 1 : 0);

@@ -9,8 +9,10 @@ struct sqlite3;
 
 namespace tango {
 
-// SQLite in WAL mode with synchronous=NORMAL: a committed transaction survives
-// a crash of the process (kill -9); only a power loss may lose the last ones.
+// SQLite in WAL mode. Every commit survives a crash of the process (kill -9);
+// the commits that acknowledge something (a job accepted, a job finished)
+// run with synchronous=FULL and survive a power cut too. The steps between
+// (synchronous=NORMAL) may be lost to a power cut: the job then runs again.
 // One connection behind a mutex: every statement is a few microseconds.
 // The database file (and its -wal, -shm) is the service's alone (0600), and
 // holds no API key (see toStoreJson).
@@ -30,6 +32,7 @@ class SqliteJobStore final : public JobStore {
 
  private:
   class Statement;
+  class FullSync;
   void exec(const char* sql);
   std::vector<TangoJob> query(const char* sql, std::int64_t param);
   // Rewrites documents of an older release that held the API key.
