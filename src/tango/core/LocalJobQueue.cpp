@@ -83,10 +83,17 @@ bool LocalJobQueue::requeueLapsed() {
     if (job == live_.end()) continue;
     TangoJob& j = job->second;
     backToQueue(j, ": its worker stopped renewing its lease");
-    store_->update(j);
     unassigned_.insert(j.id);
     spdlog::warn("job {}: lease lapsed; back in the queue", j.id);
     any = true;
+    // Queued again here whatever the store says: a store that cannot write
+    // now (a full disk) gets the state with the job's next write, and a
+    // restart requeues a job it still has as running.
+    try {
+      store_->update(j);
+    } catch (const std::exception& e) {
+      spdlog::warn("job {}: requeue not recorded: {}", j.id, e.what());
+    }
   }
   return any;
 }
@@ -148,11 +155,11 @@ bool LocalJobQueue::unassign(const Lease& lease, TangoJob job) {
   {
     std::lock_guard lock(mu_);
     if (!holds(lease)) return false;
-    leases_.erase(job.id);
     job.assigned = false;
     job.state = JobState::Queued;
     job.step = "queued";
-    store_->update(job);
+    store_->update(job);  // if this throws, nothing changed: the lease lapses instead
+    leases_.erase(job.id);
     unassigned_.insert(job.id);
     live_[job.id] = std::move(job);
   }
@@ -163,12 +170,14 @@ bool LocalJobQueue::unassign(const Lease& lease, TangoJob job) {
 bool LocalJobQueue::finish(const Lease& lease, TangoJob job) {
   std::lock_guard lock(mu_);
   if (!holds(lease)) return false;
-  leases_.erase(job.id);
   job.state = JobState::Finished;
   job.assigned = false;
   job.times.finished = nowSeconds();
   job.step = "finished";
+  // If this throws (a full disk), nothing changed: the worker holds the
+  // lease and tries again.
   store_->update(job);
+  leases_.erase(job.id);
   live_.erase(job.id);
   unassigned_.erase(job.id);
   return true;

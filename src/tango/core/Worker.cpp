@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <thread>
 #include <type_traits>
@@ -62,7 +64,21 @@ class JobRun {
 
   void run(Preallocator::Allocation alloc) {
     TangoMachine vm = alloc.vm;
-    bool ready = alloc.warm;
+    try {
+      runOn(vm, alloc.warm);
+    } catch (...) {
+      // A store or filesystem failure (a full disk) ended the worker: the
+      // VM it held goes, and its slot with it, or no job would get it again.
+      if (!handedBack_) {
+        destroy(vm);
+        ctx_.preallocator.releaseVM(vm);
+      }
+      throw;
+    }
+  }
+
+ private:
+  void runOn(TangoMachine& vm, bool ready) {
     const std::string tag = job_.name + ":" + std::to_string(job_.id);
     // Per lease: a job taken again on this node beside its stalled first
     // run must not share the file.
@@ -92,6 +108,7 @@ class JobRun {
         return;
       }
       if (lost()) {
+        handedBack_ = true;
         ctx_.preallocator.releaseVM(vm);
         abandon(vm, raw, /*destroyed=*/true);
         return;
@@ -99,13 +116,14 @@ class JobRun {
       ++ctx_.stats.jobRetries;
       ++job_.retries;
       trace("Retrying job " + tag + " on another VM: " + failure);
+      handedBack_ = true;  // renewVM gives the old one back even if it then throws
       auto renewed = ctx_.preallocator.renewVM(vm, ownAccount());
       vm = renewed.vm;
+      handedBack_ = false;
       ready = renewed.warm;
     }
   }
 
- private:
   // One try on `vm`. Returns "" when the job ran (whatever make did), or the
   // system failure that warrants a retry.
   std::string attemptOnce(TangoMachine& vm, bool ready, const std::string& tag,
@@ -198,8 +216,20 @@ class JobRun {
     if (run.status == 2) ++ctx_.stats.runjobTimeouts;
 
     step("copyOut", job_.times.copyOut);
-    auto o =
-        timed("copyOut", [&] { return vmms(vm).copyOut(vm, raw, seconds(cfg.copyOutTimeout)); });
+    auto copyOut = [&] {
+      return timed("copyOut",
+                   [&] { return vmms(vm).copyOut(vm, raw, seconds(cfg.copyOutTimeout)); });
+    };
+    auto o = copyOut();
+    // The output is in the VM: while the host's disk is full, keep the VM
+    // and try again, rather than run the job again for the same end.
+    for (auto pause = kSpacePause; !o.ok && diskFull(o.error) && !stopWaiting();
+         pause = std::min(pause * 2, kSpacePauseMax)) {
+      spdlog::warn("job {}: output not copied, the disk is full; trying again in {} ms", job_.id,
+                   pause.count());
+      std::this_thread::sleep_for(pause);
+      o = copyOut();
+    }
     st.copyout = o.ok ? 0 : -1;
     trace("Output copied for job " + tag + " [status=" + show(st.copyout) + "]" +
           (o.ok ? "" : ": " + o.error));
@@ -217,8 +247,10 @@ class JobRun {
         autograderLine("Received job " + job_.name + ":" + std::to_string(job_.id)) +
         autograderLine(msg) + (notice_.empty() ? "" : autograderLine(notice_)) +
         autograderLine("Here is the output from the autograder:\n---");
-    PreparedOutput out = prepareOutputFile(job_.outputFile, header, raw);
-    const std::string& err = out.error();
+    std::optional<PreparedOutput> out;
+    out.emplace(prepareOutputFile(job_.outputFile, header, raw));
+    waitForSpace(vm, out, [&] { return prepareOutputFile(job_.outputFile, header, raw); });
+    const std::string err = out->error();
     if (runStatus_ == 2) {
       job_.outcome = JobOutcome::Timeout;
     } else if (runStatus_ != 0) {
@@ -238,7 +270,7 @@ class JobRun {
       spdlog::error("job {} ({}:{}): {}", job_.id, job_.name, job_.id, err);
       job_.appendTrace("Error: " + err);
     }
-    complete(vm, false, &out);
+    complete(vm, handedBack_, &*out);
   }
 
   void failAfterRetries(const TangoMachine& vm, const std::string& failure, const StepStatus& st) {
@@ -254,11 +286,41 @@ class JobRun {
                        " (details in the service's log under job " + std::to_string(job_.id) + ")");
     spdlog::error("job {} ({}:{}): could not be completed after {} tries: {}", job_.id, job_.name,
                   job_.id, tries, failure);
-    PreparedOutput out = prepareOutputFile(job_.outputFile, header, std::nullopt);
-    if (!out.error().empty()) job_.appendTrace("Error: " + out.error());
+    std::optional<PreparedOutput> out;
+    out.emplace(prepareOutputFile(job_.outputFile, header, std::nullopt));
+    waitForSpace(vm, out, [&] { return prepareOutputFile(job_.outputFile, header, std::nullopt); });
+    if (!out->error().empty()) job_.appendTrace("Error: " + out->error());
     job_.outcome = JobOutcome::InternalError;
     job_.appendTrace("Error: job failed after " + std::to_string(tries) + " tries: " + failure);
-    complete(vm, /*destroyed=*/true, &out);
+    complete(vm, /*destroyed=*/true, &*out);
+  }
+
+  // While the output file cannot be written for want of space, the job
+  // waits (its VM destroyed and its slot free: the output is in hand) and
+  // tries again, so that space coming back ends it with its output rather
+  // than finished without one.
+  template <class Prepare>
+  void waitForSpace(const TangoMachine& vm, std::optional<PreparedOutput>& out, Prepare prepare) {
+    for (auto pause = kSpacePause; diskFull(out->error()) && !stopWaiting();
+         pause = std::min(pause * 2, kSpacePauseMax)) {
+      if (!handedBack_) {
+        destroy(vm);
+        handedBack_ = true;
+        ctx_.preallocator.releaseVM(vm);
+      }
+      spdlog::warn("job {}: output file not written, the disk is full; trying again in {} ms",
+                   job_.id, pause.count());
+      std::this_thread::sleep_for(pause);
+      out.reset();  // its temporary goes before the next is made
+      out.emplace(prepare());
+    }
+  }
+
+  bool stopWaiting() const { return ctx_.shuttingDown || lost(); }
+
+  static bool diskFull(const std::string& error) {
+    return error.find(std::strerror(ENOSPC)) != std::string::npos ||
+           error.find(std::strerror(EDQUOT)) != std::string::npos;
   }
 
   // The job is no longer this node's (its lease lapsed): whoever holds it
@@ -271,6 +333,7 @@ class JobRun {
     std::filesystem::remove(raw, ec);
     if (!destroyed) {
       destroy(vm);
+      handedBack_ = true;
       ctx_.preallocator.releaseVM(vm);
     }
   }
@@ -282,13 +345,19 @@ class JobRun {
   void complete(const TangoMachine& vm, bool destroyed, PreparedOutput* out) {
     if (ctx_.shuttingDown) return;
     job_.callbackPending = job_.notifyURL.has_value();
+    // A destroyed VM's slot is free now, not once the finish is recorded
+    // (which waits while the store cannot write: a full disk).
+    if (destroyed && !handedBack_) {
+      handedBack_ = true;
+      ctx_.preallocator.releaseVM(vm);
+    }
     if (out && !lost()) {
       if (auto err = out->publish(); !err.empty())
         spdlog::error("job {} ({}:{}): {}", job_.id, job_.name, job_.id, err);
     }
     if (lost() || !commitFinish()) {
       lease_.lost->store(true);
-      abandon(vm, {}, destroyed);
+      abandon(vm, {}, destroyed || handedBack_);
       return;
     }
     spdlog::info("job {}: finished on node {} ({})", job_.id, ctx_.cfg.nodeId,
@@ -303,6 +372,7 @@ class JobRun {
     if (!destroyed && vmms(vm).reusesVms() && !ownAccount()) {
       auto r = timed("resetVM", [&] { return vmms(vm).resetVM(vm); });
       if (r.ok) {
+        handedBack_ = true;
         ctx_.preallocator.returnVM(vm);
         return;
       }
@@ -310,7 +380,9 @@ class JobRun {
       spdlog::warn("job {}: VM {} not reused: {}", job_.id, instanceName(ctx_.cfg.prefix, vm),
                    r.error);
     }
+    if (handedBack_) return;
     if (!destroyed) destroy(vm);
+    handedBack_ = true;
     ctx_.preallocator.releaseVM(vm);
   }
 
@@ -395,12 +467,15 @@ class JobRun {
   bool ownAccount() const { return job_.accessKeyId && job_.accessKey; }
 
   static constexpr const char* kLost = "the job's lease was lost";
+  static constexpr std::chrono::milliseconds kSpacePause{500};
+  static constexpr std::chrono::milliseconds kSpacePauseMax{10000};
 
   WorkerContext& ctx_;
   TangoJob& job_;
   WorkerLease& lease_;
   int runStatus_ = -1;
-  std::string notice_;  // the VMMS's word on a limit that ended the run
+  bool handedBack_ = false;  // the current VM went back to the preallocator
+  std::string notice_;       // the VMMS's word on a limit that ended the run
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tango/model/Job.hpp"
+#include "tango/util/Unavailable.hpp"
 
 namespace tango {
 
@@ -15,6 +16,12 @@ namespace tango {
 // courselab name ("" when the key is no longer configured): the store keeps
 // a job's paths relative to it, since its name holds the API key.
 using LabDirOf = std::function<std::string(const std::string& keyId, const std::string& courselab)>;
+
+// The store's disk is full: nothing of the write was kept, and it may
+// succeed once there is space.
+struct StoreFull : ServiceUnavailable {
+  using ServiceUnavailable::ServiceUnavailable;
+};
 
 class JobStore {
  public:

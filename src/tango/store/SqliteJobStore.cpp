@@ -18,7 +18,15 @@ namespace tango {
 
 namespace {
 [[noreturn]] void fail(sqlite3* db, const std::string& what) {
-  throw std::runtime_error("sqlite: " + what + ": " + (db ? sqlite3_errmsg(db) : "no database"));
+  const std::string detail = "sqlite: " + what + ": " + (db ? sqlite3_errmsg(db) : "no database");
+  // A full disk is the operator's to fix, and the request may succeed
+  // once there is space: answered as unavailable (503), with what to do.
+  if (db && sqlite3_errcode(db) == SQLITE_FULL)
+    throw StoreFull(
+        "the grading service's disk is full: nothing was stored; free space on the "
+        "disk of its DATA_DIR (" +
+        detail + ")");
+  throw std::runtime_error(detail);
 }
 
 // State is stored as an integer column beside the JSON document so the
@@ -150,12 +158,7 @@ void SqliteJobStore::dropStoredKeys() {
 SqliteJobStore::~SqliteJobStore() { sqlite3_close(db_); }
 
 void SqliteJobStore::exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    throw std::runtime_error(std::string("sqlite: ") + sql + ": " + msg);
-  }
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(db_, sql);
 }
 
 // synchronous=FULL for one commit: the WAL is synced before it returns, and
