@@ -1,6 +1,7 @@
 // Durability: kill -9 at any moment loses nothing; callbacks are delivered.
 #include <signal.h>
 
+#include <fstream>
 #include <set>
 
 #include "Receiver.hpp"
@@ -120,6 +121,66 @@ TEST_F(RecoveryTest, PendingCallbackIsSentAfterRestart) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_EQ(receiver.requests().size(), 1u);
   EXPECT_NE(receiver.requests().front().find("later"), std::string::npos);
+}
+
+TEST_F(RecoveryTest, AJobWhoseWholeOutputWasPublishedBeforeACrashIsNotRunAgain) {
+  // A run published the job's output, then the service died before it could
+  // record the finish (the window is too short to hit at will, so the test
+  // plants that output while the service is down). After the restart the job
+  // finishes from it: not run again, its callback sent once.
+  Receiver receiver;
+  const std::string cb = "http://127.0.0.1:" + std::to_string(receiver.port()) + "/cb";
+  const std::string blocker = "all:\n\t@sleep 3; echo blocker\n";
+  for (int i = 0; i < 2; ++i)
+    ASSERT_GT(submit("lab", {{"autograde-Makefile-b" + std::to_string(i), blocker}},
+                     "b" + std::to_string(i) + ".out"),
+              0);
+  auto id = submit("lab", {{"autograde-Makefile-j", "all:\n\t@echo second run\n"}}, "j.out",
+                   {{"callback_url", cb}});
+  ASSERT_GT(id, 0);
+  std::string outputFile;
+  auto live = http->get("/jobs/test/0/").json();
+  for (auto& j : live["jobs"].as_array())
+    if (j.as_object().at("id").as_int64() == id) {
+      EXPECT_FALSE(j.as_object().at("assigned").as_bool()) << "still queued behind the blockers";
+      outputFile = std::string(j.as_object().at("outputFile").as_string());
+    }
+  ASSERT_FALSE(outputFile.empty());
+  tangod->stop(SIGKILL);
+  const std::string published =
+      "Autograder [Thu Dec  3 10:00:00 2026]: Received job job-j.out:" + std::to_string(id) +
+      "\nAutograder [Thu Dec  3 10:00:00 2026]: Success: Autodriver returned normally\n"
+      "Autograder [Thu Dec  3 10:00:00 2026]: Here is the output from the autograder:\n---\n"
+      "Autodriver: Job exited with status 0\nfirst run\n";
+  std::ofstream(outputFile) << published;
+
+  tangod->start();
+  restartHttp();
+  auto job = waitDead(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(readFile(outputFile), published);
+  EXPECT_EQ((*job)["outcome"].as_string(), "success");
+  const auto& trace = (*job)["trace"].as_array();
+  const std::string all = json::serialize(trace);
+  EXPECT_NE(all.find("not run again: its output was complete before the service stopped"),
+            std::string::npos)
+      << all;
+  EXPECT_EQ(all.find("Dispatched job job-j.out"), std::string::npos) << all;
+  EXPECT_TRUE(
+      std::string(trace.back().as_string()).ends_with("|Success: Autodriver returned normally"))
+      << all;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline && receiver.requests().empty())
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a second one would come now
+  ASSERT_EQ(receiver.requests().size(), 1u);
+  EXPECT_NE(receiver.requests().front().find("first run"), std::string::npos);
+  // The blockers, running when the service died, ran again to the end.
+  for (int i = 0; i < 2; ++i) {
+    auto out = waitOutput("lab", "b" + std::to_string(i) + ".out", std::chrono::seconds(60));
+    ASSERT_TRUE(out);
+    EXPECT_TRUE(out->ends_with("blocker\n")) << *out;
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "autodriver/Wire.hpp"
 #include "tango/model/Job.hpp"
 #include "tango/util/Durable.hpp"
 
@@ -119,6 +120,34 @@ std::string PreparedOutput::publish() {
   }
   tmp_.clear();
   return syncDir(dest_.parent_path());
+}
+
+std::optional<PublishedOutcome> publishedOutcome(const std::filesystem::path& dest,
+                                                 const std::string& name, std::int64_t id) {
+  Fd in(::open(dest.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (in.fd < 0) return std::nullopt;
+  char buf[8192];
+  const ssize_t n = ::read(in.fd, buf, sizeof buf);
+  if (n <= 0) return std::nullopt;
+  const std::string_view text(buf, static_cast<std::size_t>(n));
+  if (jobLine(text) != "Received job " + name + ":" + std::to_string(id)) return std::nullopt;
+  // The second header line is the run's message (Worker.cpp, runMessage).
+  PublishedOutcome p{JobOutcome::InternalError, jobLine(text.substr(text.find('\n') + 1))};
+  if (p.message.starts_with("Error: Job timed out")) {
+    p.outcome = JobOutcome::Timeout;
+  } else if (p.message == "Success: Autodriver returned normally") {
+    // make's status: the autodriver's first line, after the header's "---".
+    const auto body = text.find("\n---\n");
+    const std::string_view first =
+        body == std::string_view::npos
+            ? std::string_view()
+            : text.substr(body + 5, text.find('\n', body + 5) - body - 5);
+    if (first.starts_with(autodriver::wire::kExitedLine))
+      p.outcome = first.substr(autodriver::wire::kExitedLine.size()) == "0"
+                      ? JobOutcome::Success
+                      : JobOutcome::MakeFailed;
+  }
+  return p;
 }
 
 std::string writeOutputFile(const std::filesystem::path& dest, const std::string& header,

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tango/model/Job.hpp"
+
 namespace tango {
 
 std::string autograderLine(const std::string& message);
@@ -48,6 +50,17 @@ class PreparedOutput {
 // `body` (if any) for `dest`.
 PreparedOutput prepareOutputFile(const std::filesystem::path& dest, const std::string& header,
                                  const std::optional<std::filesystem::path>& body);
+// The outcome of job `name`:`id` when `dest` holds its output already: a
+// run before a crash (or on a node that lost the job) published it whole
+// (outputs are published only complete) but could not record the finish.
+// nullopt when `dest` is missing or another job's.
+struct PublishedOutcome {
+  JobOutcome outcome = JobOutcome::None;
+  std::string message;  // the header's second line: the trace's last entry
+};
+std::optional<PublishedOutcome> publishedOutcome(const std::filesystem::path& dest,
+                                                 const std::string& name, std::int64_t id);
+
 // prepareOutputFile, then publish. Returns an error text or "" on success.
 std::string writeOutputFile(const std::filesystem::path& dest, const std::string& header,
                             const std::optional<std::filesystem::path>& body);

@@ -63,6 +63,7 @@ class JobRun {
       : ctx_(ctx), job_(job), lease_(lease) {}
 
   void run(Preallocator::Allocation alloc) {
+    if (finishedBefore(alloc)) return;
     TangoMachine vm = alloc.vm;
     try {
       runOn(vm, alloc.warm);
@@ -293,6 +294,28 @@ class JobRun {
     job_.outcome = JobOutcome::InternalError;
     job_.appendTrace("Error: job failed after " + std::to_string(tries) + " tries: " + failure);
     complete(vm, /*destroyed=*/true, &*out);
+  }
+
+  // A run before a crash published the job's whole output but could not
+  // record the finish: the job is done, and running it again would grade
+  // it twice. It finishes now, with its callback (which had not been sent:
+  // it follows the record).
+  bool finishedBefore(const Preallocator::Allocation& alloc) {
+    const auto published = publishedOutcome(job_.outputFile, job_.name, job_.id);
+    if (!published) return false;
+    ctx_.preallocator.cancel(alloc);
+    handedBack_ = true;
+    job_.outcome = published->outcome;
+    job_.callbackPending = job_.notifyURL.has_value();
+    job_.appendTrace("Job " + job_.name + ":" + std::to_string(job_.id) +
+                     " not run again: its output was complete before the service stopped");
+    job_.appendTrace(published->message);
+    if (ctx_.shuttingDown || !commitFinish()) return true;  // left to whoever holds it
+    spdlog::info("job {}: finished before the service stopped; not run again", job_.id);
+    ++ctx_.stats.jobsFinished;
+    ctx_.stats.metrics.finished(toString(job_.outcome), nowSeconds() - job_.times.queued);
+    if (ctx_.onFinished) ctx_.onFinished(job_);
+    return true;
   }
 
   // While the output file cannot be written for want of space, the job
