@@ -34,7 +34,9 @@ fs::path cgroupBase(const std::string& controller) {
   while (std::getline(in, line)) {
     auto a = line.find(':'), b = line.find(':', a + 1);
     if (a == std::string::npos || b == std::string::npos) continue;
-    if (line.substr(a + 1, b - a - 1) != controller) continue;
+    // "cpu,cpuacct" names two controllers; /sys/fs/cgroup/cpu links to it.
+    const std::string names = "," + line.substr(a + 1, b - a - 1) + ",";
+    if (names.find("," + controller + ",") == std::string::npos) continue;
     fs::path p = (fs::path("/sys/fs/cgroup") / controller /
                   fs::path(line.substr(b + 1)).relative_path() / "tango")
                      .lexically_normal();
@@ -102,7 +104,7 @@ class HostileTest : public HostileCases<ServiceTest> {
 
   std::vector<std::string> leftoverCgroups() const {
     std::vector<std::string> found;
-    for (const char* c : {"memory", "pids"}) {
+    for (const char* c : {"memory", "pids", "cpu"}) {
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(cgroupBase(c), ec)) {
         const std::string n = e.path().filename().string();
