@@ -17,6 +17,7 @@ PACKAGES=(
   socat  # bridges a test engine's TLS port out of its network namespace (tests/docker/engines)
   openssh-server  # sshd for the test engine reached over ssh:// (tests/docker/engines)
   wrk
+  clang libclang-rt-14-dev  # libFuzzer and its sanitizers (fuzz/run.sh)
   prometheus chromium  # promtool parses /metrics; headless chromium tests /status/
 )
 

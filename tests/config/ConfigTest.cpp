@@ -351,6 +351,15 @@ TEST(Config, MessageShowsExpectationAndValue) {
   EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
 }
 
+// Found by fuzz/config_toml (fuzz/regressions/config_toml): a quoted key
+// may hold any byte, and "unknown configuration key" quoted it raw, so a
+// config file could send escape sequences to the operator's terminal.
+TEST(Config, ControlBytesInKeysAreEscaped) {
+  const std::string msg = errorOf([] { fromToml("\"\\u001b[2J\" = 1\n"); });
+  EXPECT_NE(msg.find("\\x1b[2J: unknown configuration key"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\x1b'), std::string::npos) << msg;
+}
+
 TEST(Config, InvalidFileValuesNameTheKey) {
   const std::vector<BadCase> cases = {
       {"PORT", "\"abc\""},

@@ -67,5 +67,27 @@ TEST(UsageLine, ParsesTheLastReport) {
   EXPECT_EQ(stderrExcerpt("a\nTANGO_USAGE {}\nb\n"), "a; b");
 }
 
+// Found by fuzz/usage_line (fuzz/regressions/usage_line): the line comes
+// from inside the VM; 1e300 or 2^64-1 were cast as they were (undefined),
+// and a separator at the 1 KiB edge made the excerpt longer than its cap.
+TEST(UsageLine, NumbersAreClampedToWhatTheyCanMean) {
+  auto u = parseUsageLine(
+      "TANGO_USAGE {\"wall_ms\":1e300,\"user_ms\":-5,\"sys_ms\":18446744073709551615,"
+      "\"exit_status\":18446744073709551615,\"signal\":-3,\"max_rss_kb\":2.5}\n");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->wallMs, std::int64_t{1} << 53);
+  EXPECT_EQ(u->userMs, 0);
+  EXPECT_EQ(u->sysMs, std::int64_t{1} << 53);
+  EXPECT_EQ(u->exitStatus, 255);
+  EXPECT_EQ(u->signal, 0);
+  EXPECT_EQ(u->maxRssKb, 2);
+}
+
+TEST(UsageLine, ExcerptNeverExceedsOneKiB) {
+  const std::string excerpt = stderrExcerpt(std::string(1023, 'a') + "\nb\n");
+  EXPECT_EQ(excerpt.size(), 1024u);
+  EXPECT_EQ(excerpt, std::string(1023, 'a') + ";");
+}
+
 }  // namespace
 }  // namespace tango::docker

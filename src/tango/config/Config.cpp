@@ -22,6 +22,23 @@
 
 namespace tango {
 namespace {
+std::string escapeControlBytes(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f)
+      out += fmt::format("\\x{:02x}", u);
+    else
+      out += c;
+  }
+  return out;
+}
+}  // namespace
+
+ConfigError::ConfigError(const std::string& message)
+    : std::runtime_error(escapeControlBytes(message)) {}
+
+namespace {
 
 // One value to check, from the TOML file (a typed node) or from the
 // environment (a string). The same checks serve both sources so a setting

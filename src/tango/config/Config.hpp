@@ -183,8 +183,11 @@ struct Config {
 
 // Reads an optional TOML file, then environment overrides (Tango's names, plus
 // RESTFUL_KEY). Throws ConfigError naming the key on any invalid value.
+// Its message quotes keys and values from the file or the environment, and
+// ends up on a terminal and in the journal: control bytes in it are shown
+// escaped (\x1b), never sent as they are.
 struct ConfigError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit ConfigError(const std::string& message);
 };
 Config loadConfig(const std::optional<std::filesystem::path>& file,
                   const std::map<std::string, std::string>& env);

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "tango/rest/BeastHead.hpp"
 #include "tango/util/Unavailable.hpp"
 
 namespace tango {
@@ -113,11 +114,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& req = parser_->get();
     keepAlive_ = req.keep_alive();
     version_ = req.version();
-    HttpHead head;
-    head.method = std::string(req.method_string());
-    head.target = std::string(req.target());
-    for (const auto& f : req) head.headers.emplace_back(f.name_string(), f.value());
-    if (auto len = parser_->content_length()) head.contentLength = *len;
+    const HttpHead head = headOf(*parser_);
     try {
       exchange_ = handler_.begin(head);
     } catch (const std::exception& e) {

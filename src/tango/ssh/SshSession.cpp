@@ -54,18 +54,7 @@ Fd inputFile(std::string_view input) {
   return fd;
 }
 
-bool safeChars(const std::string& s, const char* extra) {
-  if (s.empty() || s.size() > 253 || s.front() == '-') return false;
-  return std::all_of(s.begin(), s.end(), [extra](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u < 0x80 && (std::isalnum(u) || std::strchr(extra, c) != nullptr);
-  });
-}
-
 }  // namespace
-
-bool isSafeUser(const std::string& s) { return safeChars(s, "_-.") && s.size() <= 32; }
-bool isSafeAddress(const std::string& s) { return safeChars(s, "-.:_"); }
 
 fs::path controlDir(const std::string& tag) {
   fs::path base = ::geteuid() == 0 ? fs::path("/run/tango-ssh") : fs::temp_directory_path();
