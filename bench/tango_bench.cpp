@@ -8,12 +8,14 @@
 //   tango_bench PORT blocker             one job that sleeps 600 s (holds a pool of 1)
 //   tango_bench PORT submit N            N trivial jobs, no waiting (fills the queue)
 //   tango_bench PORT api N               N x (addJob, GET /jobs/<key>/1/) latency (ms)
+// With TANGO_BENCH_NETWORK=1 the jobs ask for the network.
 #include <curl/curl.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,7 +28,9 @@ namespace json = boost::json;
 
 class Http {
  public:
-  explicit Http(int port) : base_("http://127.0.0.1:" + std::to_string(port)), h_(curl_easy_init(), curl_easy_cleanup) {}
+  explicit Http(int port)
+      : base_("http://127.0.0.1:" + std::to_string(port)),
+        h_(curl_easy_init(), curl_easy_cleanup) {}
   // Returns the body; `isJson` tells whether it came as application/json.
   std::string request(const std::string& path, const std::string* body = nullptr,
                       const std::string& header = "", bool* isJson = nullptr) {
@@ -42,10 +46,11 @@ class Http {
       curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data());
       curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body->size()));
     }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t s, size_t n, void* ud) {
-      static_cast<std::string*>(ud)->append(p, s * n);
-      return s * n;
-    });
+    curl_easy_setopt(
+        c, CURLOPT_WRITEFUNCTION, +[](char* p, size_t s, size_t n, void* ud) {
+          static_cast<std::string*>(ud)->append(p, s * n);
+          return s * n;
+        });
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
@@ -72,17 +77,22 @@ void setUp(Http& http, const std::string& makefile) {
 
 std::string jobBody(const std::string& out, int timeout = 20) {
   json::object j{{"image", "autograding_image"},
-                 {"files", json::array{json::object{{"localFile", "autograde-Makefile"}, {"destFile", "Makefile"}}}},
+                 {"files", json::array{json::object{{"localFile", "autograde-Makefile"},
+                                                    {"destFile", "Makefile"}}}},
                  {"output_file", out},
                  {"jobName", out},
                  {"timeout", timeout}};
+  // TANGO_BENCH_NETWORK=1: jobs that ask for the network (bench/network.sh).
+  if (const char* net = std::getenv("TANGO_BENCH_NETWORK"); net && std::string(net) == "1")
+    j["disable_network"] = false;
   return json::serialize(j);
 }
 
 void addJob(Http& http, const std::string& out, int timeout = 20) {
   std::string body = jobBody(out, timeout);
   auto r = json::parse(http.request("/addJob/test/" + kLab + "/", &body)).as_object();
-  if (r["statusId"].as_int64() != 0) throw std::runtime_error("addJob failed: " + json::serialize(r));
+  if (r["statusId"].as_int64() != 0)
+    throw std::runtime_error("addJob failed: " + json::serialize(r));
 }
 
 bool pollable(Http& http, const std::string& out) {
@@ -95,9 +105,11 @@ double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 
 void printStats(const char* what, std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))]; };
-  std::printf("%s: n=%zu median=%.2f ms p99=%.2f ms min=%.2f ms max=%.2f ms\n", what, v.size(), pct(0.5), pct(0.99),
-              v.front(), v.back());
+  auto pct = [&](double p) {
+    return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+  };
+  std::printf("%s: n=%zu median=%.2f ms p99=%.2f ms min=%.2f ms max=%.2f ms\n", what, v.size(),
+              pct(0.5), pct(0.99), v.front(), v.back());
 }
 
 const std::string kTrivial = "all:\n\t@echo hello\n";
@@ -113,7 +125,8 @@ int main(int argc, char** argv) {
   const int port = std::stoi(argv[1]);
   const std::string mode = argv[2];
   const int n = argc > 3 ? std::stoi(argv[3]) : 1;
-  const std::string tag = std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+  const std::string tag =
+      std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
   Http http(port);
   try {
     if (mode == "latency") {
@@ -133,7 +146,8 @@ int main(int argc, char** argv) {
       for (int i = 0; i < n; ++i) addJob(http, "tp-" + tag + "-" + std::to_string(i));
       auto submitted = Clock::now();
       for (int i = 0; i < n; ++i)
-        while (!pollable(http, "tp-" + tag + "-" + std::to_string(i))) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        while (!pollable(http, "tp-" + tag + "-" + std::to_string(i)))
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
       double secs = ms(Clock::now() - t0) / 1000;
       std::printf("throughput: %d jobs in %.2f s (submitting took %.2f s) = %.1f jobs/s\n", n, secs,
                   ms(submitted - t0) / 1000, n / secs);

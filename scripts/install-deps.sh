@@ -10,6 +10,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev
   bubblewrap make libseccomp-dev  # the local sandbox and its seccomp filter
+  slirp4netns  # the network of a local job that asks for one
   openssh-client libxml2-dev  # the SSH backends; EC2's XML answers
   libhiredis-dev redis-server  # several nodes on one Redis (tests start their own servers)
   awscli  # proves the EC2 test double speaks EC2 (tests/ec2)

@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "../service/Listener.hpp"
 #include "../service/ServiceFixture.hpp"
+#include "../service/TestHost.hpp"
 #include "HostResources.hpp"
 
 namespace tango::test {
@@ -221,6 +223,35 @@ class HostileCases : public Base {
         body(r).ends_with("Autodriver: Job exited with status 0\ndaemon started\nmake done\n"))
         << body(r);
     EXPECT_LT(r.ran, 4) << r.output;  // ends with make, not at the timeout
+    expectNormalJob();
+  }
+
+  // With the network on, the test's own outside host answers; the host's
+  // loopback service (on 127.0.0.1 only) and its abstract unix socket do
+  // not, by any of `loopbacks`.
+  void checkHostLoopbackUnreachableWithNetworkOn(const std::vector<std::string>& loopbacks) {
+    tango::test::Listener privateService(/*loopbackOnly=*/true);
+    tango::test::AbstractListener abstractSocket;
+    tango::test::TestHost outside;
+    std::string list;
+    for (const auto& l : loopbacks) list += " " + l;
+    const std::string mk = "PORT = " + std::to_string(privateService.port()) +
+                           "\nLOOPBACKS =" + list + "\nABSTRACT = " + abstractSocket.name() +
+                           "\nTESTHOST = " + outside.address() + "\n";
+    // The probes work: from the host itself, both private services answer.
+    const std::string hostProbe =
+        "perl -MSocket -e 'socket(my $s, PF_UNIX, SOCK_STREAM, 0) or die; connect($s, "
+        "pack_sockaddr_un(\"\\0\" . $ARGV[0])) or exit 1' " +
+        abstractSocket.name() + " && bash -c 'echo hi > /dev/tcp/127.0.0.1/" +
+        std::to_string(privateService.port()) + "'";
+    ASSERT_EQ(std::system(hostProbe.c_str()), 0) << hostProbe;
+    auto r = this->runCase("loopback_network_on", "loopnet", 20, {{"paths.mk", mk}},
+                           {{"disable_network", false}});
+    EXPECT_EQ(outcome(r), "success") << r.output;
+    std::string expected = "Autodriver: Job exited with status 0\nTESTHOST\noutside reached\n";
+    for (const auto& l : loopbacks) expected += "blocked " + l + "\n";
+    expected += "blocked abstract\n";
+    EXPECT_EQ(body(r), expected);
     expectNormalJob();
   }
 

@@ -294,6 +294,10 @@ TEST_F(HostileDockerTest, NoNetworkWhenDisabled) {
   expectNormalJob();
 }
 
+TEST_F(HostileDockerTest, HostLoopbackUnreachableWithNetworkOn) {
+  checkHostLoopbackUnreachableWithNetworkOn({"127.0.0.1", "0.0.0.0"});
+}
+
 TEST_F(HostileDockerTest, CannotReadOtherJobsOrTheCourselabs) {
   // The victim holds a secret in its container while the attacker runs in
   // another; the service's data dir is not in the attacker's file system.

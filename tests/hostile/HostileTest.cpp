@@ -264,10 +264,18 @@ TEST_F(HostileTest, NoNetworkWhenDisabled) {
   EXPECT_EQ(outcome(r), "success") << r.output;
   EXPECT_EQ(r.output.find("CONNECTED"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("blocked 127.0.0.1\n"), std::string::npos) << r.output;
-  // The probe itself works: with the network on, the host is reachable.
+  // The probe itself works: with the network on, the host's own addresses
+  // answer (a service on all of them); its 127.0.0.1 is the sandbox's own.
   auto on = runCase("network", "neton", 8, {{"paths.mk", mk}}, {{"disable_network", false}});
   EXPECT_NE(on.output.find("CONNECTED"), std::string::npos) << on.output;
+  EXPECT_NE(on.output.find("blocked 127.0.0.1\n"), std::string::npos) << on.output;
   expectNormalJob();
+}
+
+TEST_F(HostileTest, HostLoopbackUnreachableWithNetworkOn) {
+  checkHostLoopbackUnreachableWithNetworkOn({"127.0.0.1", "10.0.2.2", "0.0.0.0"});
+  // slirp4netns ends with its job.
+  EXPECT_NE(std::system("pgrep -x slirp4netns >/dev/null"), 0);
 }
 
 TEST_F(HostileTest, CannotReadOtherJobsOrTheCourselabs) {

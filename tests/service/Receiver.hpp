@@ -39,9 +39,16 @@ class Receiver {
     ::close(fd_);
   }
   int port() const { return port_; }
+  // Every request, including one whose sender stopped midway (cut short).
   std::vector<std::string> requests() {
     std::lock_guard l(mu_);
     return requests_;
+  }
+  // Only the requests that arrived whole (headers and Content-Length bytes):
+  // a sender killed mid-request delivered nothing.
+  std::vector<std::string> completeRequests() {
+    std::lock_guard l(mu_);
+    return complete_;
   }
 
  private:
@@ -75,6 +82,7 @@ class Receiver {
       {
         std::lock_guard l(mu_);
         requests_.push_back(req);
+        if (want != std::string::npos && req.size() >= want) complete_.push_back(req);
       }
       const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
       (void)!::write(c, ok, sizeof ok - 1);
@@ -86,6 +94,7 @@ class Receiver {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::vector<std::string> requests_;
+  std::vector<std::string> complete_;
   std::thread thread_;
 };
 

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../service/TestHost.hpp"
 #include "tango/util/Fd.hpp"
 #include "tango/util/Process.hpp"
 #include "tango/vmms/LocalVmms.hpp"
@@ -254,20 +255,31 @@ TEST_F(LocalVmmsTest, HardTimeoutKillsAHangingSandbox) {
 
 TEST_F(LocalVmmsTest, NetworkCanBeDisabled) {
   Listener listener;
-  const std::string mk = "all:\n\t@bash -c 'exec 3<>/dev/tcp/127.0.0.1/" +
-                         std::to_string(listener.port()) + " && cat <&3'\n";
+  tango::test::TestHost outside;
+  const std::string mk =
+      "all:\n\t@bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(listener.port()) +
+      " && cat <&3'\n\t@bash -c 'exec 3<>/dev/tcp/" + outside.address() + "/7777 && cat <&3'\n";
   auto off = spec();
   off.disableNetwork = true;
   auto [r1, out1] = runMakefile(machine(1006), mk, off);
   EXPECT_EQ(r1.status, 0) << r1.error;
   EXPECT_EQ(out1.find("NETOK"), std::string::npos) << out1;
+  EXPECT_EQ(out1.find("TESTHOST"), std::string::npos) << out1;
   EXPECT_EQ(out1.find("status 0\n"), std::string::npos) << out1;
 
+  // On: a network of its own through slirp4netns. The outside (the test's
+  // own host) answers; the host's loopback service does not, 127.0.0.1
+  // being the sandbox's own (make stops at that first line).
   auto on = spec();
   on.disableNetwork = false;
-  auto [r2, out2] = runMakefile(machine(1007), mk, on);
+  const std::string outsideFirst = "all:\n\t@bash -c 'exec 3<>/dev/tcp/" + outside.address() +
+                                   "/7777 && cat <&3'\n\t@bash -c 'exec 3<>/dev/tcp/127.0.0.1/" +
+                                   std::to_string(listener.port()) + " && cat <&3'\n";
+  auto [r2, out2] = runMakefile(machine(1007), outsideFirst, on);
   EXPECT_EQ(r2.status, 0) << r2.error;
-  EXPECT_EQ(out2, "Autodriver: Job exited with status 0\nNETOK\n");
+  EXPECT_TRUE(out2.starts_with("Autodriver: Job exited with status 2\nTESTHOST\n")) << out2;
+  EXPECT_EQ(out2.find("NETOK"), std::string::npos) << out2;
+  EXPECT_NE(out2.find("Connection refused"), std::string::npos) << out2;
 }
 
 TEST_F(LocalVmmsTest, ServiceStateIsInvisible) {

@@ -130,7 +130,7 @@ Process Process::spawn(const SpawnOptions& options) {
   for (const auto& e : options.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
-  Fd devNull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  Fd devNull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!devNull) throw std::system_error(errno, std::generic_category(), "open /dev/null");
   Fd outR, outW, errR, errW, failR, failW;
   makePipe(outR, outW);
@@ -145,6 +145,8 @@ Process Process::spawn(const SpawnOptions& options) {
   const std::vector<int>& cgroupFds = options.joinCgroupFds;
   const int stdinFd = options.stdinFd >= 0 ? options.stdinFd : devNull.get();
   const std::vector<int>& inheritFds = options.inheritFds;
+  const int outFd = options.discardOutput ? devNull.get() : outW.get();
+  const int errFd = options.discardOutput ? devNull.get() : errW.get();
 
   pid_t pid = ::fork();
   if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
@@ -154,7 +156,7 @@ Process Process::spawn(const SpawnOptions& options) {
     for (int fd : cgroupFds)
       if (::write(fd, "0", 1) != 1) childFail(fail, kStepCgroup);
     resetSignals();
-    if (::dup2(stdinFd, 0) < 0 || ::dup2(outW.get(), 1) < 0 || ::dup2(errW.get(), 2) < 0)
+    if (::dup2(stdinFd, 0) < 0 || ::dup2(outFd, 1) < 0 || ::dup2(errFd, 2) < 0)
       childFail(fail, kStepIo);
     // Nothing else of the service (sockets, database, other jobs' pipes) may
     // leak into the child; the failure pipe is close-on-exec already.

@@ -40,6 +40,9 @@ struct SpawnOptions {
   // Fds (3 and up) the child keeps at their numbers across exec, as bwrap's
   // --seccomp FD expects; every other fd is closed. Not owned.
   std::vector<int> inheritFds;
+  // stdout and stderr on /dev/null instead of pipes: for a helper that runs
+  // beside a job (slirp4netns) and whose streams nobody reads meanwhile.
+  bool discardOutput = false;
 };
 
 class Process {

@@ -11,6 +11,7 @@
 
 #include "tango/util/Process.hpp"
 #include "tango/vmms/LocalFiles.hpp"
+#include "tango/vmms/LocalNetwork.hpp"
 #include "tango/vmms/LocalVmms.hpp"
 #include "tango/vmms/Seccomp.hpp"
 #include "tango/vmms/UsageLine.hpp"
@@ -69,6 +70,16 @@ struct RunStreams {
   }
 };
 
+// The sandbox's /etc/resolv.conf with the network on (root's, 0644, in
+// the VM's directory, which the sandbox's uid can reach).
+std::string writeResolvConf(int vmDirFd) {
+  Fd f(::openat(vmDirFd, "resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                0644));
+  if (!f || ::fchmod(f.get(), 0644) != 0 || !writeAll(f.get(), kSandboxResolvConf))
+    return errnoText("write the sandbox's resolv.conf");
+  return {};
+}
+
 std::chrono::seconds hardTimeoutOf(const RunSpec& spec) {
   if (spec.hardTimeout > 0s) return spec.hardTimeout;
   if (spec.timeoutSecs > 0) return std::chrono::seconds(spec.timeoutSecs) + 30s;
@@ -124,21 +135,37 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   Fd seccomp = seccompFilterFd(setupError);
   if (!seccomp) return fail(setupError);
 
+  std::optional<SandboxNetwork> network;
+  SandboxPlan plan{bwrap_,
+                   *inst,
+                   *root,
+                   dir,
+                   sandboxAutodriver_,
+                   cgroups_.oomEventsFile(group),
+                   seccomp.get(),
+                   {cfg_.dataDir, cfg_.courselabsDir(), vmsDir_},
+                   {},
+                   std::nullopt,
+                   spec,
+                   limits};
+  if (!spec.disableNetwork) {
+    try {
+      network.emplace();
+    } catch (const std::system_error& e) {
+      return fail(std::string("cannot set up the job's network: ") + e.what());
+    }
+    if (auto err = writeResolvConf(d.get()); !err.empty()) return fail(err);
+    plan.networkArgs = network->bwrapArgs();
+    plan.resolvConf = dir / "resolv.conf";
+  }
   SpawnOptions opts;
-  opts.argv = sandboxArgs({bwrap_,
-                           *inst,
-                           *root,
-                           dir,
-                           sandboxAutodriver_,
-                           cgroups_.oomEventsFile(group),
-                           seccomp.get(),
-                           {cfg_.dataDir, cfg_.courselabsDir(), vmsDir_},
-                           spec,
-                           limits});
+  opts.argv = sandboxArgs(plan);
   opts.env = {"PATH=/usr/bin:/bin"};
   opts.credentials = std::make_pair(*uid, static_cast<gid_t>(*uid));
   for (const Fd& fd : cgroupProcs) opts.joinCgroupFds.push_back(fd.get());
   opts.inheritFds.push_back(seccomp.get());
+  if (network)
+    for (int fd : network->childFds()) opts.inheritFds.push_back(fd);
 
   std::optional<Process> proc;
   {
@@ -170,6 +197,24 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
     ~Unregister() { now(); }
   } unregister{this, *inst};
 
+  if (network) {
+    if (auto err = network->connect(slirp4netns_, SteadyClock::now() + 10s); !err.empty()) {
+      // bwrap's own words, when it ended before reporting (a mount it
+      // could not make, say), say more than ours.
+      proc->signal(SIGKILL);
+      std::string bwrapErr;
+      proc->communicate([](std::string_view) {},
+                        [&](std::string_view c) { bwrapErr.append(c.substr(0, 4096)); },
+                        SteadyClock::now() + 2s, 200ms);
+      unregister.now();
+      proc->reap();
+      network->stop();
+      killUidProcesses(*uid);
+      const std::string said = stderrExcerpt(bwrapErr);
+      return fail(said.empty() ? err : err + ": " + said);
+    }
+  }
+
   RunStreams streams{output.get(), std::max<std::int64_t>(spec.maxOutputBytes, 0) + kOutputSlack};
   auto onStdout = [&](std::string_view c) { streams.onStdout(c); };
   auto onStderr = [&](std::string_view c) { streams.onStderr(c); };
@@ -186,6 +231,7 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   }
   unregister.now();
   const int st = proc->reap();
+  if (network) network->stop();
   // The kernel tears a PID namespace down asynchronously: wait until the
   // uid's processes are gone, so the run never returns with some still dying.
   if (hardKilled && !killUidProcesses(*uid))

@@ -54,7 +54,10 @@ std::vector<std::string> sandboxArgs(const SandboxPlan& plan) {
   const SandboxLimits& limits = plan.limits;
   std::vector<std::string> a{plan.bwrap.string(), "--unshare-user", "--unshare-pid",
                              "--unshare-ipc",     "--unshare-uts",  "--unshare-cgroup-try"};
-  if (spec.disableNetwork) a.push_back("--unshare-net");
+  // A network namespace of its own in every case; with the network on,
+  // slirp4netns connects it to the outside before the job starts.
+  a.push_back("--unshare-net");
+  a.insert(a.end(), plan.networkArgs.begin(), plan.networkArgs.end());
   // No nested user namespaces: they are kernel attack surface a grader never needs.
   a.insert(a.end(), {"--disable-userns", "--die-with-parent", "--new-session", "--hostname",
                      plan.hostname.substr(0, 63), "--ro-bind", plan.root.string(), "/"});
@@ -94,6 +97,12 @@ std::vector<std::string> sandboxArgs(const SandboxPlan& plan) {
   tmpfs("/home/autograde", limits.diskBytes);
   if (plan.oomEvents)
     a.insert(a.end(), {"--ro-bind", plan.oomEvents->string(), "/run/tango/oom_events"});
+  // Only over a plain file: a symlink (to systemd-resolved's stub) would
+  // lead bwrap to mount wherever it points inside the image.
+  struct stat rs {};
+  if (plan.resolvConf && ::lstat((plan.root / "etc/resolv.conf").c_str(), &rs) == 0 &&
+      S_ISREG(rs.st_mode))
+    a.insert(a.end(), {"--ro-bind", plan.resolvConf->string(), "/etc/resolv.conf"});
   if (plan.seccompFd >= 0) a.insert(a.end(), {"--seccomp", std::to_string(plan.seccompFd)});
   a.insert(a.end(), {"--ro-bind",
                      (plan.vmDir / "job").string(),

@@ -37,6 +37,10 @@ struct SandboxPlan {
   // the other VMs): each is covered by an empty tmpfs when the job could
   // reach it at all.
   std::vector<std::filesystem::path> hidden;
+  // With the network on (LocalNetwork.hpp): bwrap's --info-fd/--block-fd
+  // flags, and the resolv.conf that names slirp4netns's DNS forwarder.
+  std::vector<std::string> networkArgs;
+  std::optional<std::filesystem::path> resolvConf;
   RunSpec spec;
   SandboxLimits limits;
 };

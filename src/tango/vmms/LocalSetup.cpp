@@ -7,6 +7,7 @@
 
 #include "tango/util/Process.hpp"
 #include "tango/vmms/LocalFiles.hpp"
+#include "tango/vmms/LocalNetwork.hpp"
 #include "tango/vmms/LocalVmms.hpp"
 #include "tango/vmms/TreeRemoval.hpp"
 
@@ -49,7 +50,15 @@ LocalVmms::LocalVmms(const Config& cfg) : cfg_(cfg) {
   setupError_ = makeSandboxDir(vmsDir_);
   if (setupError_.empty()) setupError_ = installAutodriver();
   bwrap_ = findBwrap();
+  slirp4netns_ = findSlirp4netns();
   spdlog::info("local VMMS: {}", cgroups_.describe());
+  if (slirp4netns_.empty())
+    spdlog::warn(
+        "local VMMS: slirp4netns is not installed: jobs that ask for the network "
+        "(\"disable_network\": false) will fail (apt-get install slirp4netns)");
+  else
+    spdlog::info("local VMMS: jobs that ask for the network get their own through {}",
+                 slirp4netns_.string());
 
   // Uids of VMs left by a previous run stay taken until those VMs are destroyed.
   for (const auto& entry : fs::directory_iterator(vmsDir_, ec)) {

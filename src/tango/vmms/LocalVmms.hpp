@@ -100,6 +100,7 @@ class LocalVmms : public Vmms {
   std::filesystem::path sandboxAutodriver_;  // the copy the sandboxes run
   std::string setupError_;                   // what the constructor could not do
   std::filesystem::path bwrap_;
+  std::filesystem::path slirp4netns_;  // empty: jobs that ask for the network fail
   SandboxCgroups cgroups_;
 
   mutable std::mutex mu_;
