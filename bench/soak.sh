@@ -27,17 +27,18 @@ trap stop_tangod EXIT
 
 # The mix: normal jobs (examples/hello) between the hostile cases of
 # tests/hostile (their README.md says what each attacks), with the timeouts
-# the hostile suite gives them. About half the jobs are normal.
+# the hostile suite gives them. About half the jobs are normal; "hellonet" is
+# hello with the network on (a slirp4netns per run).
 MIX=(hello:10 fork_bomb:3 hello:10 memory_hog:5 hello:10 thread_bomb:4 hello:10
   ignore_sigterm:2 hello:10 double_fork_daemon:5 hello:10 dev_shm_fill:10 hello:10
   tmp_leftovers:5 hello:10 disk_fill:5 hello:10 syscalls:10 hello:10 stdout_1gb:5
-  hello:10 close_stdout:2 hello:10 stdin_wait:10)
+  hello:10 close_stdout:2 hello:10 stdin_wait:10 hellonet:10 network:8)
 
 # One courselab per case, its files uploaded once.
 for entry in "${MIX[@]}"; do
   name=${entry%%:*}
   dir=$CASES/$name
-  [ "$name" = hello ] && dir=$ROOT/examples/hello
+  [ "$name" = hello ] || [ "$name" = hellonet ] && dir=$ROOT/examples/hello
   lab=soak-${name//_/-}
   curl -sf "$API/open/test/$lab/" >/dev/null
   for f in "$dir"/*; do
@@ -50,8 +51,9 @@ live() { curl -sf "$API/jobs/test/0/" | python3 -c 'import json, sys; print(len(
 fds() { ls "/proc/$TANGOD_PID/fd" | wc -l; }
 submit() { # submit NAME TIMEOUT SEQ
   local name=$1 timeout=$2 n=$3 lab=soak-${1//_/-} files=""
-  local dir=$CASES/$name
-  [ "$name" = hello ] && dir=$ROOT/examples/hello
+  local dir=$CASES/$name net=true
+  [ "$name" = hello ] || [ "$name" = hellonet ] && dir=$ROOT/examples/hello
+  [ "$name" = hellonet ] && net=false
   for f in "$dir"/*; do
     b=$(basename "$f")
     [ "$b" = README.md ] && continue
@@ -59,7 +61,8 @@ submit() { # submit NAME TIMEOUT SEQ
     files+="${files:+,}{\"localFile\":\"$b\",\"destFile\":\"$d\"}"
   done
   curl -sf "$API/addJob/test/$lab/" -d "{\"image\":\"autograding_image\",\"files\":[$files],\
-\"output_file\":\"$n.out\",\"jobName\":\"$name-$n\",\"timeout\":$timeout}" |
+\"output_file\":\"$n.out\",\"jobName\":\"$name-$n\",\"timeout\":$timeout,\
+\"disable_network\":$net}" |
     grep -q '"statusId": *0' || echo "addJob of $name-$n failed" >&2 || true
 }
 
@@ -89,18 +92,19 @@ dead=$(curl -sf "$API/jobs/test/1/")
 normal_ok=$(echo "$dead" | python3 -c '
 import json, sys
 jobs = json.load(sys.stdin)["jobs"]
-hello = [j for j in jobs if j["name"].startswith("hello-")]
+hello = [j for j in jobs if j["name"].startswith(("hello-", "hellonet-"))]
 print(sum(1 for j in hello if j.get("outcome") == "success"), len(hello), len(jobs))')
 read -r ok hello total <<<"$normal_ok"
 procs=$(ps -eo uid= | awk -v lo=$UID_BASE -v hi=$((UID_BASE + SLOTS)) '$1 >= lo && $1 < hi' | wc -l)
 free=$(curl -sf "$API/pool/test/" | python3 -c '
 import json, sys
 print(sum(len(p["free"]) for p in json.load(sys.stdin)["pools"].values()))')
+slirps=$(pgrep -xc slirp4netns || true)
 vmdirs=$(find "$BENCH_DIR/soak/sandboxes" -mindepth 1 -maxdepth 1 -type d -name 'local-*' | wc -l)
 summary="soak: $MINUTES min, $n jobs submitted ($total finished, $hello normal of which $ok succeeded), \
 still live $still_live; tangod RSS $((rss_start / 1024)) MB at start, $((rss_end / 1024)) MB at end \
 (max $(cut -d, -f2 "$CSV" | tail -n +2 | sort -n | tail -1) kB); fds $fds_start at start, $fds_end at end \
 (max $(cut -d, -f3 "$CSV" | tail -n +2 | sort -n | tail -1)); leftovers: $procs sandbox processes, \
-$((vmdirs - free)) VM directories beyond the $free pooled"
+$slirps slirp4netns, $((vmdirs - free)) VM directories beyond the $free pooled"
 echo "$summary" | tee "$OUT"
-[ "$still_live" -eq 0 ] && [ "$ok" -eq "$hello" ] && [ "$procs" -eq 0 ] && [ "$vmdirs" -eq "$free" ]
+[ "$still_live" -eq 0 ] && [ "$ok" -eq "$hello" ] && [ "$procs" -eq 0 ] && [ "$slirps" -eq 0 ] && [ "$vmdirs" -eq "$free" ]
