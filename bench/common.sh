@@ -40,3 +40,16 @@ stop_tangod() { kill "$TANGOD_PID" 2>/dev/null || true; wait "$TANGOD_PID" 2>/de
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+# floor_latency LABEL ROUND OUT [net]: JOBS runs of bench/sandbox_floor.sh one
+# after another, each timed; prints the median and p99 line to OUT.
+floor_latency() {
+  local label=$1 round=$2 out=$3 net=${4:-} lat=() t0 t1
+  for i in $(seq "$JOBS"); do
+    t0=$EPOCHREALTIME
+    "$ROOT/bench/sandbox_floor.sh" "$i" $net
+    t1=$EPOCHREALTIME
+    lat+=("$(echo "($t1 - $t0) * 1000" | bc -l)")
+  done
+  printf '%s\n' "${lat[@]}" | sort -n | awk -v r="$round" -v l="$label" '{a[NR]=$1} END {printf "round %s floor %s: n=%d median=%.2f ms p99=%.2f ms\n", r, l, NR, a[int(NR/2)+1], a[int(NR*0.99)+1]}' | tee -a "$out"
+}

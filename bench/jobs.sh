@@ -18,14 +18,7 @@ for r in $(seq "$ROUNDS"); do
   stop_tangod
 
   # Floor latency: one sandbox run after another, each timed.
-  lat=()
-  for i in $(seq "$LAT_JOBS"); do
-    t0=$EPOCHREALTIME
-    "$ROOT/bench/sandbox_floor.sh" "$i"
-    t1=$EPOCHREALTIME
-    lat+=("$(echo "($t1 - $t0) * 1000" | bc -l)")
-  done
-  printf '%s\n' "${lat[@]}" | sort -n | awk -v r="$r" '{a[NR]=$1} END {printf "round %s floor addJob->pollable: n=%d median=%.2f ms p99=%.2f ms\n", r, NR, a[int(NR/2)+1], a[int(NR*0.99)+1]}' | tee -a "$OUT"
+  JOBS=$LAT_JOBS floor_latency "addJob->pollable" "$r" "$OUT"
 
   # Floor throughput: TP_JOBS sandbox runs, P at a time.
   t0=$EPOCHREALTIME

@@ -100,14 +100,6 @@ void resetSignals() noexcept {
   }
 }
 
-void makePipe(Fd& readEnd, Fd& writeEnd) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    throw std::system_error(errno, std::generic_category(), "pipe2");
-  readEnd.reset(fds[0]);
-  writeEnd.reset(fds[1]);
-}
-
 int msUntil(SteadyClock::time_point deadline) {
   if (deadline == SteadyClock::time_point::max()) return -1;
   auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
@@ -116,6 +108,14 @@ int msUntil(SteadyClock::time_point deadline) {
 }
 
 }  // namespace
+
+void makePipe(Fd& readEnd, Fd& writeEnd) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw std::system_error(errno, std::generic_category(), "pipe2");
+  readEnd.reset(fds[0]);
+  writeEnd.reset(fds[1]);
+}
 
 Process Process::spawn(const SpawnOptions& options) {
   if (options.argv.empty() || options.argv[0].empty() || options.argv[0][0] != '/')

@@ -45,6 +45,9 @@ struct SpawnOptions {
   bool discardOutput = false;
 };
 
+// A pipe, both ends close-on-exec. Throws std::system_error.
+void makePipe(Fd& readEnd, Fd& writeEnd);
+
 class Process {
  public:
   using Sink = std::function<void(std::string_view)>;

@@ -15,14 +15,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-void makePipe(Fd& r, Fd& w) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0)
-    throw std::system_error(errno, std::generic_category(), "pipe for the sandbox network");
-  r.reset(fds[0]);
-  w.reset(fds[1]);
-}
-
 // Reads from `fd` until `done(text)` holds, EOF, or the deadline. False
 // unless `done` held.
 template <class Done>

@@ -56,6 +56,10 @@ LocalVmms::LocalVmms(const Config& cfg) : cfg_(cfg) {
     spdlog::warn(
         "local VMMS: slirp4netns is not installed: jobs that ask for the network "
         "(\"disable_network\": false) will fail (apt-get install slirp4netns)");
+  else if (::access("/dev/net/tun", F_OK) != 0)
+    spdlog::warn(
+        "local VMMS: /dev/net/tun is missing: slirp4netns cannot give jobs that ask for the "
+        "network a network of their own, and they will fail (modprobe tun)");
   else
     spdlog::info("local VMMS: jobs that ask for the network get their own through {}",
                  slirp4netns_.string());
