@@ -172,6 +172,10 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
     }
     code = engine_.waitContainer(name, 30s);
   } catch (const docker::DockerTimeout&) {
+    if (wasAbandoned(name)) {
+      result.error = "the engine stopped answering; the run was abandoned";
+      return result;
+    }
     try {
       engine_.killContainer(name);
     } catch (const docker::DockerError&) {
@@ -209,10 +213,12 @@ RunResult DockerVmms::stream(const std::string& name, const RunSpec& spec, const
 
 void DockerVmms::abandonRuns() {
   std::lock_guard lock(mu_);
+  // A run still attaching (no socket yet) is abandoned too: its attach to
+  // the silent engine ends at its own bound, and the run then says why.
   for (auto& [name, c] : containers_) {
-    if (!c.running || c.attachSocket < 0) continue;
+    if (!c.running) continue;
     c.abandoned = true;
-    ::shutdown(c.attachSocket, SHUT_RDWR);
+    if (c.attachSocket >= 0) ::shutdown(c.attachSocket, SHUT_RDWR);
   }
 }
 
