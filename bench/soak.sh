@@ -95,7 +95,8 @@ jobs = json.load(sys.stdin)["jobs"]
 hello = [j for j in jobs if j["name"].startswith(("hello-", "hellonet-"))]
 print(sum(1 for j in hello if j.get("outcome") == "success"), len(hello), len(jobs))')
 read -r ok hello total <<<"$normal_ok"
-procs=$(ps -eo uid= | awk -v lo=$UID_BASE -v hi=$((UID_BASE + SLOTS)) '$1 >= lo && $1 < hi' | wc -l)
+# VM uids and their keepers (UID_BASE + SLOTS + slot).
+procs=$(ps -eo uid= | awk -v lo=$UID_BASE -v hi=$((UID_BASE + 2 * SLOTS)) '$1 >= lo && $1 < hi' | wc -l)
 free=$(curl -sf "$API/pool/test/" | python3 -c '
 import json, sys
 print(sum(len(p["free"]) for p in json.load(sys.stdin)["pools"].values()))')

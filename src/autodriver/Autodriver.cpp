@@ -173,7 +173,19 @@ int run(const Options& options) {
   if (options.framed) settings.frames_fd = STDOUT_FILENO;
 
   std::optional<JobDirectory> job_dir;
-  if (geteuid() == 0) {
+  if (options.job_uid) {
+    // The local VMMS: DIR is the job's home (a tmpfs of the sandbox, gone
+    // with it), filled above as uid 0 of the sandbox's user namespace.
+    if (geteuid() != 0) {
+      diag("-J needs the autodriver to start as uid 0 (of its user namespace)");
+      return kExitUsage;
+    }
+    const auto uid = static_cast<uid_t>(*options.job_uid);
+    chown_tree(options.dir, uid, static_cast<gid_t>(uid));
+    if (chdir(options.dir.c_str()) != 0) throw_errno("chdir " + options.dir);
+    settings.spawn.uid = uid;
+    settings.spawn.gid = static_cast<gid_t>(uid);
+  } else if (geteuid() == 0) {
     const auto user = lookup_grading_user(options.user);
     if (!user) {
       diag("grading user '" + options.user + "' not found in /etc/passwd");

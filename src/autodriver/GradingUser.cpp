@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -130,6 +132,20 @@ const char* drop_privileges(uid_t uid, gid_t gid) {
   if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
     errno = EPERM;
     return "verify root cannot be regained";
+  }
+  // Leaving uid 0 cleared the permitted, effective and ambient sets; the
+  // inheritable set is left, and a file with inheritable capabilities could
+  // take them back at exec (were no_new_privs not set): clear it too.
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capset, &header, data) != 0) return "capset";
+  if (uid != 0 && syscall(SYS_capget, &header, data) == 0) {
+    for (const auto& d : data) {
+      if (d.effective != 0 || d.permitted != 0 || d.inheritable != 0) {
+        errno = EPERM;
+        return "verify no capability is left";
+      }
+    }
   }
   return nullptr;
 }

@@ -15,6 +15,7 @@ constexpr std::int64_t kMaxTimeout = 366LL * 24 * 60 * 60;  // one year
 constexpr std::int64_t kMaxOutputCap = 1LL << 30;           // 1 GiB in memory
 constexpr std::int64_t kMaxCpuSecs = kMaxTimeout;
 constexpr std::int64_t kMaxMemory = 1LL << 50;  // 1 PiB: any real machine
+constexpr std::int64_t kMaxUid = 0xFFFFFFFE;    // (uid_t)-1 means "no change"
 
 std::optional<std::int64_t> parse_number(std::string_view text, std::int64_t max) {
   // strtoll accepts leading blanks and signs; we want digits only.
@@ -37,7 +38,8 @@ std::optional<std::int64_t> parse_number(std::string_view text, std::int64_t max
 const char* usage_text() {
   return "usage: autodriver [-u nproc] [-f fsize_bytes] [-t timeout_secs] [-o output_cap_bytes]\n"
          "                  [-c cpu_secs] [-m memory_bytes] [-M oom_events_file] [-I input_dir]\n"
-         "                  [-U user] [-P partial_file] [-E cgroup_events_file]... [-R] [-S] [-F]\n"
+         "                  [-U user] [-J job_uid] [-P partial_file] [-E cgroup_events_file]...\n"
+         "                  [-R] [-S] [-F]\n"
          "                  DIR\n";
 }
 
@@ -65,7 +67,7 @@ std::variant<Options, UsageError> parse_options(int argc, const char* const* arg
                      : options.framed) = true;
       continue;
     }
-    if (std::string_view("uftoUPcmMIE").find(flag) == std::string_view::npos) {
+    if (std::string_view("uftoUJPcmMIE").find(flag) == std::string_view::npos) {
       return UsageError{"unknown option: " + std::string(arg)};
     }
     // The value is either glued to the flag ("-t5") or the next argument.
@@ -91,6 +93,7 @@ std::variant<Options, UsageError> parse_options(int argc, const char* const* arg
                              : flag == 't' ? kMaxTimeout
                              : flag == 'c' ? kMaxCpuSecs
                              : flag == 'm' ? kMaxMemory
+                             : flag == 'J' ? kMaxUid
                                            : kMaxOutputCap;
     const auto number = parse_number(value, max);
     if (!number) {
@@ -113,6 +116,10 @@ std::variant<Options, UsageError> parse_options(int argc, const char* const* arg
         break;
       case 'm':
         if (*number > 0) options.memory_bytes = *number;
+        break;
+      case 'J':
+        if (*number == 0) return UsageError{"refusing to run the job as uid 0 (-J 0)"};
+        options.job_uid = *number;
         break;
       default:
         options.output_cap = *number == 0 ? kDefaultOutputCap : *number;

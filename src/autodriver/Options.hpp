@@ -17,10 +17,14 @@ struct Options {
   std::int64_t timeout_secs = 0;                // -t: 0 = no timeout
   std::int64_t output_cap = kDefaultOutputCap;  // -o: bytes of output kept
   std::string user = "autograde";               // -U: name or numeric uid
-  std::optional<std::string> partial_file;      // -P: live copy of the output head
-  bool report_usage = false;                    // -R: TANGO_USAGE line on stderr
-  std::optional<std::int64_t> cpu_secs;         // -c: RLIMIT_CPU of each job process
-  std::optional<std::int64_t> memory_bytes;     // -m: memory limit (RLIMIT_AS unless -M)
+  // -J: run the job as this uid (and gid) in DIR itself, which is handed to
+  // it, whatever /etc/passwd says: for a sandbox that starts us as uid 0 of
+  // its own user namespace (the local VMMS) and maps the job's uid there.
+  std::optional<std::int64_t> job_uid;
+  std::optional<std::string> partial_file;   // -P: live copy of the output head
+  bool report_usage = false;                 // -R: TANGO_USAGE line on stderr
+  std::optional<std::int64_t> cpu_secs;      // -c: RLIMIT_CPU of each job process
+  std::optional<std::int64_t> memory_bytes;  // -m: memory limit (RLIMIT_AS unless -M)
   // -M: a cgroup file with an "oom_kill N" line (v1 memory.oom_control, v2
   // memory.events). The cgroup enforces -m then; we only read it to tell the
   // student that the job ran out of memory.

@@ -34,16 +34,18 @@ struct ChildFailure {
 }
 
 // Lowers both soft and hard limit so the job cannot raise it back. Without
-// privileges the hard limit can only go down, so clamp to it.
+// CAP_SYS_RESOURCE (any uid but the host's root, uid 0 of a user namespace
+// too) the hard limit can only go down, so clamp to it.
 bool set_limit(int resource, std::int64_t value) {
   struct rlimit current {};
   if (getrlimit(resource, &current) != 0) return false;
-  rlim_t wanted = static_cast<rlim_t>(value);
-  if (current.rlim_max != RLIM_INFINITY && wanted > current.rlim_max && geteuid() != 0) {
-    wanted = current.rlim_max;
-  }
+  const rlim_t wanted = static_cast<rlim_t>(value);
   const struct rlimit limit { wanted, wanted };
-  return setrlimit(resource, &limit) == 0;
+  if (setrlimit(resource, &limit) == 0) return true;
+  if (errno != EPERM || current.rlim_max == RLIM_INFINITY || wanted <= current.rlim_max)
+    return false;
+  const struct rlimit clamped { current.rlim_max, current.rlim_max };
+  return setrlimit(resource, &clamped) == 0;
 }
 
 void close_fds_from(unsigned first) {

@@ -745,6 +745,29 @@ TEST_F(AutodriverRootMode, NumericUidAndLeftoverFromEarlierJob) {
   EXPECT_TRUE(fs::is_empty(home_));
 }
 
+// -J (the local VMMS): the job runs as that uid in DIR itself, handed to
+// it whatever /etc/passwd says, with no capability left; DIR stays.
+TEST_F(AutodriverRootMode, JobUidRunsInPlaceWithNoCapabilities) {
+  write_file(job_ / "input", "x");
+  write_makefile(
+      "\t@id -u; id -g; id -G; pwd; stat -c %u . input\n"
+      "\t@grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status\n");
+  const RunResult r = run_as_root({"-J", "54321"}, job_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, std::string(kExited0) + "54321\n54321\n54321\n" + job_.string() +
+                       "\n54321\n54321\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n"
+                       "CapEff:\t0000000000000000\nCapAmb:\t0000000000000000\n");
+  EXPECT_TRUE(fs::exists(job_ / "input"));
+}
+
+TEST_F(AutodriverBinary, JobUidNeedsRoot) {
+  write_makefile("\t@echo never\n");
+  const RunResult r = run_autodriver({"-J", "54321", job_.string()});  // as nobody
+  EXPECT_EQ(r.exit_code, 1) << r.err;                                  // a usage error
+  EXPECT_NE(r.err.find("-J needs the autodriver to start as uid 0"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
 TEST_F(AutodriverRootMode, CopiesAcrossFilesystems) {
   const fs::path shm_job = fs::path("/dev/shm") / (base_.filename().string() + "-job");
   struct stat tmp_st {

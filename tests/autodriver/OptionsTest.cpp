@@ -103,6 +103,16 @@ TEST(Options, BadArguments) {
   parse_error({"-U", "", "dir"});
 }
 
+TEST(Options, JobUid) {
+  EXPECT_FALSE(parse_ok({"dir"}).job_uid);
+  EXPECT_EQ(parse_ok({"-J", "200123", "dir"}).job_uid, 200123);
+  EXPECT_EQ(parse_ok({"-J4294967294", "dir"}).job_uid, 4294967294);
+  EXPECT_NE(parse_error({"-J", "0", "dir"}).find("uid 0"), std::string::npos);
+  EXPECT_NE(parse_error({"-J", "4294967295", "dir"}).find("invalid value for -J"),
+            std::string::npos);
+  EXPECT_NE(parse_error({"-J", "grader", "dir"}).find("invalid value for -J"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tango::autodriver
 

@@ -424,6 +424,10 @@ TEST(Config, LocalTableIsValidated) {
   EXPECT_TRUE(startsWith(msg, "local: ")) << msg;
   msg = errorOf([] { fromToml("[local]\nUID_BASE = 2147000000\nSLOTS = 1000000\n"); });
   EXPECT_TRUE(startsWith(msg, "local.UID_BASE: ")) << msg;
+  // The keepers' range (UID_BASE + SLOTS ...) must fit too.
+  msg = errorOf([] { fromToml("[local]\nUID_BASE = 2146000000\nSLOTS = 1000000\n"); });
+  EXPECT_TRUE(startsWith(msg, "local.UID_BASE: ")) << msg;
+  EXPECT_NO_THROW(fromToml("[local]\nUID_BASE = 2145000000\nSLOTS = 1000000\n"));
 }
 
 TEST(Config, MalformedTomlNamesFileAndLine) {

@@ -278,6 +278,30 @@ class HostileCases : public Base {
     expectNormalJob();
   }
 
+  // The job finds the autodriver and the sandbox's init in /proc and reaches
+  // neither: no signal, no fd, no memory, no forged usage line taken.
+  void checkTheJobCannotTouchTheAutodriver() {
+    auto r = this->runCase("touch_autodriver", "touch", 10);
+    EXPECT_EQ(outcome(r), "success") << r.output;
+    const std::string b = body(r);
+    EXPECT_TRUE(b.starts_with("Autodriver: Job exited with status 0\n")) << b;
+    EXPECT_NE(b.find("\nforeign processes found\nsignals delivered: 0\nfds opened: 0\n"
+                     "nested user namespace: refused ("),
+              std::string::npos)
+        << b;
+    EXPECT_TRUE(b.ends_with(")\nprobe done\n")) << b;
+    std::cout << "touch_autodriver: " << b.substr(b.find("nested")) << std::flush;
+    // The usage the service recorded is the autodriver's, not the one the
+    // job printed (or would have written on the autodriver's stderr).
+    const json::value* usage = r.job.if_contains("usage");
+    ASSERT_TRUE(usage && usage->is_object()) << json::serialize(r.job);
+    const json::value* rss = usage->as_object().if_contains("max_rss_kb");
+    ASSERT_TRUE(rss && rss->is_int64()) << json::serialize(*usage);
+    EXPECT_NE(rss->as_int64(), 424242) << json::serialize(*usage);
+    EXPECT_GT(rss->as_int64(), 0) << json::serialize(*usage);
+    expectNormalJob();
+  }
+
   void checkMakefileReadingStdinEndsAtOnce() {
     auto r = this->runCase("stdin_wait", "stdin", 10);
     EXPECT_EQ(outcome(r), "success") << r.output;

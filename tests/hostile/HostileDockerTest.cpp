@@ -360,6 +360,8 @@ TEST_F(HostileDockerTest, NulBytesInvalidUtf8AndA50MegabyteLine) {
 
 TEST_F(HostileDockerTest, MakeKilledBySignal) { checkMakeKilledBySignal(); }
 
+TEST_F(HostileDockerTest, TheJobCannotTouchTheAutodriver) { checkTheJobCannotTouchTheAutodriver(); }
+
 TEST_F(HostileDockerTest, MakefileReadingStdinEndsAtOnce) { checkMakefileReadingStdinEndsAtOnce(); }
 
 class HostileDockerMixTest : public HostileDockerTest {

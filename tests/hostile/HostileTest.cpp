@@ -24,7 +24,9 @@ using namespace std::chrono_literals;
 using hostile::kCleanupBound;
 using Clock = hostile::Clock;
 
-constexpr int kSlots = 1000;  // Tangod's SLOTS
+// The whole uid block of the test process (Tangod.hpp): its services' VM
+// and keeper uids.
+constexpr int kSlots = 1000;
 
 // "<mount>/<our own group>/tango" in a v1 controller, where the service (our
 // child, so in our groups) creates its per-VM groups; empty if absent.
@@ -328,6 +330,8 @@ TEST_F(HostileTest, NulBytesInvalidUtf8AndA50MegabyteLine) {
 }
 
 TEST_F(HostileTest, MakeKilledBySignal) { checkMakeKilledBySignal(); }
+
+TEST_F(HostileTest, TheJobCannotTouchTheAutodriver) { checkTheJobCannotTouchTheAutodriver(); }
 
 TEST_F(HostileTest, MakefileReadingStdinEndsAtOnce) { checkMakefileReadingStdinEndsAtOnce(); }
 

@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 
 class CrashStormTest : public CrashStorm<ServiceTest> {
  protected:
-  static constexpr unsigned kSlots = 200;  // Tangod's [local] SLOTS
+  static constexpr unsigned kSlots = 200;  // 2 x Tangod's [local] SLOTS: VM and keeper uids
 
   std::string extraConfig() override { return "POOL_SIZE = 2\n"; }
   std::string stormImage() override { return "autograding_image"; }

@@ -109,7 +109,8 @@ class LocalVmmsTest : public ::testing::Test {
     cfg_.autodriver = AUTODRIVER_PATH;
     // A uid range of our own: ctest runs test processes in parallel, and one
     // test's destroy kills every process of its uids.
-    cfg_.local.uidBase = 300000 + static_cast<std::uint32_t>(::getpid() % 4000) * 16;
+    // Two uids per slot (the VM's and its keeper's): 2 x 16 per process.
+    cfg_.local.uidBase = 300000 + static_cast<std::uint32_t>(::getpid() % 4000) * 32;
     cfg_.local.slots = 16;
     vmms_ = std::make_unique<LocalVmms>(cfg_);
   }
@@ -170,11 +171,38 @@ class LocalVmmsTest : public ::testing::Test {
     return {r, readFile(out)};
   }
 
+  // No process of the VM's uid nor of its keeper's (bwrap, the autodriver).
+  bool noSandboxProcesses(uid_t vmUid) const {
+    return tango::processesOfUid(vmUid).empty() &&
+           tango::processesOfUid(vmUid + cfg_.local.slots).empty();
+  }
+
   Config cfg_;
   fs::path base_;
   std::unique_ptr<LocalVmms> vmms_;
   int counter_ = 0;
 };
+
+// The job runs as the VM's uid with no capability; the autodriver and the
+// sandbox's init run as the keeper uid, which the job cannot touch.
+TEST_F(LocalVmmsTest, TheJobAndItsAutodriverRunAsDifferentUids) {
+  auto vm = machine(1030);
+  auto [r, out] = runMakefile(vm,
+                              "all:\n\t@id -u\n\t@grep -E '^Cap(Inh|Prm|Eff|Amb)' "
+                              "/proc/self/status\n\t@stat -c '%u' /proc/1 /run/tango-out/partial\n",
+                              spec());
+  EXPECT_EQ(r.status, 0) << r.error;
+  const auto uid = vmms_->vmUid(vm);
+  ASSERT_TRUE(uid);
+  // uid 0 of the sandbox's namespace is the keeper: the job sees it as 0.
+  EXPECT_EQ(out, "Autodriver: Job exited with status 0\n" + std::to_string(*uid) +
+                     "\nCapInh:\t0000000000000000\nCapPrm:\t0000000000000000\n"
+                     "CapEff:\t0000000000000000\nCapAmb:\t0000000000000000\n0\n0\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((vmms_->vmDir(vm) / "run" / "partial").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, *uid + cfg_.local.slots) << "the partial output is the keeper's";
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
 
 TEST_F(LocalVmmsTest, NameAndImages) {
   EXPECT_EQ(vmms_->name(), "local");
@@ -198,7 +226,7 @@ TEST_F(LocalVmmsTest, FullLifecycle) {
   ASSERT_TRUE(uid.has_value());
   EXPECT_TRUE(vmms_->destroyVM(vm).ok);
   EXPECT_FALSE(fs::exists(dir));
-  EXPECT_TRUE(tango::processesOfUid(*uid).empty());
+  EXPECT_TRUE(noSandboxProcesses(*uid));
   EXPECT_FALSE(vmms_->waitVM(vm, 1s).ok);
 }
 
@@ -249,7 +277,7 @@ TEST_F(LocalVmmsTest, HardTimeoutKillsAHangingSandbox) {
   EXPECT_LT(secondsSince(start), 2 + 6.0);  // at the 2 s hard timeout, far from the 1000 s ones
   EXPECT_EQ(r.status, -1);
   EXPECT_NE(r.error.find("hard timeout"), std::string::npos) << r.error;
-  EXPECT_TRUE(tango::processesOfUid(*uid).empty());
+  EXPECT_TRUE(noSandboxProcesses(*uid));
   EXPECT_TRUE(vmms_->safeDestroyVM(vm).ok);
 }
 
@@ -371,14 +399,15 @@ TEST_F(LocalVmmsTest, CopyInRejectsUnsafeInput) {
   EXPECT_FALSE(vmms_->copyIn(vm, {{(lab() / "fifo").string(), "fifo"}}, 10s).ok);
   EXPECT_TRUE(fs::is_empty(vmms_->vmDir(vm) / "job"));
 
-  // An executable keeps its exec bit; the file belongs to the VM uid.
+  // An executable keeps its exec bit; the file belongs to the VM's keeper
+  // uid (the autodriver hands the job its copy), never to the job's uid.
   fs::path script = lab() / "run.sh";
   writeFile(script, "#!/bin/sh\n", fs::perms(0755));
   ASSERT_TRUE(vmms_->copyIn(vm, {{good.string(), "good.c"}, {script.string(), "run.sh"}}, 10s).ok);
   struct stat st {};
   ASSERT_EQ(::stat((vmms_->vmDir(vm) / "job" / "run.sh").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
-  EXPECT_EQ(st.st_uid, *vmms_->vmUid(vm));
+  EXPECT_EQ(st.st_uid, *vmms_->vmUid(vm) + cfg_.local.slots);
   ASSERT_EQ(::stat((vmms_->vmDir(vm) / "job" / "good.c").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
   // No overwriting a file already there.
@@ -409,7 +438,7 @@ TEST_F(LocalVmmsTest, PartialOutputWhileRunningAndDestroyDuringRun) {
   EXPECT_EQ(r.status, -1);
   EXPECT_FALSE(fs::exists(vmms_->vmDir(vm)));
   ASSERT_TRUE(uid.has_value());
-  EXPECT_TRUE(tango::processesOfUid(*uid).empty());
+  EXPECT_TRUE(noSandboxProcesses(*uid));
 }
 
 TEST_F(LocalVmmsTest, DestroyKillsLeftoverProcesses) {
@@ -428,7 +457,7 @@ TEST_F(LocalVmmsTest, DestroyKillsLeftoverProcesses) {
   EXPECT_FALSE(tango::processesOfUid(*uid).empty());
   EXPECT_TRUE(vmms_->safeDestroyVM(vm).ok);
   EXPECT_TRUE(escaped.waitExit(std::chrono::steady_clock::now() + 2s));
-  EXPECT_TRUE(tango::processesOfUid(*uid).empty());
+  EXPECT_TRUE(noSandboxProcesses(*uid));
 }
 
 TEST_F(LocalVmmsTest, DestroyRemovesHostileTrees) {

@@ -683,9 +683,11 @@ void validateTogether(const Config& c) {
         "SSH_MACHINES: VMMS_NAME tashiSSH needs at least one [[SSH_MACHINES]] entry (address, "
         "user, key)");
   // uid_t is 32-bit, and (uid_t)-1 means "no change" to chown/setresuid.
-  if (static_cast<std::uint64_t>(c.local.uidBase) + c.local.slots >= 0x7fffffffULL)
-    throw ConfigError(fmt::format("local.UID_BASE: UID_BASE + SLOTS must stay below 2^31-1, got {}",
-                                  c.local.uidBase));
+  // Each slot has two uids: the VM's (UID_BASE + slot) and its keeper's
+  // (UID_BASE + SLOTS + slot).
+  if (static_cast<std::uint64_t>(c.local.uidBase) + 2ULL * c.local.slots >= 0x7fffffffULL)
+    throw ConfigError(fmt::format(
+        "local.UID_BASE: UID_BASE + 2 x SLOTS must stay below 2^31-1, got {}", c.local.uidBase));
   // Whoever reaches the queue can run jobs as any course: beyond loopback,
   // Redis must ask for a password.
   const std::string& h = c.redisHostname;

@@ -19,7 +19,8 @@ struct LocalVmmsConfig {
   // Image name -> root directory mounted read-only as the sandbox's "/".
   // Empty: one image, "autograding_image", rooted at the host's "/".
   std::map<std::string, std::filesystem::path> images;
-  // Each running sandbox gets its own host uid/gid: UID_BASE + slot.
+  // Each running sandbox gets two host uids: UID_BASE + slot for the job, and
+  // UID_BASE + SLOTS + slot for its bwrap and autodriver (LocalUserns.hpp).
   std::uint32_t uidBase = 200000;
   std::uint32_t slots = 1000;
 };

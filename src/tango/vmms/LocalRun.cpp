@@ -12,6 +12,7 @@
 #include "tango/util/Process.hpp"
 #include "tango/vmms/LocalFiles.hpp"
 #include "tango/vmms/LocalNetwork.hpp"
+#include "tango/vmms/LocalUserns.hpp"
 #include "tango/vmms/LocalVmms.hpp"
 #include "tango/vmms/Seccomp.hpp"
 #include "tango/vmms/UsageLine.hpp"
@@ -30,10 +31,11 @@ constexpr std::size_t kStderrCap = 64 * 1024;
 constexpr std::int64_t kSandboxPids = 16;
 
 // The run's output file (the autodriver's stdout, root's) and an empty
-// partial-output file the job's uid may write: a previous run's partial
-// output must not show up as this run's, and the job's uid cannot create
-// files in run/. Empty on success, else what failed.
-std::string prepareRunFiles(int vmDirFd, uid_t uid, Fd& output) {
+// partial-output file the autodriver (the keeper uid) may write, and the job
+// may not: a previous run's partial output must not show up as this run's,
+// and no uid of the sandbox can create files in run/. Empty on success,
+// else what failed.
+std::string prepareRunFiles(int vmDirFd, uid_t keeper, Fd& output) {
   output =
       Fd(::openat(vmDirFd, "output", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!output) return errnoText("create output file");
@@ -42,7 +44,7 @@ std::string prepareRunFiles(int vmDirFd, uid_t uid, Fd& output) {
   ::unlinkat(run.get(), "partial", 0);
   Fd partial(
       ::openat(run.get(), "partial", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!partial || ::fchown(partial.get(), uid, uid) != 0)
+  if (!partial || ::fchown(partial.get(), keeper, keeper) != 0)
     return errnoText("create the partial output file");
   return {};
 }
@@ -119,7 +121,8 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   Fd d = openDir(AT_FDCWD, dir.c_str());
   if (!d) return fail(errnoText("open " + dir.string()));
   Fd output;
-  if (auto err = prepareRunFiles(d.get(), *uid, output); !err.empty()) return fail(err);
+  const uid_t keeper = keeperUid(*uid);
+  if (auto err = prepareRunFiles(d.get(), keeper, output); !err.empty()) return fail(err);
 
   const SandboxLimits limits = limitsFor(spec);
   const std::string group = cgroupName(*inst, *uid);
@@ -135,19 +138,24 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   Fd seccomp = seccompFilterFd(setupError);
   if (!seccomp) return fail(setupError);
 
+  Fd userns = makeSandboxUserns(keeper, *uid, setupError);
+  if (!userns) return fail(setupError);
+
   std::optional<SandboxNetwork> network;
-  SandboxPlan plan{bwrap_,
-                   *inst,
-                   *root,
-                   dir,
-                   sandboxAutodriver_,
-                   cgroups_.oomEventsFile(group),
-                   seccomp.get(),
-                   {cfg_.dataDir, cfg_.courselabsDir(), vmsDir_},
-                   {},
-                   std::nullopt,
-                   spec,
-                   limits};
+  SandboxPlan plan{.bwrap = bwrap_,
+                   .hostname = *inst,
+                   .root = *root,
+                   .vmDir = dir,
+                   .autodriver = sandboxAutodriver_,
+                   .oomEvents = cgroups_.oomEventsFile(group),
+                   .seccompFd = seccomp.get(),
+                   .usernsFd = userns.get(),
+                   .jobUid = *uid,
+                   .hidden = {cfg_.dataDir, cfg_.courselabsDir(), vmsDir_},
+                   .networkArgs = {},
+                   .resolvConf = std::nullopt,
+                   .spec = spec,
+                   .limits = limits};
   if (!spec.disableNetwork) {
     try {
       network.emplace();
@@ -161,9 +169,10 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   SpawnOptions opts;
   opts.argv = sandboxArgs(plan);
   opts.env = {"PATH=/usr/bin:/bin"};
-  opts.credentials = std::make_pair(*uid, static_cast<gid_t>(*uid));
+  opts.credentials = std::make_pair(keeper, static_cast<gid_t>(keeper));
   for (const Fd& fd : cgroupProcs) opts.joinCgroupFds.push_back(fd.get());
   opts.inheritFds.push_back(seccomp.get());
+  opts.inheritFds.push_back(userns.get());
   if (network)
     for (int fd : network->childFds()) opts.inheritFds.push_back(fd);
 
@@ -209,7 +218,7 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
       unregister.now();
       proc->reap();
       network->stop();
-      killUidProcesses(*uid);
+      killSandboxProcesses(*uid);
       const std::string said = stderrExcerpt(bwrapErr);
       return fail(said.empty() ? err : err + ": " + said);
     }
@@ -234,8 +243,9 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   if (network) network->stop();
   // The kernel tears a PID namespace down asynchronously: wait until the
   // uid's processes are gone, so the run never returns with some still dying.
-  if (hardKilled && !killUidProcesses(*uid))
-    spdlog::warn("local VMMS: processes of uid {} outlived the hard timeout kill", *uid);
+  if (hardKilled && !killSandboxProcesses(*uid))
+    spdlog::warn("local VMMS: processes of uid {} or {} outlived the hard timeout kill", *uid,
+                 keeper);
   result.usage = parseUsageLine(streams.errText);
 
   if (unregister.killedByDestroy) return fail("the VM was destroyed while the job ran");

@@ -52,28 +52,45 @@ std::optional<fs::path> firstUnsearchable(const fs::path& dir) {
 std::vector<std::string> sandboxArgs(const SandboxPlan& plan) {
   const RunSpec& spec = plan.spec;
   const SandboxLimits& limits = plan.limits;
-  std::vector<std::string> a{plan.bwrap.string(), "--unshare-user", "--unshare-pid",
-                             "--unshare-ipc",     "--unshare-uts",  "--unshare-cgroup-try"};
+  // The user namespace is the service's (LocalUserns.hpp): bwrap joins it
+  // as its uid 0 (the keeper), and the autodriver keeps the four
+  // capabilities it needs to hand the job its files, drop to the job's uid
+  // and kill what the job leaves. Nested user namespaces are off in it.
+  std::vector<std::string> a{plan.bwrap.string(),
+                             "--userns",
+                             std::to_string(plan.usernsFd),
+                             "--uid",
+                             "0",
+                             "--gid",
+                             "0",
+                             "--unshare-pid",
+                             "--unshare-ipc",
+                             "--unshare-uts",
+                             "--unshare-cgroup-try"};
   // A network namespace of its own in every case; with the network on,
   // slirp4netns connects it to the outside before the job starts.
   a.push_back("--unshare-net");
   a.insert(a.end(), plan.networkArgs.begin(), plan.networkArgs.end());
-  // No nested user namespaces: they are kernel attack surface a grader never needs.
-  a.insert(a.end(), {"--disable-userns", "--die-with-parent", "--new-session", "--hostname",
+  for (const char* cap : {"CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL"})
+    a.insert(a.end(), {"--cap-add", cap});
+  a.insert(a.end(), {"--die-with-parent", "--new-session", "--hostname",
                      plan.hostname.substr(0, 63), "--ro-bind", plan.root.string(), "/"});
-  auto tmpfs = [&](const std::string& where, std::int64_t size) {
-    a.insert(a.end(), {"--size", std::to_string(size), "--tmpfs", where});
+  // Scratch space is the job's (1777, as on any host); the rest of what
+  // bwrap makes stays the keeper's and read-only to the job.
+  auto tmpfs = [&](const std::string& where, std::int64_t size, const char* perms = "0755") {
+    a.insert(a.end(), {"--perms", perms, "--size", std::to_string(size), "--tmpfs", where});
   };
   // bwrap's /dev is a tmpfs the job owns, of no size limit: /dev/shm gets a
   // tmpfs of the disk limit, and /dev itself turns read-only (its device
   // nodes and /dev/pts are mounts of their own and keep working).
   a.insert(a.end(), {"--dev", "/dev"});
-  tmpfs("/dev/shm", limits.diskBytes);
+  tmpfs("/dev/shm", limits.diskBytes, "1777");
   a.insert(a.end(), {"--remount-ro", "/dev", "--proc", "/proc"});
   const std::vector<std::string> scratch{"/tmp", "/var/tmp", "/run", "/home"};
   for (const auto& s : scratch) {
     if (s == "/var/tmp" && !fs::is_directory(plan.root / "var/tmp")) continue;
-    tmpfs(s, (s == "/tmp" || s == "/var/tmp") ? limits.diskBytes : kSmallTmpSize);
+    const bool scratchSpace = s == "/tmp" || s == "/var/tmp";
+    tmpfs(s, scratchSpace ? limits.diskBytes : kSmallTmpSize, scratchSpace ? "1777" : "0755");
   }
   // The service's own state (state DB, other VMs, courselabs with every
   // student's files) must be invisible, not merely unreadable. A path the
@@ -92,8 +109,9 @@ std::vector<std::string> sandboxArgs(const SandboxPlan& plan) {
     hidden.push_back(*inside);
   }
   // The job's home is a tmpfs of the disk limit, filled by the autodriver
-  // from the read-only inputs (-I): what the job writes never reaches the
-  // host disk, and all of it is gone when the sandbox ends.
+  // from the read-only inputs (-I) and then handed to the job's uid (-J):
+  // what the job writes never reaches the host disk, and all of it is gone
+  // when the sandbox ends.
   tmpfs("/home/autograde", limits.diskBytes);
   if (plan.oomEvents)
     a.insert(a.end(), {"--ro-bind", plan.oomEvents->string(), "/run/tango/oom_events"});
@@ -137,8 +155,8 @@ std::vector<std::string> sandboxArgs(const SandboxPlan& plan) {
   if (limits.cpuSecs > 0) a.insert(a.end(), {"-c", std::to_string(limits.cpuSecs)});
   if (limits.memoryBytes > 0) a.insert(a.end(), {"-m", std::to_string(limits.memoryBytes)});
   if (plan.oomEvents) a.insert(a.end(), {"-M", "/run/tango/oom_events"});
-  a.insert(a.end(),
-           {"-I", "/run/tango-in", "-P", "/run/tango-out/partial", "-R", "/home/autograde"});
+  a.insert(a.end(), {"-J", std::to_string(plan.jobUid), "-I", "/run/tango-in", "-P",
+                     "/run/tango-out/partial", "-R", "/home/autograde"});
   return a;
 }
 

@@ -1,13 +1,15 @@
 #pragma once
 // The bubblewrap command line of one `local` run.
 //
-// bwrap runs as the VM's unprivileged uid and resolves every path it mounts
-// as that uid (it realpath()s even a "--bind-fd", as of 0.8), so whatever the
-// sandbox mounts from the host must be reachable by a uid that owns nothing:
+// bwrap runs as the VM's keeper uid (LocalUserns.hpp), unprivileged on the
+// host, and resolves every path it mounts as that uid (it realpath()s even a "--bind-fd", as of
+// 0.8), so whatever the sandbox mounts from the host must be reachable by a uid that owns nothing:
 // the VMs' directories and the autodriver live in SANDBOX_DIR, which the
 // service makes for that (see LocalVmms.hpp), never below DATA_DIR, which is
 // private to the service and may lie in a home directory nobody else can
 // search.
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -33,6 +35,8 @@ struct SandboxPlan {
   std::filesystem::path autodriver;                // bound read-only at /run/tango/autodriver
   std::optional<std::filesystem::path> oomEvents;  // the memory cgroup's OOM counter
   int seccompFd = -1;                              // the filter (Seccomp.hpp), or none
+  int usernsFd = -1;                               // the run's user namespace (LocalUserns.hpp)
+  uid_t jobUid = 0;                                // the job's uid there (the VM's uid)
   // Host paths the job must not see (the data directory, the courselabs,
   // the other VMs): each is covered by an empty tmpfs when the job could
   // reach it at all.

@@ -162,7 +162,7 @@ void LocalVmms::removeLegacyVms() {
   for (const auto& entry : fs::directory_iterator(legacy, ec))
     names.push_back(entry.path().filename().string());
   for (const auto& name : names) {
-    if (auto uid = readUid(legacy / name)) killUidProcesses(*uid);
+    if (auto uid = readUid(legacy / name)) killSandboxProcesses(*uid);
     std::string error;
     if (!removeDirTree(legacy, name, error))
       spdlog::warn("local VMMS: cannot remove {}: {}", (legacy / name).string(), error);

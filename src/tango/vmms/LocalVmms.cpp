@@ -105,13 +105,14 @@ Fd LocalVmms::lockUid(uid_t uid) {
 bool LocalVmms::holdUid(uid_t uid) {
   // Outside this service's range (UID_BASE changed since): free right now.
   if (uid < cfg_.local.uidBase || uid >= cfg_.local.uidBase + cfg_.local.slots)
-    return static_cast<bool>(lockUid(uid));
+    return lockUid(uid) && lockUid(keeperUid(uid));
   const std::uint32_t slot = uid - cfg_.local.uidBase;
   std::lock_guard lock(mu_);
   if (uidLocks_.count(slot)) return true;
   Fd held = lockUid(uid);
-  if (!held) return false;
-  uidLocks_[slot] = std::move(held);  // released when the slot is freed
+  Fd keeperHeld = held ? lockUid(keeperUid(uid)) : Fd();
+  if (!keeperHeld) return false;
+  uidLocks_[slot] = {std::move(held), std::move(keeperHeld)};  // released with the slot
   return true;
 }
 
@@ -129,10 +130,11 @@ StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds)
       std::uint32_t s = (nextSlot_ + i) % cfg_.local.slots;
       if (usedSlots_.count(s)) continue;
       // Another service on this host (a second node, an overlapping
-      // UID_BASE) may be using this uid: never share it.
+      // UID_BASE) may be using either uid: never share it.
       Fd held = lockUid(cfg_.local.uidBase + s);
-      if (!held) continue;
-      uidLocks_[s] = std::move(held);
+      Fd keeperHeld = held ? lockUid(keeperUid(cfg_.local.uidBase + s)) : Fd();
+      if (!keeperHeld) continue;
+      uidLocks_[s] = {std::move(held), std::move(keeperHeld)};
       slot = s;
       found = true;
       break;
@@ -170,15 +172,16 @@ StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds)
     if (!f || !writeAll(f.get(), std::to_string(uid) + "\n") || ::fsync(f.get()) != 0)
       return failed(errnoText("writing uid file"));
   }
+  const uid_t keeper = keeperUid(uid);
   if (::mkdirat(d.get(), "job", 0700) != 0 ||
-      ::fchownat(d.get(), "job", uid, uid, AT_SYMLINK_NOFOLLOW) != 0 ||
+      ::fchownat(d.get(), "job", keeper, keeper, AT_SYMLINK_NOFOLLOW) != 0 ||
       ::fchmodat(d.get(), "job", 0700, 0) != 0)
     return failed(errnoText("creating job"));
   // Root's: the job may write its partial-output file but create nothing
   // else here, since this directory is on the host disk.
   if (::mkdirat(d.get(), "run", 0711) != 0 || ::fchmodat(d.get(), "run", 0711, 0) != 0)
     return failed(errnoText("creating run"));
-  // Only now can the VM uid traverse the directory (it cannot list it).
+  // Only now can the keeper uid traverse the directory (it cannot list it).
   if (::fchmod(d.get(), 0711) != 0) return failed(errnoText("chmod " + dir.string()));
   spdlog::debug("local VMMS: created {} (uid {})", *inst, uid);
   return StepResult::success();
@@ -195,7 +198,7 @@ StepResult LocalVmms::waitVM(const TangoMachine& vm, std::chrono::seconds) {
   if (!d) return StepResult::failure(errnoText("open " + dir.string()));
   for (const char* sub : {"job", "run"}) {
     struct stat st {};
-    const uid_t owner = std::string_view(sub) == "job" ? *uid : 0;
+    const uid_t owner = std::string_view(sub) == "job" ? keeperUid(*uid) : 0;
     if (::fstatat(d.get(), sub, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
         st.st_uid != owner)
       return StepResult::failure("VM " + *inst + " is damaged: " + sub + "/ is missing or foreign");
@@ -233,7 +236,9 @@ StepResult LocalVmms::copyIn(const TangoMachine& vm, const std::vector<InputFile
     Fd out(::openat(job.get(), f.destFile.c_str(),
                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
     if (!out) return StepResult::failure(errnoText("create " + f.destFile));
-    if (::fchown(out.get(), *uid, *uid) != 0 || ::fchmod(out.get(), mode) != 0)
+    // The keeper's: the autodriver copies it into the job's home.
+    if (::fchown(out.get(), keeperUid(*uid), keeperUid(*uid)) != 0 ||
+        ::fchmod(out.get(), mode) != 0)
       return StepResult::failure(errnoText("chown " + f.destFile));
     if (auto err = copyData(in.get(), out.get(), deadline); !err.empty())
       return StepResult::failure("copying " + f.destFile + ": " + err);
@@ -294,7 +299,7 @@ StepResult LocalVmms::destroyVM(const TangoMachine& vm) {
                  *uid, *inst);
     uid.reset();
   }
-  if (uid) killed = killUidProcesses(*uid);
+  if (uid) killed = killSandboxProcesses(*uid);
   std::string error;
   bool removed = removeDirTree(vmsDir_, *inst, error);
   if (uid && killed) {
@@ -311,7 +316,8 @@ StepResult LocalVmms::destroyVM(const TangoMachine& vm) {
       uidLocks_.erase(*uid - cfg_.local.uidBase);
     } else {
       // Keep the uid out of circulation: a survivor must never share it with the next job.
-      spdlog::error("local VMMS: processes of uid {} survive; slot kept reserved", *uid);
+      spdlog::error("local VMMS: processes of uid {} or {} survive; slot kept reserved", *uid,
+                    keeperUid(*uid));
       return StepResult::failure("processes of uid " + std::to_string(*uid) + " survive");
     }
   }
@@ -378,12 +384,13 @@ std::optional<std::string> LocalVmms::getPartialOutput(const TangoMachine& vm) {
   Fd d = openDir(AT_FDCWD, dir.c_str());
   Fd run = d ? openDir(d.get(), "run") : Fd();
   if (!run) return std::nullopt;
-  // The job owns run/: whatever is there may be a FIFO, a device or a hard
-  // link to someone else's file rather than the autodriver's output.
+  // Only the keeper's own regular file is the autodriver's output: never a
+  // FIFO, a device or a hard link to someone else's file.
   Fd f(::openat(run.get(), "partial", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!f) return std::nullopt;
   struct stat st {};
-  if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != *uid || st.st_nlink != 1)
+  if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != keeperUid(*uid) ||
+      st.st_nlink != 1)
     return std::nullopt;
   return readCapped(f.get(), cap);
 }

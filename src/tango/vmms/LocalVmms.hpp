@@ -1,8 +1,13 @@
 #pragma once
 // The `local` VMMS: every VM is a directory on this host and every job runs in
-// a fresh bubblewrap sandbox (own user, PID, IPC, UTS, cgroup and optionally
-// network namespaces) under a host uid of its own, running the same autodriver
-// as the other VMMSes. No Docker needed, so it is the embedded default.
+// a fresh bubblewrap sandbox (own user, PID, IPC, UTS, cgroup and network
+// namespaces) under a host uid of its own, running the same autodriver as the
+// other VMMSes. No Docker needed, so it is the embedded default.
+//
+// Each VM has two host uids, one slot of each range: the VM's uid
+// (UID_BASE + slot), which the job runs as, and its keeper uid (UID_BASE +
+// SLOTS + slot), which bwrap and the autodriver run as, so the job cannot
+// touch them (LocalUserns.hpp). Both are locked host-wide while in use.
 //
 // The VMs live in SANDBOX_DIR (Config::vmsDir(), root's, 0711), outside
 // DATA_DIR: bwrap runs as the VM's uid and must reach what it mounts, while
@@ -10,16 +15,19 @@
 // holds a copy of the autodriver (root's, 0755).
 // Layout of one VM, <SANDBOX_DIR>/<PREFIX>-<id>-<image>/ (root, 0711):
 //   uid      root-only: the host uid/gid of the VM (survives a restart)
-//   job/     the VM uid, 0700: the job's input files, mounted read-only at
+//   job/     the keeper's, 0700: the job's input files, mounted read-only at
 //            /run/tango-in and copied by the autodriver into /home/autograde,
-//            a tmpfs of VM_DISK_LIMIT: the job never writes to the host disk
-//   run/     root, 0711: holds only `partial` (the VM uid's), the autodriver's
-//            partial output, mounted as /run/tango-out; the job cannot add files
+//            a tmpfs of VM_DISK_LIMIT handed to the job's uid: the job never
+//            writes to the host disk
+//   run/     root, 0711: holds only `partial` (the keeper's, 0600), the
+//            autodriver's partial output, mounted as /run/tango-out; the job
+//            can neither write it nor add files
 //   output   root-only: the autodriver's stdout of the last run
 // Per VM, cgroups <own cgroup>/tango/<instance>.<uid> (v1: memory, pids and
 // cpu controllers; v2: one group; see Cgroup.hpp), removed with the VM.
 // Split by job: LocalSetup.cpp (start-up, preflight), LocalVmms.cpp (the
 // VM's life), LocalRun.cpp (one run), LocalSandbox.cpp (bwrap's arguments),
+// LocalUserns.cpp (the run's two-uid user namespace), LocalNetwork.cpp,
 // Seccomp.cpp (the filter), TreeRemoval.cpp (removing a job's files).
 #include <sys/types.h>
 
@@ -72,8 +80,11 @@ class LocalVmms : public Vmms {
 
  private:
   static Fd lockUid(uid_t uid);
-  // Whether this service holds `uid`'s lock (taking it if free).
+  // Whether this service holds the locks of VM uid `uid` and of its keeper
+  // (taking them if free).
   bool holdUid(uid_t uid);
+  // The uid bwrap and the autodriver of VM uid `vmUid` run as.
+  uid_t keeperUid(uid_t vmUid) const { return vmUid + cfg_.local.slots; }
   struct Running {
     Process* process = nullptr;
     std::int64_t outputCap = 0;
@@ -94,6 +105,11 @@ class LocalVmms : public Vmms {
   }
   // Kills every process of `uid` and waits (bounded) until none is left.
   bool killUidProcesses(uid_t uid) const;
+  // The same for VM uid `vmUid` and its keeper.
+  bool killSandboxProcesses(uid_t vmUid) const {
+    const bool keeperGone = killUidProcesses(keeperUid(vmUid));
+    return killUidProcesses(vmUid) && keeperGone;
+  }
 
   Config cfg_;
   std::filesystem::path vmsDir_;
@@ -104,8 +120,8 @@ class LocalVmms : public Vmms {
   SandboxCgroups cgroups_;
 
   mutable std::mutex mu_;
-  std::set<std::uint32_t> usedSlots_;       // guarded by mu_
-  std::map<std::uint32_t, Fd> uidLocks_;    // slot -> its uid's lock (mu_)
+  std::set<std::uint32_t> usedSlots_;                    // guarded by mu_
+  std::map<std::uint32_t, std::pair<Fd, Fd>> uidLocks_;  // slot -> its uids' locks (mu_)
   std::uint32_t nextSlot_ = 0;              // guarded by mu_; rotates so freed uids rest
   std::map<std::string, Running> running_;  // instance -> run in progress; guarded by mu_
 };

@@ -94,10 +94,10 @@ std::string buildProgram(std::string& program) {
         rc != 0)
       return failed("seccomp_rule_add ptrace", rc);
   }
-  // bwrap's --disable-userns already stops nested user namespaces; this says
-  // EPERM at the call, whatever the kernel's own limits. clone3 passes its
-  // flags in memory seccomp cannot read: it stays for threads, and a new
-  // user namespace through it still meets --disable-userns.
+  // The sandbox's user namespace allows no nested one already
+  // (user.max_user_namespaces = 0 in it, LocalUserns.hpp); this says EPERM
+  // at the call. clone3 passes its flags in memory seccomp cannot read: it
+  // stays for threads, and a new user namespace through it meets that limit.
   for (int nr : {SCMP_SYS(unshare), SCMP_SYS(clone)}) {
     if (int rc = seccomp_rule_add(ctx.get(), deny, nr, 1,
                                   SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER));
