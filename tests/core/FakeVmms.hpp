@@ -31,23 +31,28 @@ class FakeVmms final : public Vmms {
 
   std::string name() const override { return vmmsName; }
 
-  StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds) override {
+  StepResult initializeVM(const TangoMachine& vm, std::chrono::seconds timeout) override {
+    given("initializeVM", timeout);
     if (auto why = call(initHook, inits); !why.empty()) return StepResult::failure(why);
     std::lock_guard lock(mu);
     alive.insert(vm.id);
     made.push_back(vm);
     return StepResult::success();
   }
-  StepResult waitVM(const TangoMachine&, std::chrono::seconds) override {
+  StepResult waitVM(const TangoMachine&, std::chrono::seconds timeout) override {
+    given("waitVM", timeout);
     auto why = call(waitHook, waits);
     return why.empty() ? StepResult::success() : StepResult::failure(why);
   }
   StepResult copyIn(const TangoMachine&, const std::vector<InputFile>&,
-                    std::chrono::seconds) override {
+                    std::chrono::seconds timeout) override {
+    given("copyIn", timeout);
     auto why = call(copyInHook, copyIns);
     return why.empty() ? StepResult::success() : StepResult::failure(why);
   }
   RunResult runJob(const TangoMachine& vm, const RunSpec& spec) override {
+    given("runJob", spec.hardTimeout);
+    given("runJob (job's own)", std::chrono::seconds(spec.timeoutSecs));
     RunResult r;
     if (auto why = call(runHook, runs); !why.empty()) {
       r.error = why;
@@ -66,7 +71,8 @@ class FakeVmms final : public Vmms {
     return r;
   }
   StepResult copyOut(const TangoMachine&, const std::filesystem::path& dest,
-                     std::chrono::seconds) override {
+                     std::chrono::seconds timeout) override {
+    given("copyOut", timeout);
     if (auto why = call(copyOutHook, copyOuts); !why.empty()) return StepResult::failure(why);
     std::ofstream(dest, std::ios::binary) << output;
     return StepResult::success();
@@ -103,13 +109,25 @@ class FakeVmms final : public Vmms {
     return cv.wait_for(lock, within, [&] { return !running.empty(); });
   }
 
+  // The timeout the last call of each step was given.
+  std::chrono::seconds timeoutOf(const std::string& step) {
+    std::lock_guard lock(mu);
+    auto it = timeouts.find(step);
+    return it == timeouts.end() ? std::chrono::seconds(-1) : it->second;
+  }
+
   std::atomic<int> inits{0}, waits{0}, copyIns{0}, runs{0}, copyOuts{0}, destroys{0};
   std::mutex mu;
   std::condition_variable cv;
   std::set<std::int64_t> alive, running;
   std::vector<TangoMachine> made;
+  std::map<std::string, std::chrono::seconds> timeouts;
 
  private:
+  void given(const std::string& step, std::chrono::seconds timeout) {
+    std::lock_guard lock(mu);
+    timeouts[step] = timeout;
+  }
   static std::string call(const Hook& hook, std::atomic<int>& counter) {
     const int n = counter++;
     return hook ? hook(n) : std::string();

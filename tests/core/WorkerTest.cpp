@@ -71,6 +71,60 @@ TEST_F(CoreTest, AStepThatAlwaysFailsEndsTheJobAfterItsRetries) {
   }
 }
 
+// Each step gets its configured timeout, and a VMMS that spends all of it
+// (then gives up, as a real one does) fails the step: the job is retried and
+// ends after its retries, in about three timeouts. runJob is bounded by the
+// job's own timeout plus 10 s (its hard timeout), given here, not waited out.
+TEST_F(CoreTest, EachStepGetsItsTimeoutAndOneThatRunsOutOfItIsRetried) {
+  cfg_.initializeVmTimeout = 1;
+  cfg_.waitVmTimeout = 1;
+  cfg_.copyInTimeout = 1;
+  cfg_.copyOutTimeout = 1;
+  struct Case {
+    const char* step;
+    FakeVmms::Hook FakeVmms::*hook;
+    std::atomic<int> FakeVmms::*calls;
+    const char* status;  // Tango's per-step line (initializeVM has none of its own)
+  };
+  const std::vector<Case> cases = {
+      {"initializeVM", &FakeVmms::initHook, &FakeVmms::inits, "waitVM=None"},
+      {"waitVM", &FakeVmms::waitHook, &FakeVmms::waits, "waitVM=-1 copyIn=None"},
+      {"copyIn", &FakeVmms::copyInHook, &FakeVmms::copyIns, "waitVM=0 copyIn=-1 runJob=None"},
+      {"copyOut", &FakeVmms::copyOutHook, &FakeVmms::copyOuts, "runJob=0 copyOut=-1"},
+  };
+  start();
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.step);
+    FakeVmms& f = *vmms_;
+    const std::string step = c.step;
+    f.*c.hook = [&f, step](int) {
+      const auto t = f.timeoutOf(step);
+      std::this_thread::sleep_for(t);
+      return step + " timed out after " + std::to_string(t.count()) + " s";
+    };
+    const int before = f.*c.calls;
+    const std::string out = step + "-timeout.txt";
+    const auto t0 = std::chrono::steady_clock::now();
+    auto job = waitFinished(submit(out, 7), 60s);
+    const double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_TRUE(job);
+    EXPECT_EQ(f.timeoutOf(step), 1s);
+    EXPECT_EQ(job->outcome, JobOutcome::InternalError);
+    EXPECT_EQ(job->retries, 2);
+    EXPECT_EQ(f.*c.calls - before, 3) << "one call per try";
+    EXPECT_GE(took, 3.0);
+    EXPECT_LT(took, 20.0);
+    EXPECT_NE(outputOf(out).find(c.status), std::string::npos) << outputOf(out);
+    EXPECT_TRUE(traceHas(*job, step + " timed out after 1 s")) << step;
+    EXPECT_EQ(f.aliveCount(), 0u);
+    f.*c.hook = nullptr;
+  }
+  // The run's bounds: the job's timeout for the autodriver, 10 s more for the VMMS.
+  EXPECT_EQ(vmms_->timeoutOf("runJob (job's own)"), 7s);
+  EXPECT_EQ(vmms_->timeoutOf("runJob"), 17s);
+}
+
 TEST_F(CoreTest, AVmmsThatThrowsFailsTheStepAndTheJobStillEnds) {
   configure = [](FakeVmms& f) {
     f.runHook = [](int n) -> std::string {
