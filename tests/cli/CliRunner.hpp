@@ -29,19 +29,9 @@ inline CliResult runCli(const std::vector<std::string>& args) {
   std::filesystem::create_directories(dir);
   auto outPath = dir / ("out-" + std::to_string(n));
   auto errPath = dir / ("err-" + std::to_string(n++));
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int o = ::open(outPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int e = ::open(errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (o < 0 || e < 0) _exit(127);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    std::vector<char*> argv{const_cast<char*>(TANGO_CLI_PATH)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(TANGO_CLI_PATH, argv.data());
-    _exit(127);
-  }
+  std::vector<std::string> argv{TANGO_CLI_PATH};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = spawnLogged(argv, {.out = outPath, .err = errPath});
   int status = 0;
   ::waitpid(pid, &status, 0);
   CliResult r;

@@ -40,20 +40,13 @@ class Ec2Double {
     const std::string init = std::string(SOURCE_DIR) + "/tests/ssh/instance-init.sh";
     const std::string keyPair = std::string(kKeyName) + "=" + publicKey.string();
     const std::string label = "t" + std::to_string(::getpid());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::FILE* f = std::fopen(log_.c_str(), "w");
-      if (f) {
-        ::dup2(fileno(f), 1);
-        ::dup2(fileno(f), 2);
-      }
-      ::execl("/usr/bin/python3", "python3", script.c_str(), "--port-file", portFile.c_str(),
-              "--access-key", accessKey.c_str(), "--secret", secret.c_str(), "--access-key2",
-              kAccessKey2, "--secret2", kSecret2, "--image", image.c_str(), "--init-script",
-              init.c_str(), "--key-pair", keyPair.c_str(), "--login-user", "tango", "--label-value",
-              label.c_str(), "--running-delay", "0.3", static_cast<char*>(nullptr));
-      _exit(127);
-    }
+    pid_ = spawnLogged({"/usr/bin/python3", script,      "--port-file",     portFile.string(),
+                        "--access-key",     accessKey,   "--secret",        secret,
+                        "--access-key2",    kAccessKey2, "--secret2",       kSecret2,
+                        "--image",          image,       "--init-script",   init,
+                        "--key-pair",       keyPair,     "--login-user",    "tango",
+                        "--label-value",    label,       "--running-delay", "0.3"},
+                       {.out = log_});
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
       if (std::filesystem::exists(portFile)) {

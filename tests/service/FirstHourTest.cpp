@@ -168,18 +168,11 @@ TEST(FirstHourTest, WithoutAnyConfigTheServiceListensOnLoopbackOnly) {
   const fs::path dir = fs::path(TEST_TMP_DIR) / ("noconfig-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const fs::path log = dir / "tangod.log";
-  const pid_t pid = ::fork();
+  const pid_t pid =
+      spawnLogged({TANGOD_PATH, "--port", "0", "--data-dir", (dir / "data").string(),
+                   "--autodriver", AUTODRIVER_PATH},
+                  {.out = log, .extraEnv = {"SANDBOX_DIR=" + (dir / "sandboxes").string()}});
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    std::FILE* f = std::fopen(log.c_str(), "w");
-    if (!f) _exit(127);
-    ::dup2(fileno(f), 1);
-    ::dup2(fileno(f), 2);
-    ::setenv("SANDBOX_DIR", (dir / "sandboxes").c_str(), 1);
-    ::execl(TANGOD_PATH, TANGOD_PATH, "--port", "0", "--data-dir", (dir / "data").c_str(),
-            "--autodriver", AUTODRIVER_PATH, static_cast<char*>(nullptr));
-    _exit(127);
-  }
   int port = 0;
   const std::regex re(R"(listening on http://([^:]+):(\d+))");
   std::smatch m;

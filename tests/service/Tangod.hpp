@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "SpawnLogged.hpp"
+
 namespace tango::test {
 
 inline std::string readFile(const std::filesystem::path& p) {
@@ -46,7 +48,8 @@ class Tangod {
     // By pid: two test processes running at once (ctest -j) never share it;
     // above the range the VMMS's own tests use (300000 + ...).
     // Several services in one test process (nodes of a cluster) each get a
-    // fifth of the process's range.
+    // fifth of the process's range: 100 slots, each with a VM uid and a
+    // keeper uid (UID_BASE + SLOTS + slot).
     static std::atomic<unsigned> instances{0};
     const unsigned uidBase =
         1000000 + static_cast<unsigned>(::getpid() % 4000) * 1000 + (instances++ % 5) * 200;
@@ -63,7 +66,7 @@ class Tangod {
         << line("SANDBOX_DIR", quoted(dir_ / "sandboxes"))
         << (autodriver.empty() ? std::string() : "AUTODRIVER = \"" + autodriver + "\"\n")
         << line("LOG_LEVEL", "\"debug\"") << extraConfig << "\n"
-        << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = 200\n";
+        << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = 100\n";
     try {
       start();
     } catch (...) {
@@ -91,21 +94,11 @@ class Tangod {
   void start() {
     const auto log = dir_ / ("tangod-" + std::to_string(starts_++) + ".log");
     logFile_ = log;
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      // A test that crashes must not leave services running. (The signal
-      // comes when the thread that started the service ends: one started
-      // from a helper thread goes with that thread.)
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      std::FILE* f = std::fopen(log.c_str(), "w");
-      if (!f) _exit(127);
-      ::dup2(fileno(f), 1);
-      ::dup2(fileno(f), 2);
-      std::string cfg = (dir_ / "tango.toml").string();
-      ::execl(TANGOD_PATH, TANGOD_PATH, "--config", cfg.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
+    // A test that crashes must not leave services running. (The signal
+    // comes when the thread that started the service ends: one started
+    // from a helper thread goes with that thread.)
+    pid_ = spawnLogged({TANGOD_PATH, "--config", (dir_ / "tango.toml").string()},
+                       {.out = log, .dieWithParent = true});
     // Wait for "listening on http://127.0.0.1:<port>", or a manager alone's
     // "running jobs" (no port).
     const std::regex re(R"(listening on http://[^:]+:(\d+))");
