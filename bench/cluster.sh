@@ -4,8 +4,9 @@
 # once with 1, 2 and 3 manager nodes (plus one API node) on Redis, the same
 # on SQLite with one node, and the floor (bench/sandbox_floor.sh, N runs two
 # at a time); Redis commands per job (INFO commandstats); addJob and poll
-# latency (p50/p99) against the SQLite node; redis-benchmark's figure for the
-# Redis on this machine, to turn commands per job into jobs per second.
+# latency (p50/p99) against the SQLite node and a Redis API node;
+# redis-benchmark's figure for the Redis on this machine, to turn commands
+# per job into jobs per second.
 # Usage: bench/cluster.sh   (env: BUILD, CLUSTER_N, ROUNDS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +61,7 @@ def start_node(name, labs, extra, role="all"):
     cfg = f"{d}/tango.toml"
     open(cfg, "w").write(f'PORT = 0\nHOST = "127.0.0.1"\nDATA_DIR = "{d}/data"\nLOG_LEVEL = "warn"\n'
                          f'COURSELABS = "{labs}"\nPOOL_SIZE = 2\nPREFIX = "bc{os.getpid()}"\n{extra}\n'
-                         f'[local]\nUID_BASE = {400000 + uid_block[0] * 1000}\nSLOTS = 1000\n')
+                         f'[local]\nUID_BASE = {400000 + uid_block[0] * 1000}\nSLOTS = 500\n')
     log = f"{d}/tangod.log"
     p = subprocess.Popen([f"{BUILD}/apps/tangod", "--config", cfg, "--autodriver", f"{BUILD}/apps/autodriver",
                           "--role", role, "--node-id", name], stdout=open(log, "w"), stderr=subprocess.STDOUT)
@@ -116,7 +117,17 @@ def pct(xs, q):
 
 results = {"floor": [], "sqlite": [], 1: [], 2: [], 3: []}
 per_job = []
-lat = {"addJob": [], "poll": []}
+lat = {"sqlite": {"addJob": [], "poll": []}, "redis": {"addJob": [], "poll": []}}
+
+def latency(port, store, tag):
+    """addJob and poll (of a finished output) latency, one request at a time."""
+    for i in range(300):
+        t0 = time.monotonic(); http(port, "POST", "/addJob/test/lab/", job_body(f"lat-{tag}-{i}"))
+        lat[store]["addJob"].append((time.monotonic() - t0) * 1000)
+    time.sleep(3)
+    for i in range(300):
+        t0 = time.monotonic(); http(port, "GET", f"/poll/test/lab/{tag}-{i}")
+        lat[store]["poll"].append((time.monotonic() - t0) * 1000)
 for r in range(ROUNDS):
     results["floor"].append(floor_throughput())
     # One node on SQLite.
@@ -124,14 +135,7 @@ for r in range(ROUNDS):
     port, p = start_node(f"sqlite{r}", labs, "")
     prepare_lab(port); time.sleep(1)
     results["sqlite"].append(throughput(port, labs, "s"))
-    # addJob and poll latency against it, one request at a time.
-    for i in range(300):
-        t0 = time.monotonic(); http(port, "POST", "/addJob/test/lab/", job_body(f"lat-{i}"))
-        lat["addJob"].append((time.monotonic() - t0) * 1000)
-    time.sleep(3)
-    for i in range(300):
-        t0 = time.monotonic(); http(port, "GET", f"/poll/test/lab/s-{i}")
-        lat["poll"].append((time.monotonic() - t0) * 1000)
+    latency(port, "sqlite", "s")
     stop(p)
     # Redis: one API node, k managers.
     for k in (1, 2, 3):
@@ -150,6 +154,7 @@ for r in range(ROUNDS):
         time.sleep(1); idle0 = cmdstats(rport); time.sleep(elapsed); idle1 = cmdstats(rport)
         diff = {c: after.get(c, 0) - before.get(c, 0) - (idle1.get(c, 0) - idle0.get(c, 0)) for c in after}
         per_job.append((k, {c: round(v / N, 2) for c, v in sorted(diff.items()) if v / N >= 0.05}))
+        if k == 1: latency(port, "redis", f"r{k}")
         for p in [api] + mgrs: stop(p)
         stop(rp)
 
@@ -171,7 +176,9 @@ for k in (1, 2, 3):
     print(f"Redis, 1 API + {k} manager(s):           {med(results[k]):.1f} jobs/s  ratio to floor {med(results[k])/fl:.2f}")
 for k, d in per_job:
     print(f"Redis commands per job with {k} manager(s): total {sum(d.values()):.1f}: {d}")
-print(f"addJob latency (SQLite node): p50 {pct(lat['addJob'], .5):.2f} ms  p99 {pct(lat['addJob'], .99):.2f} ms")
-print(f"poll latency (SQLite node):   p50 {pct(lat['poll'], .5):.2f} ms  p99 {pct(lat['poll'], .99):.2f} ms")
+for store, node in (("sqlite", "SQLite node"), ("redis", "Redis API node, 1 manager")):
+    for what in ("addJob", "poll"):
+        xs = lat[store][what]
+        print(f"{what} latency ({node}): p50 {pct(xs, .5):.2f} ms  p99 {pct(xs, .99):.2f} ms")
 print(f"redis-benchmark SET: {set1:.0f}/s with 1 client, {set50:.0f}/s with 50 clients")
 PY
