@@ -1,5 +1,5 @@
 // The autodriver's command line (NUL-separated arguments): parsed strictly,
-// every accepted number in range, exactly one DIR.
+// every accepted number in range (a job uid neither 0 nor -1), exactly one DIR.
 #include <string>
 #include <vector>
 
@@ -28,5 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   FUZZ_CHECK(o.output_cap > 0);
   for (const auto* n : {&o.nproc, &o.fsize, &o.cpu_secs, &o.memory_bytes})
     if (*n) FUZZ_CHECK(**n >= 0);
+  // A job uid is never root and never (uid_t)-1, "no change" to setuid.
+  if (o.job_uid) FUZZ_CHECK(*o.job_uid > 0 && *o.job_uid < 0xFFFFFFFFLL);
   return 0;
 }
