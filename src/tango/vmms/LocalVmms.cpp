@@ -105,15 +105,21 @@ Fd LocalVmms::lockUid(uid_t uid) {
 bool LocalVmms::holdUid(uid_t uid) {
   // Outside this service's range (UID_BASE changed since): free right now.
   if (uid < cfg_.local.uidBase || uid >= cfg_.local.uidBase + cfg_.local.slots)
-    return lockUid(uid) && lockUid(keeperUid(uid));
+    return lockSlotUids(uid).has_value();
   const std::uint32_t slot = uid - cfg_.local.uidBase;
   std::lock_guard lock(mu_);
   if (uidLocks_.count(slot)) return true;
-  Fd held = lockUid(uid);
-  Fd keeperHeld = held ? lockUid(keeperUid(uid)) : Fd();
-  if (!keeperHeld) return false;
-  uidLocks_[slot] = {std::move(held), std::move(keeperHeld)};  // released with the slot
+  auto held = lockSlotUids(uid);
+  if (!held) return false;
+  uidLocks_[slot] = std::move(*held);  // released with the slot
   return true;
+}
+
+std::optional<std::pair<Fd, Fd>> LocalVmms::lockSlotUids(uid_t vmUid) const {
+  Fd held = lockUid(vmUid);
+  Fd keeperHeld = held ? lockUid(keeperUid(vmUid)) : Fd();
+  if (!keeperHeld) return std::nullopt;
+  return std::make_pair(std::move(held), std::move(keeperHeld));
 }
 
 StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds) {
@@ -131,10 +137,9 @@ StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds)
       if (usedSlots_.count(s)) continue;
       // Another service on this host (a second node, an overlapping
       // UID_BASE) may be using either uid: never share it.
-      Fd held = lockUid(cfg_.local.uidBase + s);
-      Fd keeperHeld = held ? lockUid(keeperUid(cfg_.local.uidBase + s)) : Fd();
-      if (!keeperHeld) continue;
-      uidLocks_[s] = {std::move(held), std::move(keeperHeld)};
+      auto held = lockSlotUids(cfg_.local.uidBase + s);
+      if (!held) continue;
+      uidLocks_[s] = std::move(*held);
       slot = s;
       found = true;
       break;
@@ -177,8 +182,8 @@ StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds)
       ::fchownat(d.get(), "job", keeper, keeper, AT_SYMLINK_NOFOLLOW) != 0 ||
       ::fchmodat(d.get(), "job", 0700, 0) != 0)
     return failed(errnoText("creating job"));
-  // Root's: the job may write its partial-output file but create nothing
-  // else here, since this directory is on the host disk.
+  // Root's: no uid of the sandbox may create anything here, since this
+  // directory is on the host disk (its `partial` is made for each run).
   if (::mkdirat(d.get(), "run", 0711) != 0 || ::fchmodat(d.get(), "run", 0711, 0) != 0)
     return failed(errnoText("creating run"));
   // Only now can the keeper uid traverse the directory (it cannot list it).

@@ -83,6 +83,9 @@ class LocalVmms : public Vmms {
   // Whether this service holds the locks of VM uid `uid` and of its keeper
   // (taking them if free).
   bool holdUid(uid_t uid);
+  // The host-wide locks of VM uid `vmUid` and of its keeper, or none when
+  // either is taken.
+  std::optional<std::pair<Fd, Fd>> lockSlotUids(uid_t vmUid) const;
   // The uid bwrap and the autodriver of VM uid `vmUid` run as.
   uid_t keeperUid(uid_t vmUid) const { return vmUid + cfg_.local.slots; }
   struct Running {
