@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -497,6 +498,102 @@ TEST(Config, AnExampleKeyKeepsTheServiceOnLoopback) {
   Config real = fromToml("HOST = \"0.0.0.0\"\nKEYS = [\"real-secret\"]\n");
   EXPECT_EQ(listenSafely(real), "");
   EXPECT_EQ(real.host, "0.0.0.0");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Config, OneKeyIsTheOperatorKeyUntilOperatorKeysSaysOtherwise) {
+  // Tango's single RESTFUL_KEY keeps every route, as in Tango.
+  Config single = fromToml("", {{"RESTFUL_KEY", "only-secret"}});
+  EXPECT_EQ(single.operatorKeysInEffect(), std::vector<std::string>{"only-secret"});
+  // Several course keys and no OPERATOR_KEYS: nobody is an operator.
+  Config courses = fromToml("KEYS = [\"course-a\", \"course-b\"]\n");
+  EXPECT_TRUE(courses.operatorKeysInEffect().empty());
+  Config ops = fromToml("KEYS = [\"course-a\", \"ops\"]\nOPERATOR_KEYS = [\"ops\"]\n");
+  EXPECT_EQ(ops.operatorKeysInEffect(), std::vector<std::string>{"ops"});
+  // An empty OPERATOR_KEYS takes the operator routes away even from a lone key.
+  Config none = fromToml("KEYS = [\"only\"]\nOPERATOR_KEYS = []\n");
+  EXPECT_TRUE(none.operatorKeysInEffect().empty());
+}
+
+TEST(Config, KeysWhoseCourselabDirectoriesCouldMeetAreRefusedWithoutShowingThem) {
+  // Key "a" with lab "b-c" and key "a-b" with lab "c" would share "a-b-c".
+  auto msg = errorOf([] { fromToml("KEYS = [\"secret-a\", \"secret-a-b\"]\n"); });
+  EXPECT_TRUE(startsWith(msg, "KEYS: key #2 starts with key #1")) << msg;
+  EXPECT_EQ(msg.find("secret"), std::string::npos) << msg;
+  msg = errorOf([] { fromToml("KEYS = [\"x-y\", \"x\"]\n"); });
+  EXPECT_TRUE(startsWith(msg, "KEYS: key #1 starts with key #2")) << msg;
+  // Sharing a prefix without the dash is fine.
+  EXPECT_EQ(errorOf([] { fromToml("KEYS = [\"ab\", \"abc\", \"a_b\"]\n"); }), "");
+  msg = errorOf([] { fromToml("KEYS = [\"k1\"]\nOPERATOR_KEYS = [\"k1\", \"hidden-ops\"]\n"); });
+  EXPECT_EQ(msg, "OPERATOR_KEYS: entry #2 is not one of KEYS");
+}
+
+TEST(Config, LimitsHaveDefaultsAndAreRead) {
+  Config d = loadConfig(std::nullopt, {});
+  EXPECT_EQ(d.maxLiveJobsPerKey, 10000);
+  EXPECT_EQ(d.maxKeyDisk, 100LL << 30);
+  EXPECT_EQ(d.maxJobInputFiles, 1000);
+  EXPECT_EQ(d.maxJobInputBytes, 1LL << 30);
+  EXPECT_EQ(d.maxPoolSize, 64);
+  EXPECT_EQ(d.maxPoolCores, 64);
+  EXPECT_EQ(d.maxBuildBytes, 2LL << 30);
+  EXPECT_EQ(d.minFreeDisk, 256LL << 20);
+  EXPECT_EQ(d.maxConnections, 8192);
+  EXPECT_EQ(d.maxConnectionsPerClient, 1024);
+  EXPECT_EQ(d.httpHeaderTimeoutSecs, 10);
+  EXPECT_EQ(d.httpRequestTimeoutSecs, 300);
+  // The defaults deny link-local and the clouds' metadata addresses.
+  for (const char* r : {"169.254.0.0/16", "100.100.100.200/32", "fe80::/10", "fd00:ec2::254/128"})
+    EXPECT_NE(std::find(d.callbackDeny.begin(), d.callbackDeny.end(), r), d.callbackDeny.end())
+        << r;
+  EXPECT_TRUE(d.callbackAllow.empty());
+
+  Config c = fromToml(R"(
+MAX_LIVE_JOBS_PER_KEY = 5
+MAX_KEY_DISK = 1000000
+MAX_JOB_INPUT_FILES = 3
+MAX_JOB_INPUT_BYTES = 4096
+MAX_POOL_SIZE = 8
+MAX_POOL_CORES = 2
+MAX_BUILD_BYTES = 1048576
+BUILD_IMAGES = ["course_image"]
+MIN_FREE_DISK = 0
+MAX_CONNECTIONS = 100
+MAX_CONNECTIONS_PER_CLIENT = 10
+HTTP_HEADER_TIMEOUT = 2
+HTTP_REQUEST_TIMEOUT = 30
+CALLBACK_DENY = ["127.0.0.0/8"]
+CALLBACK_ALLOW = ["10.0.0.5/32", "fd12::/16"]
+)");
+  EXPECT_EQ(c.maxLiveJobsPerKey, 5);
+  EXPECT_EQ(c.maxKeyDisk, 1000000);
+  EXPECT_EQ(c.maxJobInputFiles, 3);
+  EXPECT_EQ(c.maxJobInputBytes, 4096);
+  EXPECT_EQ(c.maxPoolSize, 8);
+  EXPECT_EQ(c.maxPoolCores, 2);
+  EXPECT_EQ(c.maxBuildBytes, 1048576);
+  EXPECT_EQ(c.buildImages, std::vector<std::string>{"course_image"});
+  EXPECT_EQ(c.minFreeDisk, 0);
+  EXPECT_EQ(c.maxConnections, 100);
+  EXPECT_EQ(c.maxConnectionsPerClient, 10);
+  EXPECT_EQ(c.httpHeaderTimeoutSecs, 2);
+  EXPECT_EQ(c.httpRequestTimeoutSecs, 30);
+  EXPECT_EQ(c.callbackDeny, std::vector<std::string>{"127.0.0.0/8"});
+  EXPECT_EQ(c.callbackAllow, (std::vector<std::string>{"10.0.0.5/32", "fd12::/16"}));
+
+  for (const char* bad :
+       {"MAX_LIVE_JOBS_PER_KEY = 0", "MAX_POOL_SIZE = -1", "MAX_CONNECTIONS_PER_CLIENT = 0",
+        "CALLBACK_DENY = [\"metadata\"]", "CALLBACK_ALLOW = [\"10.0.0.0/33\"]",
+        "MAX_JOB_INPUT_FILES = \"many\"", "BUILD_IMAGES = [\"../x\"]"}) {
+    const std::string key = std::string(bad).substr(0, std::string(bad).find(' '));
+    auto msg = errorOf([&] { fromToml(std::string(bad) + "\n"); });
+    EXPECT_TRUE(startsWith(msg, key + ":")) << bad << " -> " << msg;
+  }
+  auto msg = errorOf([] { fromToml("HTTP_HEADER_TIMEOUT = 60\nHTTP_REQUEST_TIMEOUT = 30\n"); });
+  EXPECT_TRUE(startsWith(msg, "HTTP_HEADER_TIMEOUT: must not exceed")) << msg;
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "tango/ssh/SshTarget.hpp"
+#include "tango/util/AddressRange.hpp"
 #include "tango/util/SafeName.hpp"
 #include "tango/util/Sha256.hpp"
 
@@ -207,6 +208,8 @@ std::vector<std::string> asNameList(std::string_view key, const Raw& raw, const 
   if (names.empty() && !allowEmpty) fail(key, what, raw);
   return names;
 }
+
+bool isAddressRange(std::string_view s) { return AddressRange::parse(s).has_value(); }
 
 // Keys become part of courselab directory names and URLs, so each must be a
 // safe path component; an empty list would lock every client out.
@@ -504,6 +507,38 @@ const std::vector<Knob>& knobs() {
       {"MAX_HEADER_BYTES", bytesSz(&Config::maxHeaderBytes, 16 * kMiB)},
       {"MAX_JSON_BODY_BYTES", bytesSz(&Config::maxJsonBodyBytes, kGiB)},
       {"DEAD_JOBS_LISTED", intIn(&Config::deadJobsListed, 0, 1000000)},
+      {"OPERATOR_KEYS",
+       [](Config& c, std::string_view k, const Raw& r) {
+         c.operatorKeys = asNameList(k, r, "a list of keys from KEYS", isSafeName, true);
+         c.operatorKeysGiven = true;
+       }},
+      {"MAX_LIVE_JOBS_PER_KEY", intIn(&Config::maxLiveJobsPerKey, 1, 100000000)},
+      {"MAX_KEY_DISK", bytes(&Config::maxKeyDisk, 1024 * kMaxFileSize)},
+      {"MAX_JOB_INPUT_FILES", intIn(&Config::maxJobInputFiles, 1, 1000000)},
+      {"MAX_JOB_INPUT_BYTES", bytes(&Config::maxJobInputBytes, kMaxFileSize)},
+      {"MAX_POOL_SIZE", intIn(&Config::maxPoolSize, 0, 1000)},
+      {"MAX_POOL_CORES", intIn(&Config::maxPoolCores, 1, 4096)},
+      {"MAX_BUILD_BYTES", bytes(&Config::maxBuildBytes, kMaxFileSize)},
+      {"BUILD_IMAGES",
+       [](Config& c, std::string_view k, const Raw& r) { c.buildImages = asImageList(k, r); }},
+      {"MIN_FREE_DISK",
+       [](Config& c, std::string_view k, const Raw& r) {
+         c.minFreeDisk = asInt(k, r, 0, kMaxFileSize);
+       }},
+      {"MAX_CONNECTIONS", intIn(&Config::maxConnections, 1, 1000000)},
+      {"MAX_CONNECTIONS_PER_CLIENT", intIn(&Config::maxConnectionsPerClient, 1, 1000000)},
+      {"HTTP_HEADER_TIMEOUT", timeout(&Config::httpHeaderTimeoutSecs)},
+      {"HTTP_REQUEST_TIMEOUT", timeout(&Config::httpRequestTimeoutSecs)},
+      {"CALLBACK_DENY",
+       [](Config& c, std::string_view k, const Raw& r) {
+         c.callbackDeny = asNameList(k, r, "a list of address ranges (a.b.c.d/n, x::/n)",
+                                     isAddressRange, true);
+       }},
+      {"CALLBACK_ALLOW",
+       [](Config& c, std::string_view k, const Raw& r) {
+         c.callbackAllow = asNameList(k, r, "a list of address ranges (a.b.c.d/n, x::/n)",
+                                      isAddressRange, true);
+       }},
       {"EC2_REGION", ec2("EC2_REGION")},
       {"EC2_USER_NAME", ec2("EC2_USER_NAME")},
       {"DEFAULT_AMI", ec2("DEFAULT_AMI")},
@@ -682,6 +717,24 @@ void validateTogether(const Config& c) {
     throw ConfigError(
         "SSH_MACHINES: VMMS_NAME tashiSSH needs at least one [[SSH_MACHINES]] entry (address, "
         "user, key)");
+  // Courselab directories are <key>-<courselab>: with keys "a" and "a-b",
+  // lab "b-c" of the first and lab "c" of the second would share "a-b-c".
+  // The messages name keys by position: a key is a secret, even on stderr.
+  for (std::size_t i = 0; i < c.keys.size(); ++i)
+    for (std::size_t j = 0; j < c.keys.size(); ++j)
+      if (i != j && c.keys[j].starts_with(c.keys[i] + "-"))
+        throw ConfigError(fmt::format(
+            "KEYS: key #{} starts with key #{} and a '-', so their courselab directories "
+            "(<key>-<courselab>) could be the same; choose keys where none is another "
+            "followed by '-'",
+            j + 1, i + 1));
+  for (std::size_t i = 0; i < c.operatorKeys.size(); ++i)
+    if (std::find(c.keys.begin(), c.keys.end(), c.operatorKeys[i]) == c.keys.end())
+      throw ConfigError(fmt::format("OPERATOR_KEYS: entry #{} is not one of KEYS", i + 1));
+  if (c.httpHeaderTimeoutSecs > c.httpRequestTimeoutSecs)
+    throw ConfigError(
+        fmt::format("HTTP_HEADER_TIMEOUT: must not exceed HTTP_REQUEST_TIMEOUT ({}), got {}",
+                    c.httpRequestTimeoutSecs, c.httpHeaderTimeoutSecs));
   // uid_t is 32-bit, and (uid_t)-1 means "no change" to chown/setresuid.
   // Each slot has two uids: the VM's (UID_BASE + slot) and its keeper's
   // (UID_BASE + SLOTS + slot).

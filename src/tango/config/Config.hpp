@@ -145,7 +145,45 @@ struct Config {
   // Default "tango:<PREFIX>:".
   std::string redisPrefix;
 
+  // Keys and what each may do (README "Security model")
+  // OPERATOR_KEYS: keys (from KEYS) that may use the operator routes
+  // (prealloc, build, /metrics, /status/) and see every key's jobs. Default:
+  // the only key when KEYS has one (Tango's single RESTFUL_KEY), else none.
+  std::vector<std::string> operatorKeys;
+  bool operatorKeysGiven = false;
+  // MAX_LIVE_JOBS_PER_KEY: a key's queued and running jobs at once.
+  int maxLiveJobsPerKey = 10000;
+  // MAX_KEY_DISK: bytes a key's courselabs (uploads and outputs) may hold.
+  std::int64_t maxKeyDisk = 100LL * 1024 * 1024 * 1024;
+  // MAX_JOB_INPUT_FILES / MAX_JOB_INPUT_BYTES: what one addJob may copy in.
+  int maxJobInputFiles = 1000;
+  std::int64_t maxJobInputBytes = 1024LL * 1024 * 1024;
+  // MAX_POOL_SIZE / MAX_POOL_CORES: the most a prealloc may ask for (its
+  // memory is bounded by MAX_JOB_MEMORY).
+  int maxPoolSize = 64;
+  int maxPoolCores = 64;
+  // MAX_BUILD_BYTES: the largest image tarball a build may upload.
+  std::int64_t maxBuildBytes = 2LL * 1024 * 1024 * 1024;
+  // BUILD_IMAGES: images a build may replace besides those this service built.
+  std::vector<std::string> buildImages;
+  // MIN_FREE_DISK: below this many free bytes in DATA_DIR (and COURSELABS),
+  // uploads and addJob are refused before anything fills the disk.
+  std::int64_t minFreeDisk = 256LL * 1024 * 1024;
+
+  // The HTTP front (README "Security model")
+  int maxConnections = 8192;           // MAX_CONNECTIONS: open at once, all clients
+  int maxConnectionsPerClient = 1024;  // MAX_CONNECTIONS_PER_CLIENT: from one address
+  int httpHeaderTimeoutSecs = 10;      // HTTP_HEADER_TIMEOUT: a whole request header
+  int httpRequestTimeoutSecs = 300;    // HTTP_REQUEST_TIMEOUT: a whole request, header and body
+
   // Callbacks
+  // CALLBACK_DENY / CALLBACK_ALLOW: address ranges (CIDR) a notifyURL may
+  // (not) reach, checked at every connection, redirects included. A denied
+  // range wins; an empty allow list allows every range not denied.
+  std::vector<std::string> callbackDeny{
+      "0.0.0.0/8", "169.254.0.0/16", "100.100.100.200/32", "224.0.0.0/4", "240.0.0.0/4",
+      "::/128",    "fe80::/10",      "fd00:ec2::254/128",  "ff00::/8",    "::ffff:169.254.0.0/112"};
+  std::vector<std::string> callbackAllow;
   int callbackRetries = 5;
   double callbackBackoffSecs = 1.0;  // doubles after each failure
   int callbackTimeoutSecs = 10;
@@ -174,6 +212,12 @@ struct Config {
   std::filesystem::path stateFile() const { return dataDir / "tango.sqlite"; }
   // VMMS_NAME, then MORE_VMMS.
   std::vector<std::string> vmmsNames() const;
+  // OPERATOR_KEYS as given, else the only key of KEYS (Tango has one key,
+  // which does everything), else none.
+  std::vector<std::string> operatorKeysInEffect() const {
+    if (!operatorKeysGiven && keys.size() == 1) return keys;
+    return operatorKeys;
+  }
   bool runsApi() const { return role != "manager"; }
   bool runsManager() const { return role != "api"; }
   // Where the local VMMS keeps its VMs: SANDBOX_DIR, else
