@@ -3,6 +3,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "tango/courselab/Courselabs.hpp"
 #include "tango/rest/HttpServer.hpp"
 #include "tango/rest/TangoREST.hpp"
+#include "tango/util/RedactingSink.hpp"
 
 namespace {
 
@@ -30,10 +32,36 @@ void setUpLogging(const tango::Config& cfg) {
   std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
   if (cfg.logFile)
     sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(cfg.logFile->string()));
-  auto logger = std::make_shared<spdlog::logger>("tangod", sinks.begin(), sinks.end());
+  // No key ever reaches a log line (they sit in URLs and courselab paths);
+  // the shipped examples are no secret, and the log says when one is in use.
+  std::vector<std::string> secrets;
+  for (const auto& k : cfg.keys)
+    if (!tango::isExampleKey(k)) secrets.push_back(k);
+  auto redacting = std::make_shared<tango::RedactingSink>(secrets, std::move(sinks));
+  auto logger = std::make_shared<spdlog::logger>("tangod", redacting);
   logger->set_level(spdlog::level::from_str(cfg.logLevel));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+}
+
+// Every connection is a descriptor: take what the hard limit allows (often
+// 1,024 soft against 524,288 hard), and say so when MAX_CONNECTIONS cannot
+// fit in it beside the service's own files.
+void raiseDescriptorLimit(const tango::Config& cfg) {
+  struct rlimit lim {};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+  }
+  constexpr rlim_t kOwnFiles = 512;  // databases, logs, VMMS and callback sockets
+  if (lim.rlim_cur != RLIM_INFINITY &&
+      static_cast<rlim_t>(cfg.maxConnections) + kOwnFiles > lim.rlim_cur)
+    spdlog::warn(
+        "MAX_CONNECTIONS is {} but the process may open only {} files (ulimit -n; LimitNOFILE= "
+        "in systemd): lower MAX_CONNECTIONS or raise the limit",
+        cfg.maxConnections, lim.rlim_cur);
 }
 
 }  // namespace
@@ -89,6 +117,7 @@ int main(int argc, char** argv) {
   // sandboxes' directories set their modes explicitly), its log file too.
   ::umask(077);
   setUpLogging(cfg);
+  raiseDescriptorLimit(cfg);
   if (auto note = tango::listenSafely(cfg); !note.empty()) spdlog::warn("{}", note);
 
   // Signals are taken by one thread with sigwait, so no other thread is ever

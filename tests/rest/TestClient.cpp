@@ -13,12 +13,21 @@
 
 namespace tango::test {
 
-Conn::Conn(std::uint16_t port) {
+Conn::Conn(std::uint16_t port) : Conn(port, "127.0.0.1") {}
+
+Conn::Conn(std::uint16_t port, const std::string& sourceAddress, int timeoutSecs) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::runtime_error("socket");
-  timeval tv{20, 0};  // a hung server fails the test instead of hanging it
+  timeval tv{timeoutSecs, 0};  // a hung server fails the test instead of hanging it
   ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, sourceAddress.c_str(), &src.sin_addr) != 1 ||
+      ::bind(fd_, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+    ::close(fd_);
+    throw std::runtime_error("bind " + sourceAddress);
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

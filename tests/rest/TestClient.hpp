@@ -26,6 +26,9 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 class Conn {
  public:
   explicit Conn(std::uint16_t port);
+  // From a loopback address of the test's choice (127.0.0.2 is another
+  // client as far as the server can tell); `timeoutSecs` bounds each read.
+  Conn(std::uint16_t port, const std::string& sourceAddress, int timeoutSecs = 20);
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
@@ -41,6 +44,7 @@ class Conn {
                                   const Headers& headers = {}, const std::string& body = {});
   // True when the server closed the connection (read returns EOF or reset).
   bool closedByPeer();
+  int fd() const { return fd_; }
 
   static std::string requestText(const std::string& method, const std::string& target,
                                  const Headers& headers, const std::string& body);

@@ -13,9 +13,10 @@ namespace {
 
 class LaterExchange : public HttpExchange {
  public:
-  LaterExchange(std::function<HttpResponse()> answer, bool blocking)
-      : answer_(std::move(answer)), blocking_(blocking) {}
-  BodyPolicy bodyPolicy() const override { return {false, kDiscardLimit}; }
+  LaterExchange(std::function<HttpResponse()> answer, bool blocking,
+                std::uint64_t discard = kDiscardLimit)
+      : answer_(std::move(answer)), blocking_(blocking), discard_(discard) {}
+  BodyPolicy bodyPolicy() const override { return {false, discard_}; }
   bool blocking() const override { return blocking_; }
   bool onBody(std::string_view) override { return true; }
   HttpResponse finish() override { return answer_(); }
@@ -24,6 +25,7 @@ class LaterExchange : public HttpExchange {
  private:
   std::function<HttpResponse()> answer_;
   bool blocking_;
+  std::uint64_t discard_;
 };
 
 class BufferExchange : public HttpExchange {
@@ -116,8 +118,8 @@ std::unique_ptr<HttpExchange> answerLater(std::function<HttpResponse()> answer, 
   return std::make_unique<LaterExchange>(std::move(answer), blocking);
 }
 
-std::unique_ptr<HttpExchange> answerNow(HttpResponse answer) {
-  return answerLater([a = std::move(answer)] { return a; }, false);
+std::unique_ptr<HttpExchange> answerNow(HttpResponse answer, std::uint64_t discard) {
+  return std::make_unique<LaterExchange>([a = std::move(answer)] { return a; }, false, discard);
 }
 
 std::unique_ptr<HttpExchange> bufferBody(std::uint64_t limit,

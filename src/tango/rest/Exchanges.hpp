@@ -21,7 +21,9 @@ constexpr std::uint64_t kDiscardLimit = 64 * 1024;
 
 // The answer does not depend on the body; computed once the body is gone.
 std::unique_ptr<HttpExchange> answerLater(std::function<HttpResponse()> answer, bool blocking);
-std::unique_ptr<HttpExchange> answerNow(HttpResponse answer);
+// `discard`: how much of a body to read and drop before answering (0: none,
+// the answer goes at once and the connection closes if a body was coming).
+std::unique_ptr<HttpExchange> answerNow(HttpResponse answer, std::uint64_t discard = kDiscardLimit);
 
 // Buffers a body of at most `limit` bytes, then answers with `answer(body)`.
 std::unique_ptr<HttpExchange> bufferBody(std::uint64_t limit,

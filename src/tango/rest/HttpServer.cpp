@@ -24,6 +24,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -47,8 +49,14 @@ struct Limits {
   std::uint32_t maxHeaderBytes = 16 * 1024;
   // Waiting for the next request on an idle keep-alive connection.
   std::chrono::seconds idle = 120s;
-  // Receiving a whole header once it started, or the next piece of a body.
-  std::chrono::seconds request = 30s;
+  // From a request's first byte: its whole header (HTTP_HEADER_TIMEOUT), and
+  // the whole request, body included (HTTP_REQUEST_TIMEOUT). Deadlines, not
+  // timers renewed by each read: a byte now and then does not keep a
+  // connection.
+  std::chrono::seconds header = 10s;
+  std::chrono::seconds request = 300s;
+  // A body that stops coming for this long is given up before its deadline.
+  std::chrono::seconds stall = 30s;
   std::chrono::seconds write = 30s;
   // Draining what a refused client is still sending, so it gets our answer
   // instead of a connection reset.
@@ -61,6 +69,80 @@ constexpr std::size_t kChunkBytes = 64 * 1024;
 // Read size while waiting for a request: small, so idle connections are cheap.
 constexpr std::size_t kFirstReadBytes = 1024;
 
+// Open connections, in all and per client address (MAX_CONNECTIONS,
+// MAX_CONNECTIONS_PER_CLIENT). A connection holds a Slot for its life.
+class ConnectionGate {
+ public:
+  ConnectionGate(std::size_t total, std::size_t perClient) : max_(total), maxPer_(perClient) {}
+
+  class Slot {
+   public:
+    Slot(ConnectionGate& gate, asio::ip::address addr) : gate_(gate), addr_(std::move(addr)) {}
+    ~Slot() { gate_.release(addr_); }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+
+   private:
+    ConnectionGate& gate_;
+    asio::ip::address addr_;
+  };
+
+  // A slot, or nullptr with `why` set when a limit is reached.
+  std::unique_ptr<Slot> admit(asio::ip::address addr, std::string& why) {
+    // One client is one host, whichever IP version it came in by.
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+      addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+    std::lock_guard lock(mu_);
+    if (total_ >= max_) {
+      why = "Too many connections: the service has " + std::to_string(max_) +
+            " open (MAX_CONNECTIONS); try again shortly";
+      return nullptr;
+    }
+    auto& n = per_[addr];
+    if (n >= maxPer_) {
+      why = "Too many connections from your address: at most " + std::to_string(maxPer_) +
+            " (MAX_CONNECTIONS_PER_CLIENT); reuse connections (keep-alive)";
+      return nullptr;
+    }
+    ++n;
+    ++total_;
+    return std::make_unique<Slot>(*this, std::move(addr));
+  }
+
+ private:
+  void release(const asio::ip::address& addr) {
+    std::lock_guard lock(mu_);
+    --total_;
+    if (auto it = per_.find(addr); it != per_.end() && --it->second == 0) per_.erase(it);
+  }
+
+  std::mutex mu_;
+  std::size_t max_, maxPer_, total_ = 0;
+  std::map<asio::ip::address, std::size_t> per_;
+};
+
+// The answer of a connection over a limit: 503, then close. Written from a
+// buffer that lives as long as the write.
+void refuseConnection(tcp::socket socket, const std::string& why, std::chrono::seconds timeout) {
+  struct Refusal {
+    explicit Refusal(tcp::socket s) : stream(std::move(s)) {}
+    beast::tcp_stream stream;
+    std::string text;
+  };
+  auto r = std::make_shared<Refusal>(std::move(socket));
+  std::string body = jsonFailure(why, 503).body;
+  r->text =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+      "Connection: close\r\nRetry-After: 1\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  r->stream.expires_after(timeout);
+  asio::async_write(r->stream, asio::buffer(r->text), [r](beast::error_code, std::size_t) {
+    beast::error_code ec;
+    r->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+    r->stream.socket().close(ec);
+  });
+}
+
 bool isHttpError(const beast::error_code& ec) {
   return ec.category() == beast::error_code(http::error::bad_target).category();
 }
@@ -70,8 +152,12 @@ bool isHttpError(const beast::error_code& ec) {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, HttpHandler& handler, asio::thread_pool& workers,
-          const Limits& limits)
-      : stream_(std::move(socket)), handler_(handler), workers_(workers), limits_(limits) {}
+          const Limits& limits, std::unique_ptr<ConnectionGate::Slot> slot)
+      : stream_(std::move(socket)),
+        handler_(handler),
+        workers_(workers),
+        limits_(limits),
+        slot_(std::move(slot)) {}
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->awaitRequest(); });
@@ -103,7 +189,8 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(limits_.maxHeaderBytes);
     parser_->body_limit(boost::none);  // limits differ per route: counted in onBody
-    stream_.expires_after(limits_.request);
+    deadline_ = std::chrono::steady_clock::now() + limits_.request;
+    stream_.expires_after(std::min(limits_.header, limits_.request));
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onHeader(ec); });
@@ -133,7 +220,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (expect && expect->size() == 12 && ::strncasecmp(expect->data(), "100-continue", 12) == 0 &&
         version_ >= 11) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(limits_.write);
+      stream_.expires_at(deadline_);
       asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
                         [self = shared_from_this()](beast::error_code wec, std::size_t) {
                           if (wec) return self->closeNow();
@@ -152,7 +239,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& body = parser_->get().body();
     body.data = chunk_.data();
     body.size = chunk_.size();
-    stream_.expires_after(limits_.request);
+    stream_.expires_at(std::min(deadline_, std::chrono::steady_clock::now() + limits_.stall));
     http::async_read_some(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onBody(ec); });
@@ -273,6 +360,8 @@ class Session : public std::enable_shared_from_this<Session> {
   http::response<http::string_body> res_;
   bool keepAlive_ = false;
   unsigned version_ = 11;
+  std::chrono::steady_clock::time_point deadline_;
+  std::unique_ptr<ConnectionGate::Slot> slot_;
 };
 
 tcp::endpoint endpointFor(asio::io_context& ioc, const std::string& host, int port) {
@@ -292,11 +381,15 @@ tcp::endpoint endpointFor(asio::io_context& ioc, const std::string& host, int po
 
 struct HttpServer::Impl {
   Impl(const Config& cfg, HttpHandler& h, unsigned io, unsigned workerThreads)
-      : handler(h),
+      : gate(static_cast<std::size_t>(cfg.maxConnections),
+             static_cast<std::size_t>(cfg.maxConnectionsPerClient)),
+        handler(h),
         ioThreads(io == 0 ? 1 : io),
         ioc(static_cast<int>(ioThreads)),
         workers(workerThreads == 0 ? 1 : workerThreads) {
     limits.maxHeaderBytes = static_cast<std::uint32_t>(cfg.maxHeaderBytes);
+    limits.header = std::chrono::seconds(cfg.httpHeaderTimeoutSecs);
+    limits.request = std::chrono::seconds(cfg.httpRequestTimeoutSecs);
     tcp::endpoint ep = endpointFor(ioc, cfg.host, cfg.port);
     acceptor.open(ep.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
@@ -346,7 +439,15 @@ struct HttpServer::Impl {
       }
       beast::error_code ignored;
       s.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(s), handler, workers, limits)->start();
+      // Accepting goes on at the limit: a refused client gets its answer at
+      // once instead of waiting in the backlog, and the others go on.
+      std::string why;
+      auto peer = s.remote_endpoint(ignored);
+      auto slot = ignored ? nullptr : gate.admit(peer.address(), why);
+      if (slot)
+        std::make_shared<Session>(std::move(s), handler, workers, limits, std::move(slot))->start();
+      else if (!ignored)
+        refuseConnection(std::move(s), why, limits.linger);
       accept();
     });
   }
@@ -363,6 +464,8 @@ struct HttpServer::Impl {
     }
   }
 
+  // First, so it outlives every session (they give their slots back to it).
+  ConnectionGate gate;
   HttpHandler& handler;
   Limits limits;
   unsigned ioThreads;
