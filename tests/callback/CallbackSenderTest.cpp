@@ -80,14 +80,19 @@ struct Request {
 // with a fixed status and closes the connection.
 class Receiver {
  public:
-  explicit Receiver(int status, std::uint16_t port = 0) : status_(status) {
+  // `address`: the loopback address to listen on; `location`: sent as the
+  // Location header (a redirect, with a 3xx status).
+  explicit Receiver(int status, std::uint16_t port = 0, const std::string& address = "127.0.0.1",
+                    std::string location = "")
+      : status_(status), address_(address), location_(std::move(location)) {
     listen_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (listen_.get() < 0) throw std::runtime_error("socket");
     int one = 1;
     ::setsockopt(listen_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1)
+      throw std::runtime_error("address");
     addr.sin_port = htons(port);
     if (::bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
         ::listen(listen_.get(), 16) != 0)
@@ -104,7 +109,7 @@ class Receiver {
 
   std::uint16_t port() const { return port_; }
   std::string url(const std::string& path = "/cb") const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
+    return "http://" + address_ + ":" + std::to_string(port_) + path;
   }
 
   std::vector<Request> requests() {
@@ -137,8 +142,9 @@ class Receiver {
         requests_.push_back(std::move(req));
       }
       cv_.notify_all();
-      const std::string reply = "HTTP/1.1 " + std::to_string(status_) +
-                                " Status\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+      const std::string reply = "HTTP/1.1 " + std::to_string(status_) + " Status\r\n" +
+                                (location_.empty() ? "" : "Location: " + location_ + "\r\n") +
+                                "Content-Length: 2\r\nConnection: close\r\n\r\nok";
       (void)!::send(conn.get(), reply.data(), reply.size(), MSG_NOSIGNAL);
       {
         std::lock_guard lock(mutex_);
@@ -176,6 +182,8 @@ class Receiver {
   }
 
   const int status_;
+  const std::string address_;
+  const std::string location_;
   Fd listen_;
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
@@ -484,4 +492,83 @@ TEST_F(CallbackTest, ManyDeliveriesEachReportedOnce) {
   }
   std::sort(ids.begin(), ids.end());
   for (int i = 0; i < 20; ++i) EXPECT_EQ(ids[static_cast<std::size_t>(i)], i);
+}
+
+// The callback policy (CALLBACK_DENY / CALLBACK_ALLOW) with receivers on
+// loopback and a policy that denies loopback: nothing is ever sent anywhere
+// else.
+TEST_F(CallbackTest, ADeniedAddressIsNeverContactedAndNotRetried) {
+  Receiver rx(200);
+  Outcomes out;
+  CallbackSender::Options denyLoopback;
+  denyLoopback.policy = tango::AddressPolicy({}, {"127.0.0.0/8"});
+  CallbackSender sender(5, 0.05, 5, out.handler(), denyLoopback);
+  sender.enqueue({1, rx.url("/cb?secret=S3CR3T"), writeFile("a", "x"), "a"});
+  ASSERT_TRUE(out.waitFor(1, 5s));
+  auto d = out.snapshot().at(0);
+  EXPECT_FALSE(d.delivered);
+  EXPECT_NE(d.detail.find("1 attempt"), std::string::npos) << d.detail;
+  EXPECT_NE(d.detail.find("127.0.0.1 is not allowed (CALLBACK_DENY / CALLBACK_ALLOW)"),
+            std::string::npos)
+      << d.detail;
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(rx.requests().empty());
+
+  // An allow list that leaves the address out refuses it as well.
+  Outcomes out2;
+  CallbackSender::Options allowOther;
+  allowOther.policy = tango::AddressPolicy({"127.0.0.2/32"}, {});
+  CallbackSender narrow(5, 0.05, 5, out2.handler(), allowOther);
+  narrow.enqueue({2, rx.url(), writeFile("b", "x"), "b"});
+  ASSERT_TRUE(out2.waitFor(1, 5s));
+  EXPECT_FALSE(out2.snapshot().at(0).delivered);
+  EXPECT_TRUE(rx.requests().empty());
+}
+
+TEST_F(CallbackTest, ARedirectToADeniedAddressIsNotFollowed) {
+  // The final receiver listens on 127.0.0.2; the first one, on 127.0.0.1,
+  // redirects there (307 keeps the POST and its body).
+  Receiver target(200, 0, "127.0.0.2");
+  Receiver redirector(307, 0, "127.0.0.1", target.url("/stolen"));
+  fs::path file = writeFile("out", "the output\n");
+
+  // Control: with nothing denied, the redirect is followed with the body,
+  // so the refusal below is the policy's doing.
+  {
+    Outcomes out;
+    CallbackSender open(1, 0.05, 5, out.handler());
+    open.enqueue({1, redirector.url(), file, "out"});
+    ASSERT_TRUE(out.waitFor(1, 5s));
+    EXPECT_TRUE(out.snapshot().at(0).delivered) << out.snapshot().at(0).detail;
+    ASSERT_EQ(target.requests().size(), 1u);
+  }
+  Outcomes out;
+  CallbackSender::Options deny;
+  deny.policy = tango::AddressPolicy({}, {"127.0.0.2/32"});
+  CallbackSender sender(3, 0.05, 5, out.handler(), deny);
+  sender.enqueue({2, redirector.url(), file, "out"});
+  ASSERT_TRUE(out.waitFor(1, 5s));
+  auto d = out.snapshot().at(0);
+  EXPECT_FALSE(d.delivered);
+  EXPECT_NE(d.detail.find("127.0.0.2 is not allowed"), std::string::npos) << d.detail;
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(target.requests().size(), 1u);  // still only the control's
+  EXPECT_EQ(redirector.requests().size(), 2u);
+}
+
+TEST_F(CallbackTest, TheJobsOwnCopyIsSentThenRemoved) {
+  Receiver rx(200);
+  Outcomes out;
+  fs::path copy = writeFile(".callback-9", "as it finished\n");
+  {
+    CallbackSender sender(3, 0.05, 5, out.handler());
+    CallbackSender::Delivery d{9, rx.url(), copy, "lab_9_out"};
+    d.removeWhenDone = true;
+    sender.enqueue(std::move(d));
+    ASSERT_TRUE(out.waitFor(1, 5s));
+  }
+  EXPECT_TRUE(out.snapshot().at(0).delivered);
+  ASSERT_EQ(rx.requests().size(), 1u);
+  EXPECT_NE(rx.requests()[0].body.find("as it finished\n"), std::string::npos);
+  EXPECT_FALSE(fs::exists(copy));
 }

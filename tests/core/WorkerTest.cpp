@@ -2,6 +2,7 @@
 // Tango's steps, retries, a failure at each step, a VMMS that throws, a VM
 // that never becomes ready, and a lease lost while the job runs.
 #include "CoreFixture.hpp"
+#include "tango/util/KeyId.hpp"
 
 namespace tango::test {
 namespace {
@@ -214,11 +215,14 @@ TEST_F(CoreTest, PartialOutputComesFromTheVmOfARunningJob) {
   start();
   auto id = submit();
   ASSERT_TRUE(vmms_->waitForRun(10s));
-  EXPECT_EQ(server_->partialOutput(id).value_or("<none>"), "partial");
+  EXPECT_EQ(server_->partialOutput(id, std::nullopt).value_or("<none>"), "partial");
+  EXPECT_EQ(server_->partialOutput(id, keyId("k")).value_or("<none>"), "partial");
+  EXPECT_FALSE(server_->partialOutput(id, keyId("another-key")))
+      << "another key sees nothing of the job, not even that it runs";
   vmms_->holdRuns = false;
   vmms_->cv.notify_all();
   ASSERT_TRUE(waitFinished(id));
-  EXPECT_FALSE(server_->partialOutput(id)) << "a finished job has no partial output";
+  EXPECT_FALSE(server_->partialOutput(id, std::nullopt)) << "a finished job has no partial output";
 }
 
 }  // namespace

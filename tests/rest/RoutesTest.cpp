@@ -189,10 +189,22 @@ TEST_F(RestTest, Prealloc) {
     EXPECT_EQ(jobs_.lastPreallocBody["cores"].as_int64(), 2);
   }
   EXPECT_EQ(statusOf(*post("/prealloc/test/autograding_image/0")).msg, "VMs preallocated");
-  EXPECT_EQ(statusOf(*post("/prealloc/test/autograding_image/1000/")).id, 0);
-  for (const char* bad :
-       {"/prealloc/test/img/1001/", "/prealloc/test/img/-1/", "/prealloc/test/img/abc/",
-        "/prealloc/test/img/1.5/", "/prealloc/test/img/%20/"}) {
+  // The ceiling is MAX_POOL_SIZE (64 unless configured): one more is refused
+  // with the key to change, and nothing reaches the pools.
+  EXPECT_EQ(statusOf(*post("/prealloc/test/autograding_image/64/")).id, 0);
+  {
+    std::lock_guard lock(jobs_.mutex);
+    jobs_.lastNum = -7;
+  }
+  auto over = statusOf(*post("/prealloc/test/img/65/"));
+  EXPECT_EQ(over.id, -1);
+  EXPECT_EQ(over.msg, "Invalid prealloc size: at most 64 (MAX_POOL_SIZE)");
+  {
+    std::lock_guard lock(jobs_.mutex);
+    EXPECT_EQ(jobs_.lastNum, -7);
+  }
+  for (const char* bad : {"/prealloc/test/img/-1/", "/prealloc/test/img/abc/",
+                          "/prealloc/test/img/1.5/", "/prealloc/test/img/%20/"}) {
     auto b = statusOf(*post(bad));
     EXPECT_EQ(b.id, -1) << bad;
     EXPECT_EQ(b.msg, "Invalid prealloc size") << bad;

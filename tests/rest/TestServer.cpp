@@ -21,7 +21,9 @@ AddJobResult FakeJobs::addJob(const std::string& key, const std::string& coursel
   return addJobResult;
 }
 
-boost::json::array FakeJobs::jobs(bool dead) {
+boost::json::array FakeJobs::jobs(bool dead, const std::optional<std::string>& owner) {
+  std::lock_guard lock(mutex);
+  lastOwner = owner;
   boost::json::array a;
   boost::json::object j;
   j["id"] = dead ? 2 : 3;
@@ -31,7 +33,12 @@ boost::json::array FakeJobs::jobs(bool dead) {
   return a;
 }
 
-std::optional<std::string> FakeJobs::partialOutput(std::int64_t jobId) {
+std::optional<std::string> FakeJobs::partialOutput(std::int64_t jobId,
+                                                   const std::optional<std::string>& owner) {
+  {
+    std::lock_guard lock(mutex);
+    lastOwner = owner;
+  }
   if (jobId == 5) return std::string("so far\n\xff");
   return std::nullopt;
 }

@@ -24,8 +24,9 @@ class FakeJobs : public JobService {
   AddJobResult addJob(const std::string& key, const std::string& courselab,
                       const std::filesystem::path& courselabDir,
                       const boost::json::value& body) override;
-  boost::json::array jobs(bool dead) override;
-  std::optional<std::string> partialOutput(std::int64_t jobId) override;
+  boost::json::array jobs(bool dead, const std::optional<std::string>& owner) override;
+  std::optional<std::string> partialOutput(std::int64_t jobId,
+                                           const std::optional<std::string>& owner) override;
   boost::json::object info() override;
   PoolsResult pools(const std::optional<std::string>& image) override;
   SimpleResult prealloc(const std::string& image, int num,
@@ -40,6 +41,8 @@ class FakeJobs : public JobService {
   boost::json::object lastPreallocBody;
   int lastNum = -1;
   int addJobCalls = 0;
+  // The owner filter of the last jobs/partialOutput call (nullopt: every key's).
+  std::optional<std::string> lastOwner{"unset"};
   // Scripted answers.
   AddJobResult addJobResult{true, 7, ""};
   SimpleResult preallocResult{true, ""};

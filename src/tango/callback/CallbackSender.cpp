@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
@@ -15,6 +16,13 @@
 
 namespace tango {
 namespace {
+
+// A notifyURL's query often carries the receiver's secret (Autolab's does):
+// logs show the rest.
+std::string withoutQuery(const std::string& url) {
+  auto q = url.find_first_of("?#");
+  return q == std::string::npos ? url : url.substr(0, q) + "?...";
+}
 
 // curl_global_init is not thread-safe and must run before any other curl
 // call; the first CallbackSender or URL check does it, once per process.
@@ -178,7 +186,7 @@ void CallbackSender::run() {
       // Aborted by stop(): the delivery stays pending in the caller's store.
     } else if (out.permanent || p.attempts >= maxAttempts_) {
       spdlog::warn("callback for job {} to {} failed after {} attempt(s): {}", p.delivery.jobId,
-                   p.delivery.url, p.attempts, out.why);
+                   withoutQuery(p.delivery.url), p.attempts, out.why);
       finish(p.delivery, false, fmt::format("failed after {} attempt(s): {}", p.attempts, out.why));
     } else {
       const double secs =
@@ -199,6 +207,10 @@ void CallbackSender::run() {
 }
 
 void CallbackSender::finish(const Delivery& d, bool delivered, const std::string& detail) const {
+  if (d.removeWhenDone) {
+    std::error_code ec;
+    std::filesystem::remove(d.outputFile, ec);
+  }
   if (!onDone_) return;
   // A throwing callback must not take the sender thread (and the process) down.
   try {
@@ -209,6 +221,30 @@ void CallbackSender::finish(const Delivery& d, bool delivered, const std::string
     spdlog::error("callback completion handler for job {} threw", d.jobId);
   }
 }
+
+namespace {
+
+// What the policy check at connect time saw, for the error message.
+struct Gatekeeper {
+  const AddressPolicy* policy;
+  std::string refused;  // the last address refused
+};
+
+// curl asks this for every connection it makes, the redirects' too, with
+// the address DNS gave: the one place a name cannot be switched under it.
+curl_socket_t openCheckedSocket(void* clientp, curlsocktype purpose, struct curl_sockaddr* a) {
+  auto* g = static_cast<Gatekeeper*>(clientp);
+  if (purpose == CURLSOCKTYPE_IPCXN) {
+    auto peer = PeerAddress::of(&a->addr);
+    if (!peer || !g->policy->allows(*peer)) {
+      g->refused = peer ? peer->str() : "a non-IP address";
+      return CURL_SOCKET_BAD;
+    }
+  }
+  return ::socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+}  // namespace
 
 CallbackSender::Outcome CallbackSender::attempt(const Delivery& d) const {
   if (!isValidCallbackUrl(d.url)) return {false, true, "invalid callback URL"};
@@ -275,8 +311,19 @@ CallbackSender::Outcome CallbackSender::attempt(const Delivery& d) const {
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
   }
 
+  // Every connection goes where the policy says, to the address connected
+  // (not a proxy's from the environment).
+  Gatekeeper gate{&options_.policy, {}};
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, openCheckedSocket);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &gate);
+  curl_easy_setopt(c, CURLOPT_PROXY, "");
+
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
   const CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK && !gate.refused.empty())
+    return {false, true,
+            fmt::format("the callback address {} is not allowed (CALLBACK_DENY / CALLBACK_ALLOW)",
+                        gate.refused)};
   if (rc != CURLE_OK)
     return {false, false, error[0] ? std::string(error) : std::string(curl_easy_strerror(rc))};
   long status = 0;

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "tango/util/AddressRange.hpp"
+
 namespace tango {
 
 // http:// or https:// URL with a non-empty host, no spaces or control
@@ -35,6 +37,9 @@ class CallbackSender {
     // Asked before each attempt: false drops the delivery (another node
     // took its callback over while this one stalled), with no onDone.
     std::function<bool()> stillOurs;
+    // outputFile is the job's own copy (its output as it finished), removed
+    // once the delivery completes, delivered or given up.
+    bool removeWhenDone = false;
   };
   // Called exactly once per delivery that completes (delivered or given up),
   // from a sender thread; never for deliveries dropped by stop().
@@ -45,6 +50,9 @@ class CallbackSender {
     double maxBackoffSecs = 60;   // cap of the doubling backoff
     int connectTimeoutSecs = 10;  // also bounded by the total timeout
     bool verifyTls = true;        // Tango does not verify; we do unless told otherwise
+    // Which peer addresses a delivery may connect to, checked at every
+    // connection (redirects included, after DNS): CALLBACK_ALLOW/DENY.
+    AddressPolicy policy;
   };
 
   // maxAttempts counts every try, the first included (values < 1 mean 1).

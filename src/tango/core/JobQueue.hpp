@@ -63,6 +63,12 @@ class JobQueue {
   virtual std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> liveJobs() = 0;
   virtual std::size_t unassignedCount() = 0;
   virtual std::size_t liveCount() = 0;
+  // Live jobs of one API key (by keyId), for MAX_LIVE_JOBS_PER_KEY.
+  virtual std::size_t liveCountOf(const std::string& keyId) {
+    std::size_t n = 0;
+    for (const auto& [job, pos] : liveJobs()) n += job.keyId == keyId;
+    return n;
+  }
   // The `limit` most recently finished jobs, oldest first.
   virtual std::vector<TangoJob> finished(int limit) = 0;
   virtual std::int64_t countFinished() = 0;

@@ -140,7 +140,13 @@ TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
   if (!files) throw Invalid{"missing required field 'files'"};
   if (!files->is_array()) throw Invalid{"field 'files' must be a list"};
   if (files->get_array().empty()) throw Invalid{"field 'files' is empty"};
-  if (files->get_array().size() > 1000) throw Invalid{"too many files"};
+  // Destinations are distinct, but one upload may be listed under many:
+  // count and size what is copied in, not what is stored.
+  const auto maxFiles = static_cast<std::size_t>(ctx.cfg.maxJobInputFiles);
+  if (files->get_array().size() > maxFiles)
+    throw Invalid{"too many files: a job may copy in at most " + std::to_string(maxFiles) +
+                  " (MAX_JOB_INPUT_FILES)"};
+  std::int64_t inputBytes = 0;
   std::set<std::string> dests;
   for (const auto& f : files->get_array()) {
     if (!f.is_object()) throw Invalid{"each element of 'files' must be an object"};
@@ -154,6 +160,10 @@ TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
     // lstat: a symlink in the courselab dir is never followed into the host.
     if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
       throw Invalid{"localFile '" + local + "' was not uploaded to this courselab"};
+    inputBytes += st.st_size;
+    if (inputBytes > ctx.cfg.maxJobInputBytes)
+      throw Invalid{"the job's files total more than " + std::to_string(ctx.cfg.maxJobInputBytes) +
+                    " bytes (MAX_JOB_INPUT_BYTES)"};
     job.input.push_back({path.string(), dest});
   }
   if (!dests.count("Makefile")) throw Invalid{"no file has destFile 'Makefile'"};

@@ -36,10 +36,14 @@ class JobService {
   virtual AddJobResult addJob(const std::string& key, const std::string& courselab,
                               const std::filesystem::path& courselabDir,
                               const boost::json::value& body) = 0;
-  // Live (queued or running) or dead (finished) jobs in Tango's JSON shape.
-  virtual boost::json::array jobs(bool dead) = 0;
-  // Output so far of a running job; nullopt when the job is unknown or not running.
-  virtual std::optional<std::string> partialOutput(std::int64_t jobId) = 0;
+  // Live (queued or running) or dead (finished) jobs in Tango's JSON shape:
+  // every key's (owner nullopt, an operator) or those of the key whose keyId
+  // is `owner`.
+  virtual boost::json::array jobs(bool dead, const std::optional<std::string>& owner) = 0;
+  // Output so far of a running job; nullopt when the job is unknown, not
+  // running, or not `owner`'s (when given).
+  virtual std::optional<std::string> partialOutput(std::int64_t jobId,
+                                                   const std::optional<std::string>& owner) = 0;
   virtual boost::json::object info() = 0;
   // All pools (image empty) or one image's pool.
   virtual PoolsResult pools(const std::optional<std::string>& image) = 0;

@@ -214,6 +214,13 @@ std::size_t LocalJobQueue::liveCount() {
   return live_.size();
 }
 
+std::size_t LocalJobQueue::liveCountOf(const std::string& keyId) {
+  std::lock_guard lock(mu_);
+  std::size_t n = 0;
+  for (const auto& [id, job] : live_) n += job.keyId == keyId;
+  return n;
+}
+
 std::vector<TangoJob> LocalJobQueue::finished(int limit) { return store_->loadFinished(limit); }
 std::int64_t LocalJobQueue::countFinished() { return store_->countFinished(); }
 std::vector<TangoJob> LocalJobQueue::pendingCallbacks() { return store_->loadPendingCallbacks(); }

@@ -32,6 +32,7 @@ class LocalJobQueue final : public JobQueue {
   std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> liveJobs() override;
   std::size_t unassignedCount() override;
   std::size_t liveCount() override;
+  std::size_t liveCountOf(const std::string& keyId) override;
   std::vector<TangoJob> finished(int limit) override;
   std::int64_t countFinished() override;
   std::vector<TangoJob> pendingCallbacks() override;

@@ -93,6 +93,20 @@ PreparedOutput::~PreparedOutput() {
   if (!tmp_.empty()) ::unlink(tmp_.c_str());
 }
 
+std::string PreparedOutput::keepCopy(const std::filesystem::path& at) const {
+  if (!error_.empty()) return error_;
+  if (tmp_.empty()) return "output file already published";
+  ::unlink(at.c_str());
+  if (::link(tmp_.c_str(), at.c_str()) != 0)
+    return "cannot keep a copy of the output for the callback: " +
+           std::string(std::strerror(errno));
+  return "";
+}
+
+std::filesystem::path callbackCopyPath(const std::filesystem::path& dest, std::int64_t jobId) {
+  return dest.parent_path() / (".callback-" + std::to_string(jobId));
+}
+
 std::string PreparedOutput::publish() {
   if (!error_.empty()) return error_;
   if (tmp_.empty()) return "output file already published";

@@ -34,6 +34,9 @@ class PreparedOutput {
   PreparedOutput& operator=(PreparedOutput&&) = delete;
   PreparedOutput(const PreparedOutput&) = delete;
 
+  // A second name for the unpublished file at `at` (a hard link, so no
+  // copy), replacing what is there. Returns an error text or "".
+  std::string keepCopy(const std::filesystem::path& at) const;
   // Why the file could not be written ("" when it was).
   const std::string& error() const { return error_; }
   // Moves it into place, unless another run of the same job's output is
@@ -45,6 +48,10 @@ class PreparedOutput {
   std::string error_;
   std::string ours_;  // "Received job <name>:<id>", from the header
 };
+
+// Where a job's callback finds its output as it was when the job finished
+// (a hidden file beside the output: same filesystem, same courselab).
+std::filesystem::path callbackCopyPath(const std::filesystem::path& dest, std::int64_t jobId);
 
 // Writes `header` (already formatted lines) followed by the content of
 // `body` (if any) for `dest`.

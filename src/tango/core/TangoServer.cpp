@@ -5,6 +5,7 @@
 #include <boost/json/array.hpp>
 
 #include "tango/core/JobRequest.hpp"
+#include "tango/core/OutputFile.hpp"
 #include "tango/core/PoolJson.hpp"
 #include "tango/metrics/ServiceMetrics.hpp"
 #include "tango/model/JobJson.hpp"
@@ -24,11 +25,12 @@ TangoServer::TangoServer(const Config& cfg, ServiceParts parts)
   preallocator_ = std::make_unique<Preallocator>(cfg, vmms_, *queue_, [this] {
     if (manager_) manager_->kick();
   });
+  CallbackSender::Options callbackOptions;
+  callbackOptions.policy = AddressPolicy(cfg.callbackAllow, cfg.callbackDeny);
   callbacks_ = std::make_unique<CallbackSender>(
       cfg.callbackRetries, cfg.callbackBackoffSecs, cfg.callbackTimeoutSecs,
-      [this](std::int64_t id, bool ok, const std::string& detail) {
-        callbackDone(id, ok, detail);
-      });
+      [this](std::int64_t id, bool ok, const std::string& detail) { callbackDone(id, ok, detail); },
+      callbackOptions);
   manager_ = std::make_unique<JobManager>(cfg, vmms_, *queue_, *preallocator_, stats_,
                                           [this](const TangoJob& job) { sendCallback(job); });
   if (cfg.runsManager()) queue_->setOnWork([this] { manager_->kick(); });
@@ -163,24 +165,37 @@ AddJobResult TangoServer::addJob(const std::string& key, const std::string& cour
   JobRequestContext ctx{cfg_, key, courselab, courselabDir, imagesByVmms()};
   auto parsed = parseJobRequest(ctx, body);
   if (auto* err = std::get_if<std::string>(&parsed)) return {false, 0, *err};
+  // Checked after the job itself, so a wrong job says what is wrong with it.
+  // Two requests of one key may both pass at the limit: it bounds a key, it
+  // is not an exact count.
+  const auto cap = static_cast<std::size_t>(cfg_.maxLiveJobsPerKey);
+  if (queue_->liveCountOf(std::get<TangoJob>(parsed).keyId) >= cap)
+    return {false, 0,
+            "Too many jobs: this key has " + std::to_string(cap) +
+                " jobs queued or running (MAX_LIVE_JOBS_PER_KEY); wait for some to finish"};
   std::int64_t id = queue_->add(std::move(std::get<TangoJob>(parsed)));
   return {true, id, ""};
 }
 
-json::array TangoServer::jobs(bool dead) {
+json::array TangoServer::jobs(bool dead, const std::optional<std::string>& owner) {
   json::array out;
+  auto mine = [&owner](const TangoJob& j) { return !owner || j.keyId == *owner; };
   if (dead) {
+    // A key's own among the DEAD_JOBS_LISTED most recent.
     for (const auto& job : queue_->finished(cfg_.deadJobsListed))
-      out.push_back(toTangoJson(job, std::nullopt));
+      if (mine(job)) out.push_back(toTangoJson(job, std::nullopt));
   } else {
-    for (const auto& [job, pos] : queue_->liveJobs()) out.push_back(toTangoJson(job, pos));
+    for (const auto& [job, pos] : queue_->liveJobs())
+      if (mine(job)) out.push_back(toTangoJson(job, pos));
   }
   return out;
 }
 
-std::optional<std::string> TangoServer::partialOutput(std::int64_t jobId) {
+std::optional<std::string> TangoServer::partialOutput(std::int64_t jobId,
+                                                      const std::optional<std::string>& owner) {
   auto job = queue_->get(jobId);
   if (!job || !job->assigned || job->vm.id == 0) return std::nullopt;
+  if (owner && job->keyId != *owner) return std::nullopt;
   if (job->vm.node.empty() || job->vm.node == cfg_.nodeId) return localPartialOutput(jobId);
   return cluster_->partialOutput(job->vm.node, jobId);
 }
@@ -294,15 +309,24 @@ SimpleResult TangoServer::prealloc(const std::string& image, int num, const json
   auto images = vmms->getImages();
   if (!isSafeImageName(image) || std::find(images.begin(), images.end(), image) == images.end())
     return {false, "Invalid image name"};
-  if (num < 0 || num > 1000) return {false, "Invalid prealloc size"};
+  if (num < 0 || num > cfg_.maxPoolSize)
+    return {false, "Invalid prealloc size: at most " + std::to_string(cfg_.maxPoolSize) +
+                       " (MAX_POOL_SIZE)"};
   auto optInt = [&](const char* k) -> std::optional<int> {
     auto* v = body.if_contains(k);
     if (v && v->is_int64() && v->get_int64() > 0 && v->get_int64() < 1'000'000)
       return static_cast<int>(v->get_int64());
     return std::nullopt;
   };
+  const auto cores = optInt("cores"), memory = optInt("memory");
+  if (cores && *cores > cfg_.maxPoolCores)
+    return {false, "Preallocate VM failed: cores must be at most " +
+                       std::to_string(cfg_.maxPoolCores) + " (MAX_POOL_CORES)"};
+  if (memory && *memory > cfg_.maxJobMemory)
+    return {false, "Preallocate VM failed: memory must be at most " +
+                       std::to_string(cfg_.maxJobMemory) + " MB (MAX_JOB_MEMORY)"};
   // Every manager keeps this pool, whichever node was asked.
-  cluster_->setPool({vmms->name(), image, num, optInt("cores"), optInt("memory")});
+  cluster_->setPool({vmms->name(), image, num, cores, memory});
   return {true, ""};
 }
 
@@ -335,9 +359,15 @@ json::object TangoServer::statusData() {
 
 void TangoServer::sendCallback(const TangoJob& job) {
   if (!job.notifyURL || !job.callbackPending) return;
-  callbacks_->enqueue({job.id, *job.notifyURL, job.outputFile,
+  // The job's own copy of its output, made as it finished: a later job
+  // that writes a file of the same name does not change what is sent.
+  const auto copy = callbackCopyPath(job.outputFile, job.id);
+  std::error_code ec;
+  const bool haveCopy = std::filesystem::is_regular_file(copy, ec);
+  callbacks_->enqueue({job.id, *job.notifyURL,
+                       haveCopy ? copy : std::filesystem::path(job.outputFile),
                        std::filesystem::path(job.outputFile).filename().string(),
-                       [this, id = job.id] { return queue_->ownsCallback(id); }});
+                       [this, id = job.id] { return queue_->ownsCallback(id); }, haveCopy});
 }
 
 void TangoServer::callbackDone(std::int64_t jobId, bool delivered, const std::string& detail) {

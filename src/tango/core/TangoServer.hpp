@@ -48,8 +48,9 @@ class TangoServer final : public JobService {
   AddJobResult addJob(const std::string& key, const std::string& courselab,
                       const std::filesystem::path& courselabDir,
                       const boost::json::value& body) override;
-  boost::json::array jobs(bool dead) override;
-  std::optional<std::string> partialOutput(std::int64_t jobId) override;
+  boost::json::array jobs(bool dead, const std::optional<std::string>& owner) override;
+  std::optional<std::string> partialOutput(std::int64_t jobId,
+                                           const std::optional<std::string>& owner) override;
   boost::json::object info() override;
   PoolsResult pools(const std::optional<std::string>& image) override;
   SimpleResult prealloc(const std::string& image, int num,

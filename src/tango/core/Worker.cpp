@@ -375,6 +375,10 @@ class JobRun {
       ctx_.preallocator.releaseVM(vm);
     }
     if (out && !lost()) {
+      if (job_.notifyURL) {
+        if (auto err = out->keepCopy(callbackCopyPath(job_.outputFile, job_.id)); !err.empty())
+          spdlog::warn("job {}: {}; the callback sends the output file", job_.id, err);
+      }
       if (auto err = out->publish(); !err.empty())
         spdlog::error("job {} ({}:{}): {}", job_.id, job_.name, job_.id, err);
     }

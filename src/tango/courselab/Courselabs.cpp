@@ -32,7 +32,7 @@ struct DirCloser {
 }  // namespace
 
 Courselabs::Courselabs(const Config& cfg)
-    : root_(cfg.courselabsDir()), outputFolder_(cfg.outputFolder) {}
+    : root_(cfg.courselabsDir()), outputFolder_(cfg.outputFolder), disk_(cfg) {}
 
 std::optional<std::filesystem::path> Courselabs::dirFor(std::string_view key,
                                                         std::string_view courselab) const {

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "tango/config/Config.hpp"
+#include "tango/courselab/DiskGuard.hpp"
 #include "tango/courselab/Md5Cache.hpp"
 #include "tango/courselab/TempFile.hpp"
 #include "tango/util/Md5.hpp"
@@ -67,6 +68,13 @@ class Courselabs {
   std::optional<std::string> readOutput(const std::filesystem::path& dir,
                                         std::string_view name) const;
 
+  // Why `key` may not store `incoming` more bytes now (DiskGuard.hpp);
+  // lowers `limit` to what it may still store.
+  std::optional<std::string> diskRefusal(std::string_view key, std::uint64_t incoming,
+                                         std::uint64_t& limit) {
+    return disk_.refusal(key, incoming, limit);
+  }
+
   static constexpr std::string_view kTempPrefix = ".upload-";
 
  private:
@@ -77,6 +85,7 @@ class Courselabs {
   std::filesystem::path root_;
   std::string outputFolder_;
   courselab::Md5Cache cache_;
+  courselab::DiskGuard disk_;
 };
 
 }  // namespace tango

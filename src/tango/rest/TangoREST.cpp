@@ -10,6 +10,7 @@
 #include "tango/rest/TangoJson.hpp"
 #include "tango/rest/Target.hpp"
 #include "tango/status/StatusPage.hpp"
+#include "tango/util/KeyId.hpp"
 #include "tango/util/SafeName.hpp"
 
 namespace tango {
@@ -21,6 +22,16 @@ namespace {
 
 constexpr std::string_view kHello = "Hello, world! RESTful Tango here!";
 constexpr std::string_view kWrongKey = "Key not recognized";
+constexpr std::string_view kNotOperator =
+    "Key not allowed: this route needs an operator key (OPERATOR_KEYS in the config)";
+
+// An unknown key gets its answer before any body is read, and the
+// connection closes: a client without a key costs no more than a header.
+std::unique_ptr<HttpExchange> refuse(std::string_view message) {
+  HttpResponse r = jsonFailure(message);
+  r.close = true;
+  return rest::answerNow(std::move(r), 0);
+}
 constexpr std::string_view kNoCourselab = "Courselab not found";
 constexpr std::string_view kBadCourselab = "Invalid courselab name";
 constexpr std::string_view kBadImage = "Invalid image name";
@@ -66,7 +77,8 @@ std::unique_ptr<HttpExchange> methodNotAllowed() {
 }  // namespace
 
 TangoREST::TangoREST(const Config& cfg, JobService& jobs, Courselabs& labs)
-    : keys_(cfg.keys),
+    : cfg_(cfg),
+      keys_(cfg.keys, cfg.operatorKeysInEffect()),
       operatorRoutesNeedKey_(cfg.operatorRoutesNeedKey),
       maxInputFileSize_(
           static_cast<std::uint64_t>(std::max<std::int64_t>(cfg.maxInputFileSize, 0))),
@@ -75,8 +87,9 @@ TangoREST::TangoREST(const Config& cfg, JobService& jobs, Courselabs& labs)
       jobs_(jobs),
       labs_(labs) {}
 
-bool TangoREST::keyOk(std::string_view key) const {
-  return std::find(keys_.begin(), keys_.end(), key) != keys_.end();
+std::optional<std::string> TangoREST::ownerFilter(std::string_view key) const {
+  if (keys_.check(key) == Access::Operator) return std::nullopt;
+  return keyId(key);
 }
 
 std::unique_ptr<HttpExchange> TangoREST::begin(const HttpHead& head) {
@@ -91,6 +104,11 @@ std::unique_ptr<HttpExchange> TangoREST::begin(const HttpHead& head) {
     if (!get) return methodNotAllowed();
     return answerNow(HttpResponse{200, "text/plain", std::string(kHello), false});
   }
+  // Every Tango route has the key second; no body is read for a wrong one.
+  const bool keyed = is("open", 3) || is("upload", 3) || is("addJob", 3) || is("poll", 4) ||
+                     is("getPartialOutput", 3) || is("info", 2) || is("jobs", 3) || is("pool", 2) ||
+                     is("pool", 3) || is("prealloc", 4) || is("build", 2);
+  if (keyed && !keyOk(s[1])) return refuse(kWrongKey);
   if (is("open", 3)) {
     if (!get) return methodNotAllowed();
     return answerLater([this, s] { return open(s[1], s[2]); }, true);
@@ -133,10 +151,10 @@ std::unique_ptr<HttpExchange> TangoREST::operatorRoute(const std::vector<std::st
   std::optional<std::string> key;
   if (auto h = head.header("X-Tango-Key")) key = std::string(*h);
   if (!key) key = queryParam(head.target, "key");
-  if (operatorRoutesNeedKey_ && (!key || !keyOk(*key))) {
+  if (operatorRoutesNeedKey_ && (!key || keys_.check(*key) != Access::Operator)) {
     return answerNow(HttpResponse{
         403, "text/plain; charset=utf-8",
-        "Key not recognized: add ?key=<one of KEYS> or the header X-Tango-Key\n", false});
+        "Key not recognized: add ?key=<one of OPERATOR_KEYS> or the header X-Tango-Key\n", true});
   }
   if (s[0] == "metrics") {
     return answerLater(
@@ -169,7 +187,7 @@ HttpResponse TangoREST::open(const std::string& key, const std::string& coursela
 std::unique_ptr<HttpExchange> TangoREST::upload(const std::string& key,
                                                 const std::string& courselab,
                                                 const HttpHead& head) {
-  if (!keyOk(key)) return answerNow(jsonFailure(kWrongKey));
+  if (!keyOk(key)) return refuse(kWrongKey);
   auto dir = labs_.dirFor(key, courselab);
   if (!dir) return answerNow(jsonFailure(kBadCourselab));
   auto filename = head.header("Filename");
@@ -177,18 +195,25 @@ std::unique_ptr<HttpExchange> TangoREST::upload(const std::string& key,
   std::string name(*filename);
   if (!labs_.isUploadableName(name)) return answerNow(jsonFailure("Invalid file name"));
   if (!labs_.exists(*dir)) return answerNow(jsonFailure(kNoCourselab));
+  // The disk floor and the key's share of it, before a byte is stored; a
+  // body of unknown length may take what is left of the key's share.
+  std::uint64_t limit = maxInputFileSize_;
+  if (auto refusal = labs_.diskRefusal(key, head.contentLength.value_or(0), limit))
+    return refuse(*refusal);
   std::string error;
   auto up = labs_.beginUpload(*dir, name, error);
   if (!up) return answerNow(jsonFailure("Cannot store file: " + error));
-  return rest::uploadBody(labs_, std::move(*up), maxInputFileSize_);
+  return rest::uploadBody(labs_, std::move(*up), limit);
 }
 
 std::unique_ptr<HttpExchange> TangoREST::addJob(const std::string& key,
                                                 const std::string& courselab) {
-  if (!keyOk(key)) return answerNow(jsonFailure(kWrongKey));
+  if (!keyOk(key)) return refuse(kWrongKey);
   auto dir = labs_.dirFor(key, courselab);
   if (!dir) return answerNow(jsonFailure(kBadCourselab));
   if (!labs_.exists(*dir)) return answerNow(jsonFailure(kNoCourselab));
+  std::uint64_t unused = 0;
+  if (auto refusal = labs_.diskRefusal(key, 0, unused)) return refuse(*refusal);
   return rest::bufferBody(
       maxJsonBodyBytes_, [this, key, courselab, dir = *dir](const std::string& body) {
         std::string error;
@@ -217,7 +242,7 @@ HttpResponse TangoREST::partialOutput(const std::string& key, const std::string&
   if (!keyOk(key)) return jsonFailure(kWrongKey);
   auto id = parseInt(jobId, 1, INT64_MAX);
   if (!id) return jsonFailure("Invalid job id: must be a positive integer");
-  auto out = jobs_.partialOutput(*id);
+  auto out = jobs_.partialOutput(*id, ownerFilter(key));
   if (!out) return jsonFailure("No partial output: job " + jobId + " is not running");
   auto body = tangoStatus(0, "Partial output obtained");
   body["output"] = toValidUtf8(*out);
@@ -235,7 +260,7 @@ HttpResponse TangoREST::jobs(const std::string& key, const std::string& dead) {
   if (!keyOk(key)) return jsonFailure(kWrongKey);
   if (dead != "0" && dead != "1") return jsonFailure("Invalid deadjobs value: use 0 or 1");
   auto body = tangoStatus(0, "Found list of jobs");
-  body["jobs"] = jobs_.jobs(dead == "1");
+  body["jobs"] = jobs_.jobs(dead == "1", ownerFilter(key));
   return jsonAnswer(body);
 }
 
@@ -255,10 +280,15 @@ HttpResponse TangoREST::pool(const std::string& key, const std::string* image) {
 
 std::unique_ptr<HttpExchange> TangoREST::prealloc(const std::string& key, const std::string& image,
                                                   const std::string& num) {
-  if (!keyOk(key)) return answerNow(jsonFailure(kWrongKey));
+  auto access = keys_.check(key);
+  if (access == Access::None) return refuse(kWrongKey);
+  if (access != Access::Operator) return refuse(kNotOperator);
   if (!isSafeImageName(image)) return answerNow(jsonFailure(kBadImage));
-  auto n = parseInt(num, 0, 1000);
+  auto n = parseInt(num, 0, INT32_MAX);
   if (!n) return answerNow(jsonFailure("Invalid prealloc size"));
+  if (*n > cfg_.maxPoolSize)
+    return answerNow(jsonFailure("Invalid prealloc size: at most " +
+                                 std::to_string(cfg_.maxPoolSize) + " (MAX_POOL_SIZE)"));
   return rest::bufferBody(
       maxJsonBodyBytes_, [this, image, n = static_cast<int>(*n)](const std::string& body) {
         boost::json::object vm;
@@ -275,7 +305,9 @@ std::unique_ptr<HttpExchange> TangoREST::prealloc(const std::string& key, const 
 }
 
 std::unique_ptr<HttpExchange> TangoREST::build(const std::string& key, const HttpHead& head) {
-  if (!keyOk(key)) return answerNow(jsonFailure(kWrongKey));
+  auto access = keys_.check(key);
+  if (access == Access::None) return refuse(kWrongKey);
+  if (access != Access::Operator) return refuse(kNotOperator);
   auto image = head.header("imageName");
   if (!image || !isSafeImageName(*image)) return answerNow(jsonFailure(kBadImage));
   std::error_code ec;
@@ -284,7 +316,7 @@ std::unique_ptr<HttpExchange> TangoREST::build(const std::string& key, const Htt
   auto temp = courselab::TempFile::create(tmpDir_, "build-", error);
   if (!temp)
     return answerNow(jsonFailure("Image build failed: cannot store the tarball: " + error));
-  return rest::fileBody(std::move(*temp), kMaxBuildBytes,
+  return rest::fileBody(std::move(*temp), static_cast<std::uint64_t>(cfg_.maxBuildBytes),
                         [this, name = std::string(*image)](const std::filesystem::path& tarball) {
                           SimpleResult r = jobs_.build(name, tarball);
                           if (!r.ok)

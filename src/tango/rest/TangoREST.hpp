@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "tango/config/Config.hpp"
 #include "tango/core/JobService.hpp"
 #include "tango/courselab/Courselabs.hpp"
+#include "tango/rest/ApiKeys.hpp"
 #include "tango/rest/Http.hpp"
 
 namespace tango {
@@ -22,12 +24,10 @@ class TangoREST : public HttpHandler {
 
   std::unique_ptr<HttpExchange> begin(const HttpHead& head) override;
 
-  // Image tarballs have no size knob in Tango's config; this bounds a
-  // runaway client, the disk is the real limit.
-  static constexpr std::uint64_t kMaxBuildBytes = 16ULL * 1024 * 1024 * 1024;
-
  private:
-  bool keyOk(std::string_view key) const;
+  bool keyOk(std::string_view key) const { return keys_.check(key) != Access::None; }
+  // The keyId whose jobs `key` may see: nullopt for an operator (every key's).
+  std::optional<std::string> ownerFilter(std::string_view key) const;
 
   // /metrics, /status/ and /status/data (keyed by query or header).
   std::unique_ptr<HttpExchange> operatorRoute(const std::vector<std::string>& segments,
@@ -46,7 +46,8 @@ class TangoREST : public HttpHandler {
                                          const std::string& num);
   std::unique_ptr<HttpExchange> build(const std::string& key, const HttpHead& head);
 
-  std::vector<std::string> keys_;
+  const Config& cfg_;
+  ApiKeys keys_;
   bool operatorRoutesNeedKey_ = true;
   std::uint64_t maxInputFileSize_;
   std::uint64_t maxJsonBodyBytes_;
