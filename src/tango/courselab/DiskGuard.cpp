@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <utility>
 
 #include "tango/util/Fd.hpp"
 
@@ -87,13 +88,14 @@ std::uint64_t DiskGuard::measure(std::string_view key) const {
 
 std::optional<std::string> DiskGuard::refusal(std::string_view key, std::uint64_t incoming,
                                               std::uint64_t& limit) {
-  for (const auto* dir : {&dataDir_, &root_}) {
+  // Named by config key, not path: the answer goes to a client.
+  for (const auto& [dir, name] : {std::pair{&dataDir_, "DATA_DIR"}, {&root_, "COURSELABS"}}) {
     auto free = freeBytes(*dir);
     if (free && *free < minFree_ + incoming)
       return fmt::format(
           "Not enough free disk space: {} MB free in {}, and the service keeps at least {} MB "
           "free (MIN_FREE_DISK); try again later",
-          *free / kMiB, dir->string(), minFree_ / kMiB);
+          *free / kMiB, name, minFree_ / kMiB);
   }
   std::lock_guard lock(mu_);
   auto now = std::chrono::steady_clock::now();
