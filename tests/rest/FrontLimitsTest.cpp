@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -273,6 +274,61 @@ TEST_F(RestTest, ASlowClientAttackNeitherHoldsTheServiceNorSlowsOthers) {
   // And the service is whole afterwards.
   auto after = infoLatencies(p, "127.0.0.1", 5);
   EXPECT_EQ(after.size(), 5u);
+}
+
+}  // namespace
+}  // namespace tango::test
+
+namespace tango::test {
+namespace {
+
+long rssKiB() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  return -1;
+}
+
+// Polls of a big output by clients that read nothing: the file is streamed
+// as they take it, so twenty of them cost neither twenty copies of it in
+// memory nor an I/O thread each.
+TEST_F(RestTest, APollStreamsTheOutputInsteadOfHoldingItInMemory) {
+  get("/open/test/lab/");
+  constexpr std::size_t kSize = 16 * 1024 * 1024;
+  std::string content(kSize, '\0');
+  for (std::size_t i = 0; i < kSize; ++i) content[i] = static_cast<char>('a' + i % 26);
+  std::ofstream(labDir() / "output" / "big.out", std::ios::binary) << content;
+  const long before = rssKiB();
+  std::vector<std::unique_ptr<Conn>> stalled;
+  for (int i = 0; i < 20; ++i) {
+    stalled.push_back(std::make_unique<Conn>(port(), "127.0.0.1"));
+    ASSERT_TRUE(
+        stalled.back()->sendAll(Conn::requestText("GET", "/poll/test/lab/big.out/", {}, "")));
+  }
+  std::this_thread::sleep_for(1s);
+  const long grew = rssKiB() - before;
+  std::cerr << "RSS grew by " << grew / 1024 << " MiB with 20 stalled polls of a 16 MiB output\n";
+  EXPECT_LT(grew, 64 * 1024) << "KiB";  // 20 copies would be 320 MiB
+  // Other requests go on meanwhile.
+  auto t = Clock::now();
+  auto info = get("/info/test/");
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->status, 200);
+  EXPECT_LT(msSince(t), 500);
+  // And each stalled client, reading at last, gets the whole file.
+  std::vector<std::optional<Response>> got(stalled.size());
+  std::vector<std::thread> readers;
+  for (std::size_t i = 0; i < stalled.size(); ++i)
+    readers.emplace_back([&, i] { got[i] = stalled[i]->read(); });
+  for (auto& t : readers) t.join();
+  for (auto& r : got) {
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->header("content-type"), "application/octet-stream");
+    ASSERT_EQ(r->body.size(), kSize);
+    EXPECT_TRUE(r->body == content);
+  }
 }
 
 }  // namespace

@@ -167,33 +167,18 @@ Courselabs::CommitResult Courselabs::commit(Upload upload, std::string& error) {
   return CommitResult::Uploaded;
 }
 
-std::optional<std::string> Courselabs::readOutput(const std::filesystem::path& dir,
-                                                  std::string_view name) const {
-  if (!isSafeName(name)) return std::nullopt;
+Fd Courselabs::openOutput(const std::filesystem::path& dir, std::string_view name) const {
+  if (!isSafeName(name)) return {};
   Fd d = openDirNoFollow(AT_FDCWD, dir.c_str());
-  if (!d) return std::nullopt;
+  if (!d) return {};
   Fd out = openDirNoFollow(d.get(), outputFolder_.c_str());
-  if (!out) return std::nullopt;
+  if (!out) return {};
   std::string n(name);
   Fd f(::openat(out.get(), n.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (!f) return std::nullopt;
+  if (!f) return {};
   struct stat st {};
-  if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
-  std::string data;
-  data.resize(static_cast<std::size_t>(st.st_size));
-  std::size_t got = 0;
-  for (;;) {
-    if (got == data.size()) data.resize(data.size() + 64 * 1024);  // file grew: keep reading
-    ssize_t n2 = ::read(f.get(), data.data() + got, data.size() - got);
-    if (n2 < 0) {
-      if (errno == EINTR) continue;
-      return std::nullopt;
-    }
-    if (n2 == 0) break;
-    got += static_cast<std::size_t>(n2);
-  }
-  data.resize(got);
-  return data;
+  if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  return f;
 }
 
 }  // namespace tango

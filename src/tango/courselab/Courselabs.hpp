@@ -15,6 +15,7 @@
 #include "tango/courselab/DiskGuard.hpp"
 #include "tango/courselab/Md5Cache.hpp"
 #include "tango/courselab/TempFile.hpp"
+#include "tango/util/Fd.hpp"
 #include "tango/util/Md5.hpp"
 
 namespace tango {
@@ -64,9 +65,10 @@ class Courselabs {
   // already has identical content (then the temp file is dropped).
   CommitResult commit(Upload upload, std::string& error);
 
-  // The content of output/<name> when it is a regular file; nullopt otherwise.
-  std::optional<std::string> readOutput(const std::filesystem::path& dir,
-                                        std::string_view name) const;
+  // output/<name> opened for reading when it is a regular file (no
+  // symlink followed anywhere on the way); an empty Fd otherwise. A poll
+  // streams it from there, so a big output never sits in memory whole.
+  Fd openOutput(const std::filesystem::path& dir, std::string_view name) const;
 
   // Why `key` may not store `incoming` more bytes now (DiskGuard.hpp);
   // lowers `limit` to what it may still store.

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "tango/util/Fd.hpp"
+
 namespace tango {
 
 struct HttpHead {
@@ -28,6 +30,9 @@ struct HttpResponse {
   std::string contentType = "application/json";
   std::string body;
   bool close = false;  // close the connection after sending
+  // When set, the body is this open file instead of `body`, sent in small
+  // pieces as the client takes them (a poll's output file).
+  std::shared_ptr<Fd> file;
 };
 
 // Tango's failure answer: {"statusId": -1, "statusMsg": message}.

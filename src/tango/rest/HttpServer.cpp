@@ -19,6 +19,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
+#include <boost/beast/http/file_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -293,6 +294,7 @@ class Session : public std::enable_shared_from_this<Session> {
     exchange_.reset();  // temp files of the request go now, not after the write
     parser_.reset();
     close = close || r.close || !keepAlive_;
+    if (r.file) return sendFile(std::move(r), close);
     res_ = {};
     res_.version(version_);
     res_.result(static_cast<unsigned>(r.status));
@@ -304,6 +306,33 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(stream_, res_,
                       [self = shared_from_this(), close](beast::error_code ec, std::size_t) {
                         if (ec) return self->closeNow();
+                        if (close) return self->lingerAndClose();
+                        self->awaitRequest();
+                      });
+  }
+
+  // The body read from an open file a piece at a time (Beast's file_body:
+  // 4 KiB reads of a file just written, so from the page cache), never
+  // whole in memory.
+  void sendFile(HttpResponse r, bool close) {
+    beast::error_code ec;
+    http::file_body::value_type body;
+    beast::file file;
+    file.native_handle(r.file->release());
+    body.reset(std::move(file), ec);
+    if (ec) return send(jsonFailure("Cannot read output file", 500), true);
+    fileRes_.emplace();
+    fileRes_->version(version_);
+    fileRes_->result(static_cast<unsigned>(r.status));
+    fileRes_->set(http::field::content_type, r.contentType);
+    fileRes_->body() = std::move(body);
+    fileRes_->keep_alive(!close);
+    fileRes_->prepare_payload();
+    stream_.expires_after(limits_.write);
+    http::async_write(stream_, *fileRes_,
+                      [self = shared_from_this(), close](beast::error_code wec, std::size_t) {
+                        self->fileRes_.reset();  // the file closes now
+                        if (wec) return self->closeNow();
                         if (close) return self->lingerAndClose();
                         self->awaitRequest();
                       });
@@ -358,6 +387,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::uint64_t received_ = 0;
   std::vector<char> chunk_;
   http::response<http::string_body> res_;
+  std::optional<http::response<http::file_body>> fileRes_;
   bool keepAlive_ = false;
   unsigned version_ = 11;
   std::chrono::steady_clock::time_point deadline_;

@@ -233,9 +233,10 @@ HttpResponse TangoREST::poll(const std::string& key, const std::string& coursela
   auto dir = labs_.dirFor(key, courselab);
   if (!dir) return jsonFailure(kBadCourselab);
   if (!isSafeName(outputFile)) return jsonFailure("Invalid output file name");
-  auto data = labs_.readOutput(*dir, outputFile);
-  if (!data) return jsonFailure("Output file not found");
-  return HttpResponse{200, "application/octet-stream", std::move(*data), false};
+  Fd file = labs_.openOutput(*dir, outputFile);
+  if (!file) return jsonFailure("Output file not found");
+  return HttpResponse{
+      200, "application/octet-stream", {}, false, std::make_shared<Fd>(std::move(file))};
 }
 
 HttpResponse TangoREST::partialOutput(const std::string& key, const std::string& jobId) {
