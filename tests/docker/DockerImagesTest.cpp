@@ -135,6 +135,31 @@ TEST_F(DockerImagesTest, BuildRouteLoadsADockerSaveTarball) {
   EXPECT_EQ(p["statusId"].as_int64(), 0) << json::serialize(p);
   auto bad = http->post("/build/test/", "not a tarball", {{"imageName", built + "-bad"}}).json();
   EXPECT_EQ(bad["statusId"].as_int64(), -1);
+
+  // An image this service built may be built again, after a restart too.
+  tangod->stop(SIGKILL);
+  tangod->start();
+  restartHttp();
+  auto again =
+      http->post("/build/test/", readFile(dir / "saved.tar"), {{"imageName", built}}).json();
+  EXPECT_EQ(again["statusId"].as_int64(), 0) << json::serialize(again);
+  // One it did not build (the operator's) stays as it is.
+  const std::string theirs = "tango-test-operators-" + prefix;
+  engine.importImage(dir / "root.tar", theirs, "latest", {}, std::chrono::seconds(60));
+  const auto idBefore = engine.inspectImage(theirs + ":latest");
+  ASSERT_TRUE(idBefore);
+  tangod->stop(SIGKILL);
+  tangod->start();
+  restartHttp();
+  auto refused =
+      http->post("/build/test/", readFile(dir / "saved.tar"), {{"imageName", theirs}}).json();
+  EXPECT_EQ(refused["statusId"].as_int64(), -1);
+  EXPECT_NE(std::string(refused["statusMsg"].as_string()).find("BUILD_IMAGES"), std::string::npos)
+      << json::serialize(refused);
+  const auto idAfter = engine.inspectImage(theirs + ":latest");
+  ASSERT_TRUE(idAfter);
+  EXPECT_EQ(idAfter->id, idBefore->id);
+  engine.removeImage(theirs + ":latest");
   engine.removeImage(built + ":latest");
   // The tarball names the tiny image, so loading it tagged that name again.
   engine.removeImage(tiny + ":latest");

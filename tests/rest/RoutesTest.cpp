@@ -1,5 +1,6 @@
 // Every route's success answer, exact texts and content types, both slash forms.
 #include <fstream>
+#include <thread>
 
 #include "TestServer.hpp"
 #include "tango/util/Md5.hpp"
@@ -285,6 +286,64 @@ TEST_F(RestTest, UnknownRoutesAndMethods) {
   auto bad = get("/open/test/%zz/");
   EXPECT_EQ(bad->status, 400);
   EXPECT_EQ(statusOf(*bad).id, -1);
+}
+
+}  // namespace
+}  // namespace tango::test
+
+namespace tango::test {
+namespace {
+
+// A build takes minutes on a real engine: it runs on the server's own
+// thread for such work, so requests that need a handler thread go on.
+TEST_F(RestTest, BuildsNeverHoldTheRequestThreads) {
+  jobs_.buildTakes = std::chrono::milliseconds(2000);
+  const auto p = port();  // 2 handler threads
+  std::vector<std::thread> builds;
+  std::vector<int> ids(3, 99);
+  for (int i = 0; i < 3; ++i)
+    builds.emplace_back([&, i] {
+      auto r = fetch(p, "POST", "/build/test/", {{"imageName", "img" + std::to_string(i)}}, "tar");
+      if (r) ids[static_cast<std::size_t>(i)] = statusOf(*r).id;
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // /jobs and /open run on the handler threads.
+  for (const char* target : {"/jobs/test/0/", "/open/test/lab/", "/jobs/test/1/"}) {
+    auto t = std::chrono::steady_clock::now();
+    auto r = get(target);
+    ASSERT_TRUE(r) << target;
+    EXPECT_EQ(statusOf(*r).id, 0) << target;
+    EXPECT_LT(std::chrono::steady_clock::now() - t, std::chrono::milliseconds(1000)) << target;
+  }
+  for (auto& t : builds) t.join();
+  EXPECT_EQ(ids, (std::vector<int>{0, 0, 0}));
+}
+
+TEST_F(RestTest, ABuildWhoseClientLeavesRemovesItsTarball) {
+  auto c = std::make_unique<Conn>(port());
+  ASSERT_TRUE(
+      c->sendAll("POST /build/test/ HTTP/1.1\r\nHost: x\r\nimageName: img\r\nContent-Length: "
+                 "1000000\r\n\r\n"));
+  ASSERT_TRUE(c->sendAll(std::string(200000, 't')));
+  // The tarball is being written...
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    std::error_code ec;
+    seen = std::filesystem::exists(cfg_.dataDir / "tmp") &&
+           !std::filesystem::is_empty(cfg_.dataDir / "tmp", ec);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(seen);
+  c.reset();  // the client goes away mid-body
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {
+    std::error_code ec;
+    gone = std::filesystem::is_empty(cfg_.dataDir / "tmp", ec) && !ec;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(gone);
+  std::lock_guard lock(jobs_.mutex);
+  EXPECT_EQ(jobs_.lastImage, "");
 }
 
 }  // namespace

@@ -73,6 +73,7 @@ SimpleResult FakeJobs::prealloc(const std::string& image, int num,
 }
 
 SimpleResult FakeJobs::build(const std::string& imageName, const std::filesystem::path& tarball) {
+  std::this_thread::sleep_for(buildTakes);
   std::lock_guard lock(mutex);
   lastImage = imageName;
   lastTarballPath = tarball;

@@ -3,6 +3,7 @@
 // with a scripted JobService standing in for the core.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -47,6 +48,7 @@ class FakeJobs : public JobService {
   AddJobResult addJobResult{true, 7, ""};
   SimpleResult preallocResult{true, ""};
   SimpleResult buildResult{true, ""};
+  std::chrono::milliseconds buildTakes{0};  // how long build() blocks
 };
 
 class RestTest : public ::testing::Test {

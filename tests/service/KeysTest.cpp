@@ -288,3 +288,23 @@ TEST_F(FreeDiskTest, BelowTheFloorUploadsAndJobsAreRefused) {
 
 }  // namespace
 }  // namespace tango::test
+
+namespace tango::test {
+namespace {
+
+// An image tarball a crash left in DATA_DIR/tmp goes at the next start;
+// a recent one (another node's build in progress) stays.
+TEST_F(KeysTest, StaleBuildTarballsGoAtStartUp) {
+  tangod->stop(SIGKILL);
+  const auto tmp = tangod->dataDir() / "tmp";
+  std::ofstream(tmp / "build-stale1") << "tar";
+  std::ofstream(tmp / "build-recent") << "tar";
+  std::filesystem::last_write_time(
+      tmp / "build-stale1", std::filesystem::file_time_type::clock::now() - std::chrono::hours(2));
+  tangod->start();
+  EXPECT_FALSE(std::filesystem::exists(tmp / "build-stale1"));
+  EXPECT_TRUE(std::filesystem::exists(tmp / "build-recent"));
+}
+
+}  // namespace
+}  // namespace tango::test

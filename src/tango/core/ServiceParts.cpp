@@ -1,5 +1,9 @@
 #include "tango/core/ServiceParts.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
 #include "tango/core/LocalJobQueue.hpp"
 #include "tango/redis/RedisCluster.hpp"
 #include "tango/redis/RedisJobQueue.hpp"
@@ -19,6 +23,21 @@ void makePrivateDir(const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);
   std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::replace);
+}
+
+// Image tarballs a crash left behind (a build in progress removes its own
+// when it ends, however it ends). Only old ones: nodes may share DATA_DIR,
+// and another node's build may be under way.
+void removeStaleBuildTarballs(const std::filesystem::path& tmp) {
+  using namespace std::chrono_literals;
+  std::error_code ec;
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (const auto& e : std::filesystem::directory_iterator(tmp, ec)) {
+    if (!e.path().filename().string().starts_with("build-")) continue;
+    auto t = e.last_write_time(ec);
+    if (!ec && now - t > 1h && std::filesystem::remove(e.path(), ec))
+      spdlog::info("removed a stale image tarball {}", e.path().filename().string());
+  }
 }
 
 }  // namespace
@@ -51,6 +70,7 @@ RedisOptions redisOptions(const Config& cfg) {
 ServiceParts assembleParts(const Config& cfg) {
   makePrivateDir(cfg.dataDir);
   makePrivateDir(cfg.dataDir / "tmp");
+  removeStaleBuildTarballs(cfg.dataDir / "tmp");
   makePrivateDir(cfg.courselabsDir());
   ServiceParts parts;
   const auto lease = std::chrono::seconds(cfg.leaseSecs);

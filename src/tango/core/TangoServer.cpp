@@ -19,7 +19,8 @@ TangoServer::TangoServer(const Config& cfg, ServiceParts parts)
     : cfg_(cfg),
       queue_(std::move(parts.queue)),
       vmms_(std::move(parts.vmms)),
-      cluster_(std::move(parts.cluster)) {
+      cluster_(std::move(parts.cluster)),
+      built_(cfg.dataDir / "built-images", cfg.buildImages) {
   if (!queue_ || vmms_.empty() || !cluster_)
     throw std::invalid_argument("TangoServer needs a queue, a VMMS and a cluster");
   preallocator_ = std::make_unique<Preallocator>(cfg, vmms_, *queue_, [this] {
@@ -332,7 +333,13 @@ SimpleResult TangoServer::prealloc(const std::string& image, int num, const json
 
 SimpleResult TangoServer::build(const std::string& imageName,
                                 const std::filesystem::path& tarball) {
-  auto r = vmms_.byDefault().buildImage(imageName, tarball);
+  auto& vmms = vmms_.byDefault();
+  if (auto why = built_.refusal(imageName, vmms.getImages())) {
+    spdlog::warn("image build for {} refused: not built here and not in BUILD_IMAGES", imageName);
+    return {false, *why};
+  }
+  auto r = vmms.buildImage(imageName, tarball);
+  if (r.ok) built_.record(imageName);
   return {r.ok, r.error};
 }
 

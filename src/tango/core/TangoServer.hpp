@@ -11,6 +11,7 @@
 
 #include "tango/callback/CallbackSender.hpp"
 #include "tango/config/Config.hpp"
+#include "tango/core/BuiltImages.hpp"
 #include "tango/core/Cluster.hpp"
 #include "tango/core/JobManager.hpp"
 #include "tango/core/JobQueue.hpp"
@@ -81,6 +82,7 @@ class TangoServer final : public JobService {
   std::unique_ptr<Preallocator> preallocator_;
   std::unique_ptr<CallbackSender> callbacks_;
   std::unique_ptr<JobManager> manager_;
+  BuiltImages built_;
   std::mutex janitorMu_;
   std::condition_variable janitorCv_;
   bool stopping_ = false;

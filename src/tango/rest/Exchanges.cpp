@@ -86,10 +86,11 @@ class UploadExchange : public HttpExchange {
 class FileExchange : public HttpExchange {
  public:
   FileExchange(courselab::TempFile temp, std::uint64_t limit,
-               std::function<HttpResponse(const std::filesystem::path&)> answer)
-      : temp_(std::move(temp)), limit_(limit), answer_(std::move(answer)) {}
+               std::function<HttpResponse(const std::filesystem::path&)> answer, bool longRunning)
+      : temp_(std::move(temp)), limit_(limit), answer_(std::move(answer)), long_(longRunning) {}
   BodyPolicy bodyPolicy() const override { return {true, limit_}; }
   bool blocking() const override { return true; }
+  bool longRunning() const override { return long_; }
   bool onBody(std::string_view chunk) override {
     writeFailed_ = !temp_->write(chunk);
     return !writeFailed_;
@@ -109,6 +110,7 @@ class FileExchange : public HttpExchange {
   std::optional<courselab::TempFile> temp_;
   std::uint64_t limit_;
   std::function<HttpResponse(const std::filesystem::path&)> answer_;
+  bool long_;
   bool writeFailed_ = false;
 };
 
@@ -134,8 +136,8 @@ std::unique_ptr<HttpExchange> uploadBody(Courselabs& labs, Courselabs::Upload up
 
 std::unique_ptr<HttpExchange> fileBody(
     courselab::TempFile temp, std::uint64_t limit,
-    std::function<HttpResponse(const std::filesystem::path&)> answer) {
-  return std::make_unique<FileExchange>(std::move(temp), limit, std::move(answer));
+    std::function<HttpResponse(const std::filesystem::path&)> answer, bool longRunning) {
+  return std::make_unique<FileExchange>(std::move(temp), limit, std::move(answer), longRunning);
 }
 
 }  // namespace tango::rest

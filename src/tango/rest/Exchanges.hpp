@@ -34,10 +34,11 @@ std::unique_ptr<HttpExchange> uploadBody(Courselabs& labs, Courselabs::Upload up
                                          std::uint64_t limit);
 
 // Streams the body into `temp`, then answers with `answer(temp path)`; the
-// temp file is removed afterwards.
+// temp file is removed afterwards (or when the client goes away first).
+// `longRunning`: answer() may take minutes (HttpExchange::longRunning).
 std::unique_ptr<HttpExchange> fileBody(
     courselab::TempFile temp, std::uint64_t limit,
-    std::function<HttpResponse(const std::filesystem::path&)> answer);
+    std::function<HttpResponse(const std::filesystem::path&)> answer, bool longRunning = false);
 
 // "... too large: the limit is N bytes" as a Tango failure.
 HttpResponse tooLargeAnswer(std::string_view what, std::uint64_t limit);

@@ -49,6 +49,9 @@ class HttpExchange {
   virtual BodyPolicy bodyPolicy() const = 0;
   // finish() may block (disk, docker, a database): run it off the I/O threads.
   virtual bool blocking() const { return false; }
+  // finish() may take minutes (an image build): it runs on the server's own
+  // thread for such work, one at a time, so the request threads stay free.
+  virtual bool longRunning() const { return false; }
   // One piece of the body (only when wanted). false: stop reading, the
   // server calls finish() and closes the connection.
   virtual bool onBody(std::string_view chunk) = 0;

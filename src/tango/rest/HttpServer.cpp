@@ -153,10 +153,12 @@ bool isHttpError(const beast::error_code& ec) {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, HttpHandler& handler, asio::thread_pool& workers,
-          const Limits& limits, std::unique_ptr<ConnectionGate::Slot> slot)
+          asio::thread_pool& longWork, const Limits& limits,
+          std::unique_ptr<ConnectionGate::Slot> slot)
       : stream_(std::move(socket)),
         handler_(handler),
         workers_(workers),
+        longWork_(longWork),
         limits_(limits),
         slot_(std::move(slot)) {}
 
@@ -283,7 +285,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!exchange_->blocking()) return send(produce(*exchange_), close);
     // No other operation is pending on this connection meanwhile, so the
     // worker has the exchange to itself.
-    asio::post(workers_, [self = shared_from_this(), produce, close] {
+    asio::post(exchange_->longRunning() ? longWork_ : workers_, [self = shared_from_this(), produce,
+                                                                 close] {
       HttpResponse r = produce(*self->exchange_);
       asio::post(self->stream_.get_executor(),
                  [self, r = std::move(r), close]() mutable { self->send(std::move(r), close); });
@@ -379,6 +382,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   HttpHandler& handler_;
   asio::thread_pool& workers_;
+  asio::thread_pool& longWork_;
   const Limits& limits_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::buffer_body>> parser_;
@@ -416,7 +420,8 @@ struct HttpServer::Impl {
         handler(h),
         ioThreads(io == 0 ? 1 : io),
         ioc(static_cast<int>(ioThreads)),
-        workers(workerThreads == 0 ? 1 : workerThreads) {
+        workers(workerThreads == 0 ? 1 : workerThreads),
+        longWork(1) {
     limits.maxHeaderBytes = static_cast<std::uint32_t>(cfg.maxHeaderBytes);
     limits.header = std::chrono::seconds(cfg.httpHeaderTimeoutSecs);
     limits.request = std::chrono::seconds(cfg.httpRequestTimeoutSecs);
@@ -440,6 +445,8 @@ struct HttpServer::Impl {
   ~Impl() {
     // Workers may still run an exchange that posts back to `ioc`: finish
     // them while everything they touch is alive.
+    longWork.stop();
+    longWork.join();
     workers.stop();
     workers.join();
     if (wakeWrite >= 0) ::close(wakeWrite);
@@ -475,7 +482,8 @@ struct HttpServer::Impl {
       auto peer = s.remote_endpoint(ignored);
       auto slot = ignored ? nullptr : gate.admit(peer.address(), why);
       if (slot)
-        std::make_shared<Session>(std::move(s), handler, workers, limits, std::move(slot))->start();
+        std::make_shared<Session>(std::move(s), handler, workers, longWork, limits, std::move(slot))
+            ->start();
       else if (!ignored)
         refuseConnection(std::move(s), why, limits.linger);
       accept();
@@ -507,6 +515,8 @@ struct HttpServer::Impl {
   char wakeByte = 0;
   std::uint16_t boundPort = 0;
   asio::thread_pool workers;
+  // Image builds: minutes each, one at a time, never on a request thread.
+  asio::thread_pool longWork;
 };
 
 HttpServer::HttpServer(const Config& cfg, HttpHandler& handler, unsigned ioThreads,

@@ -317,13 +317,14 @@ std::unique_ptr<HttpExchange> TangoREST::build(const std::string& key, const Htt
   auto temp = courselab::TempFile::create(tmpDir_, "build-", error);
   if (!temp)
     return answerNow(jsonFailure("Image build failed: cannot store the tarball: " + error));
-  return rest::fileBody(std::move(*temp), static_cast<std::uint64_t>(cfg_.maxBuildBytes),
-                        [this, name = std::string(*image)](const std::filesystem::path& tarball) {
-                          SimpleResult r = jobs_.build(name, tarball);
-                          if (!r.ok)
-                            return jsonFailure(r.error.empty() ? "Image build failed" : r.error);
-                          return tangoOk("Docker image built");
-                        });
+  return rest::fileBody(
+      std::move(*temp), static_cast<std::uint64_t>(cfg_.maxBuildBytes),
+      [this, name = std::string(*image)](const std::filesystem::path& tarball) {
+        SimpleResult r = jobs_.build(name, tarball);
+        if (!r.ok) return jsonFailure(r.error.empty() ? "Image build failed" : r.error);
+        return tangoOk("Docker image built");
+      },
+      /*longRunning=*/true);
 }
 
 }  // namespace tango
