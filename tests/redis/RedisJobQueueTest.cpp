@@ -154,3 +154,57 @@ TEST_F(RedisJobQueueTest, ADocumentWithAPathOutsideItsCourselabIsIgnored) {
 
 }  // namespace
 }  // namespace tango
+
+namespace tango {
+namespace {
+
+// MAX_LIVE_JOBS_PER_KEY on several nodes: each node counts every node's
+// live jobs of a key, its own additions at once, without loading the live
+// set on every addJob (commands counted).
+class RedisLiveCountTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<RedisJobQueue> node(const std::string& id) {
+    return std::make_unique<RedisJobQueue>(
+        server_.clientOptions(), "t:", id, std::chrono::milliseconds(5000),
+        [](const std::string&, const std::string&) { return std::string("/labs/k-lab"); },
+        /*wakeable=*/false);
+  }
+  static TangoJob job(const std::string& keyId) {
+    TangoJob j;
+    j.name = "j";
+    j.keyId = keyId;
+    j.labDir = "/labs/k-lab";
+    j.outputFile = "/labs/k-lab/output/j";
+    j.input = {{"/labs/k-lab/Makefile", "Makefile"}};
+    return j;
+  }
+  test::RedisServer server_;
+};
+
+TEST_F(RedisLiveCountTest, EachNodeCountsEveryNodesLiveJobsOfAKey) {
+  auto a = node("a"), b = node("b");
+  for (int i = 0; i < 3; ++i) a->add(job("key-1"));
+  b->add(job("key-2"));
+  EXPECT_EQ(a->liveCountOf("key-1"), 3u);
+  EXPECT_EQ(a->liveCountOf("key-2"), 1u);
+  EXPECT_EQ(b->liveCountOf("key-1"), 3u);
+  // A node's own additions count at once; many checks within a second cost
+  // no more Redis commands.
+  const auto before = a->commandsSent();
+  for (int i = 0; i < 50; ++i) {
+    a->add(job("key-1"));
+    EXPECT_EQ(a->liveCountOf("key-1"), 4u + static_cast<unsigned>(i));
+  }
+  EXPECT_LE(a->commandsSent() - before, 50 * 3 + 5);  // the adds themselves, a recount at most
+  // Another node's finished jobs stop counting at the next count.
+  while (auto t = b->take([](const TangoJob& j) { return j.keyId == "key-2"; },
+                          [](const TangoJob&) {})) {
+    ASSERT_TRUE(b->finish(t->lease, t->job));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(a->liveCountOf("key-2"), 0u);
+  EXPECT_EQ(a->liveCountOf("key-1"), 53u);
+}
+
+}  // namespace
+}  // namespace tango

@@ -146,6 +146,10 @@ std::int64_t RedisJobQueue::add(TangoJob job) {
   job.id = id.integer;
   job.appendTrace("Added job " + job.name + ":" + std::to_string(job.id) + " to queue");
   eval(kAdd, {std::to_string(job.id), boost::json::serialize(toStoreJson(job))});
+  {
+    std::lock_guard lock(countsMu_);
+    ++liveCounts_[job.keyId];
+  }
   wake();  // this node's manager, without waiting for its wake-up list
   return job.id;
 }
@@ -293,6 +297,18 @@ std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> RedisJobQueue::liv
 std::size_t RedisJobQueue::unassignedCount() {
   ++commands_;
   return static_cast<std::size_t>(redis_.command({"ZCARD", key("queued")}).integer);
+}
+
+std::size_t RedisJobQueue::liveCountOf(const std::string& keyId) {
+  std::lock_guard lock(countsMu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - countedAt_ > std::chrono::seconds(1)) {
+    liveCounts_.clear();
+    for (const auto& [job, position] : liveJobs()) ++liveCounts_[job.keyId];
+    countedAt_ = now;
+  }
+  auto it = liveCounts_.find(keyId);
+  return it == liveCounts_.end() ? 0 : it->second;
 }
 
 std::size_t RedisJobQueue::liveCount() {

@@ -18,6 +18,7 @@
 //   <p>cb:<node>             set: finished jobs whose callback <node> sends
 //   <p>managers, <p>wake:<node>  who to wake, and each one's wake-up list
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,7 @@ class RedisJobQueue final : public JobQueue {
   std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> liveJobs() override;
   std::size_t unassignedCount() override;
   std::size_t liveCount() override;
+  std::size_t liveCountOf(const std::string& keyId) override;
   std::vector<TangoJob> finished(int limit) override;
   std::int64_t countFinished() override;
   std::vector<TangoJob> pendingCallbacks() override;
@@ -80,6 +82,13 @@ class RedisJobQueue final : public JobQueue {
   // changes while a job is queued, so each is fetched once.
   std::mutex cacheMu_;
   std::map<std::int64_t, TangoJob> candidates_;
+  // Live jobs per key id (MAX_LIVE_JOBS_PER_KEY), counted from the live set
+  // at most once a second, plus what this node added since: an addJob does
+  // not load every live job. Jobs that finished meanwhile still count until
+  // the next count, so the cap errs on the safe side.
+  std::mutex countsMu_;
+  std::map<std::string, std::size_t> liveCounts_;
+  std::chrono::steady_clock::time_point countedAt_{};
 
   std::unique_ptr<RedisClient> waker_;  // its own connection: BLPOP blocks it
   std::atomic<bool> stop_{false};
