@@ -53,3 +53,13 @@ floor_latency() {
   done
   printf '%s\n' "${lat[@]}" | sort -n | awk -v r="$round" -v l="$label" '{a[NR]=$1} END {printf "round %s floor %s: n=%d median=%.2f ms p99=%.2f ms\n", r, l, NR, a[int(NR/2)+1], a[int(NR*0.99)+1]}' | tee -a "$out"
 }
+
+# run_wrk LABEL URL: 64 keep-alive clients on 2 threads for $SECS s; appends
+# "LABEL rps=... p99=..." to $OUT.
+run_wrk() {
+  wrk -t2 -c64 -d"${SECS}s" --latency "$2" >"$BENCH_DIR/wrk.txt"
+  local rps p99
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$BENCH_DIR/wrk.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$BENCH_DIR/wrk.txt")
+  echo "$1 rps=$rps p99=$p99" | tee -a "$OUT"
+}

@@ -31,13 +31,6 @@ CONF
 }
 stop_nginx() { kill "$(cat "$BENCH_DIR/nginx/nginx.pid")"; sleep 0.3; }
 
-run_wrk() { # label url
-  wrk -t2 -c64 -d"${SECS}s" --latency "$2" >"$BENCH_DIR/wrk.txt"
-  local rps p99
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$BENCH_DIR/wrk.txt")
-  p99=$(awk '$1=="99%" {print $2}' "$BENCH_DIR/wrk.txt")
-  echo "$1 rps=$rps p99=$p99" | tee -a "$OUT"
-}
 
 for r in $(seq "$ROUNDS"); do
   start_tangod rest "POOL_SIZE = 1"

@@ -26,13 +26,6 @@ if [ ! -x "$BASE/build/apps/tangod" ]; then
 fi
 ulimit -n "$(ulimit -Hn)"
 
-run_wrk() { # label url
-  wrk -t2 -c64 -d"${SECS}s" --latency "$2" >"$BENCH_DIR/wrk.txt"
-  local rps p99
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$BENCH_DIR/wrk.txt")
-  p99=$(awk '$1=="99%" {print $2}' "$BENCH_DIR/wrk.txt")
-  echo "$1 rps=$rps p99=$p99" | tee -a "$OUT"
-}
 
 both_routes() { # label
   run_wrk "$1 info" "http://127.0.0.1:$PORT/info/test/"

@@ -97,25 +97,24 @@ TEST_F(RestTest, TheServiceWideLimitRefusesEveryAddress) {
   EXPECT_NE(statusOf(*r).msg.find("(MAX_CONNECTIONS)"), std::string::npos);
 }
 
+// Sends `text` a byte every 100 ms until the server answers or closes, or
+// `maxMs` passes: whether it did, and after how long.
+std::pair<bool, double> dripUntilClosed(Conn& c, const std::string& text, double maxMs) {
+  auto start = Clock::now();
+  for (std::size_t i = 0; i < text.size() && msSince(start) < maxMs; ++i) {
+    if (!c.sendAll(text.substr(i, 1))) return {true, msSince(start)};
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0) return {true, msSince(start)};
+  }
+  return {false, msSince(start)};
+}
+
 TEST_F(RestTest, AHeaderSentAByteAtATimeIsCutAtItsDeadline) {
   cfg_.httpHeaderTimeoutSecs = 1;
   Conn c(port());
   const std::string text = "GET /info/test/ HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(400, 'a');
-  auto start = Clock::now();
-  bool closed = false;
   // A byte every 100 ms: each read alone is quick, the header never ends.
-  for (std::size_t i = 0; i < text.size() && msSince(start) < 5000; ++i) {
-    if (!c.sendAll(text.substr(i, 1))) {
-      closed = true;
-      break;
-    }
-    pollfd p{c.fd(), POLLIN, 0};
-    if (::poll(&p, 1, 100) > 0) {
-      closed = true;
-      break;
-    }
-  }
-  const double elapsed = msSince(start);
+  auto [closed, elapsed] = dripUntilClosed(c, text, 5000);
   EXPECT_TRUE(closed) << "still open after " << elapsed << " ms";
   EXPECT_GE(elapsed, 900);
   EXPECT_LT(elapsed, 2500);
@@ -129,20 +128,7 @@ TEST_F(RestTest, ABodySentSlowlyIsCutAtTheRequestDeadline) {
   ASSERT_TRUE(
       c.sendAll("POST /upload/test/lab/ HTTP/1.1\r\nHost: x\r\nFilename: slow\r\nContent-Length: "
                 "100000\r\n\r\n"));
-  auto start = Clock::now();
-  bool closed = false;
-  for (int i = 0; i < 100 && msSince(start) < 6000; ++i) {
-    if (!c.sendAll("x")) {
-      closed = true;
-      break;
-    }
-    pollfd p{c.fd(), POLLIN, 0};
-    if (::poll(&p, 1, 100) > 0) {
-      closed = true;
-      break;
-    }
-  }
-  const double elapsed = msSince(start);
+  auto [closed, elapsed] = dripUntilClosed(c, std::string(1000, 'x'), 6000);
   EXPECT_TRUE(closed) << "still open after " << elapsed << " ms";
   EXPECT_LT(elapsed, 3500);
   // Nothing of the upload stays.
