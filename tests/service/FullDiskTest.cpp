@@ -36,8 +36,10 @@ class FullDiskTest : public ServiceTest {
     std::error_code ec;
     fs::remove(disk_, ec);
   }
+  // MIN_FREE_DISK = 0: this test is about the disk truly running out (the
+  // floor that refuses work earlier has its own test, FreeDiskTest).
   std::string extraConfig() override {
-    return "POOL_SIZE = 1\nDATA_DIR = \"" + (disk_ / "data").string() + "\"\n";
+    return "POOL_SIZE = 1\nMIN_FREE_DISK = 0\nDATA_DIR = \"" + (disk_ / "data").string() + "\"\n";
   }
 
   // Writes until the filesystem says it is full.
@@ -79,7 +81,11 @@ TEST_F(FullDiskTest, UploadAndAddJobGetAClearErrorStoreNothingAndWorkOnceThereIs
   fill();
   auto up = upload("lab", "big.txt", std::string(256 * 1024, 'y'));
   EXPECT_EQ(up["statusId"].as_int64(), -1) << json::serialize(up);
-  EXPECT_NE(json::serialize(up).find("Cannot store file"), std::string::npos);
+  // Refused from its Content-Length, before a byte reaches the disk.
+  EXPECT_NE(json::serialize(up).find("Not enough free disk space: 0 KB free in DATA_DIR, this "
+                                     "request needs 256 KB"),
+            std::string::npos)
+      << json::serialize(up);
   const std::string add = addJob("lab", "full.out");
   EXPECT_NE(add.find("\"statusId\":-1"), std::string::npos) << add;
   EXPECT_NE(add.find("disk is full"), std::string::npos) << add;

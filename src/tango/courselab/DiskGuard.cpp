@@ -93,9 +93,9 @@ std::optional<std::string> DiskGuard::refusal(std::string_view key, std::uint64_
     auto free = freeBytes(*dir);
     if (free && *free < minFree_ + incoming)
       return fmt::format(
-          "Not enough free disk space: {} MB free in {}, and the service keeps at least {} MB "
-          "free (MIN_FREE_DISK); try again later",
-          *free / kMiB, name, minFree_ / kMiB);
+          "Not enough free disk space: {} KB free in {}, this request needs {} KB, and the "
+          "service keeps at least {} MB free (MIN_FREE_DISK); try again later",
+          *free / 1024, name, (incoming + 1023) / 1024, minFree_ / kMiB);
   }
   std::lock_guard lock(mu_);
   auto now = std::chrono::steady_clock::now();
