@@ -1,5 +1,6 @@
 #include "tango/ssh/SshSession.hpp"
 
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -155,7 +156,13 @@ std::string Session::connect(Clock::time_point deadline) {
 
 CommandResult Session::run(const std::string& command, std::string_view input,
                            Clock::time_point deadline, const Sink& out, const Sink& err) {
-  CommandResult r;
+  std::optional<Process> rest;
+  return run(command, input, deadline, out, err, {}, rest);
+}
+
+CommandResult Session::run(const std::string& command, std::string_view input,
+                           Clock::time_point deadline, const Sink& out, const Sink& err,
+                           const std::function<bool()>& until, std::optional<Process>& rest) {
   auto argv = baseArgs();
   argv.insert(argv.end() - 1, {"-o", "ControlMaster=no"});
   argv.push_back("--");
@@ -163,7 +170,6 @@ CommandResult Session::run(const std::string& command, std::string_view input,
   SpawnOptions opt;
   opt.argv = std::move(argv);
   opt.env = {"PATH=/usr/bin:/bin", "LANG=C"};
-  std::string sshErr;
   try {
     Fd in;
     if (!input.empty()) {
@@ -172,22 +178,50 @@ CommandResult Session::run(const std::string& command, std::string_view input,
     }
     Process p = Process::spawn(opt);
     in.reset();
-    const auto tee = [&](std::string_view c) {
-      capped(sshErr)(c);
-      if (err) err(c);
-    };
-    if (p.communicate(out ? out : Sink([](std::string_view) {}), tee, deadline) ==
-        Process::IoResult::Deadline) {
-      r.timedOut = true;
-      r.error = "no answer from " + target_.shown() + " in time";
-      return r;  // ~Process kills and reaps ssh
-    }
-    const int status = p.reap();
-    r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    CommandResult r = collect(p, deadline, out, err, until);
+    if (r.stopped) rest.emplace(std::move(p));
+    return r;  // else ~Process kills and reaps an ssh that timed out
   } catch (const std::exception& e) {
+    CommandResult r;
     r.error = std::string("cannot run ssh: ") + e.what();
     return r;
   }
+}
+
+CommandResult Session::finish(Process& command, Clock::time_point deadline, const Sink& out,
+                              const Sink& err) {
+  try {
+    return collect(command, deadline, out, err, {});
+  } catch (const std::exception& e) {
+    CommandResult r;
+    r.error = std::string("cannot read ssh: ") + e.what();
+    return r;
+  }
+}
+
+CommandResult Session::collect(Process& p, Clock::time_point deadline, const Sink& out,
+                               const Sink& err, const std::function<bool()>& until) {
+  CommandResult r;
+  std::string sshErr;
+  const auto tee = [&](std::string_view c) {
+    capped(sshErr)(c);
+    if (err) err(c);
+  };
+  switch (p.communicate(out ? out : Sink([](std::string_view) {}), tee, deadline,
+                        std::chrono::seconds(1), until)) {
+    case Process::IoResult::Deadline:
+      r.timedOut = true;
+      r.error = "no answer from " + target_.shown() + " in time";
+      p.signal(SIGKILL);
+      return r;
+    case Process::IoResult::Stopped:
+      r.stopped = true;
+      return r;
+    case Process::IoResult::Done:
+      break;
+  }
+  const int status = p.reap();
+  r.exitCode = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (r.exitCode == 255)
     r.error =
         "ssh to " + target_.shown() + " failed" + (sshErr.empty() ? "" : ": " + excerpt(sshErr));

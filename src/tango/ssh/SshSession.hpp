@@ -31,6 +31,7 @@ using Clock = std::chrono::steady_clock;
 struct CommandResult {
   int exitCode = -1;      // the remote command's; 255: ssh itself failed
   bool timedOut = false;  // the deadline passed; the local ssh was killed
+  bool stopped = false;   // run()'s `until` held first: the command runs on
   std::string error;      // why ssh could not run, if it could not
 };
 
@@ -56,6 +57,16 @@ class Session {
   // deadline passes.
   CommandResult run(const std::string& command, std::string_view input, Clock::time_point deadline,
                     const Sink& out, const Sink& err);
+  // As run(), but the reading stops as soon as `until` holds after a read:
+  // the command then runs on in `rest` (stopped), for finish() to read to
+  // its end. What a job's run leaves to do on the machine (its reset) so
+  // overlaps with what the service does with the result.
+  CommandResult run(const std::string& command, std::string_view input, Clock::time_point deadline,
+                    const Sink& out, const Sink& err, const std::function<bool()>& until,
+                    std::optional<Process>& rest);
+  // Reads a stopped command to its end, as run() would have.
+  CommandResult finish(Process& command, Clock::time_point deadline, const Sink& out,
+                       const Sink& err);
   // Has the master forward `local` (a unix socket it creates here) to
   // `remote` (a unix socket on the machine), as `ssh -L local:remote`
   // would. "" when it does, else why not.
@@ -70,6 +81,8 @@ class Session {
 
  private:
   std::vector<std::string> baseArgs() const;
+  CommandResult collect(Process& p, Clock::time_point deadline, const Sink& out, const Sink& err,
+                        const std::function<bool()>& until);
   bool masterUp();  // mu_ held
 
   Target target_;

@@ -267,7 +267,8 @@ bool Process::pollExited() noexcept {
 
 Process::IoResult Process::communicate(const Sink& onStdout, const Sink& onStderr,
                                        SteadyClock::time_point deadline,
-                                       std::chrono::milliseconds afterExit) {
+                                       std::chrono::milliseconds afterExit,
+                                       const std::function<bool()>& stop) {
   std::array<char, 65536> buf;
   SteadyClock::time_point exitSeen{};
   bool exitKnown = pollExited();
@@ -327,6 +328,7 @@ Process::IoResult Process::communicate(const Sink& onStdout, const Sink& onStder
       if (outIdx >= 0 && fds[outIdx].revents) drainPipe(out_, onStdout);
       if (errIdx >= 0 && fds[errIdx].revents) drainPipe(err_, onStderr);
       (void)pidIdx;
+      if (stop && stop()) return IoResult::Stopped;
     }
     if (!exitKnown && pollExited()) {
       exitKnown = true;

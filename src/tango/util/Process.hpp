@@ -51,7 +51,7 @@ void makePipe(Fd& readEnd, Fd& writeEnd);
 class Process {
  public:
   using Sink = std::function<void(std::string_view)>;
-  enum class IoResult { Done, Deadline };
+  enum class IoResult { Done, Deadline, Stopped };
 
   // Starts the child with stdin on /dev/null (or stdinFd) and stdout/stderr on pipes.
   // Throws std::system_error when fork, a credential change or exec fails.
@@ -72,9 +72,11 @@ class Process {
   // Feeds the child's stdout and stderr to the sinks until the child has
   // exited and both pipes reached EOF, or `deadline` passed. After the child
   // exits, pipes still held open by its descendants are read for at most
-  // `afterExit` and then closed.
+  // `afterExit` and then closed. With `stop`: Stopped as soon as it holds
+  // after a read, the child left running; a later call reads on.
   IoResult communicate(const Sink& onStdout, const Sink& onStderr, SteadyClock::time_point deadline,
-                       std::chrono::milliseconds afterExit = std::chrono::seconds(1));
+                       std::chrono::milliseconds afterExit = std::chrono::seconds(1),
+                       const std::function<bool()>& stop = {});
 
   // True once the child has exited (it is not reaped), false at the deadline.
   bool waitExit(SteadyClock::time_point deadline);

@@ -250,7 +250,9 @@ RunResult Ec2SshVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
     r.error = "no instance was launched for this VM";
     return r;
   }
-  return jobs_.runJob(instanceName(cfg_.prefix, vm), *session, SshJobs::kGradingUser, spec);
+  // A VM of the job's own account is never reused: nothing to reset.
+  return jobs_.runJob(instanceName(cfg_.prefix, vm), *session, SshJobs::kGradingUser, spec,
+                      reusesVms() && !vm.ownAccount());
 }
 
 StepResult Ec2SshVmms::copyOut(const TangoMachine& vm, const fs::path& dest, std::chrono::seconds) {
@@ -264,7 +266,8 @@ std::optional<std::string> Ec2SshVmms::getPartialOutput(const TangoMachine& vm) 
 StepResult Ec2SshVmms::resetVM(const TangoMachine& vm) {
   auto session = sessionOf(vm);
   if (!session) return StepResult::failure("no instance was launched for this VM");
-  return SshJobs::reset(*session, SshJobs::kGradingUser, kResetTimeout);
+  return jobs_.resetAfterJob(instanceName(cfg_.prefix, vm), *session, SshJobs::kGradingUser,
+                             kResetTimeout);
 }
 
 std::optional<std::string> Ec2SshVmms::instanceIdOf(const std::string& name, ec2::Client& client) {
@@ -290,7 +293,7 @@ StepResult Ec2SshVmms::destroyVM(const TangoMachine& vm) {
 // account keeps its key pair and account file until safeDestroyVM has seen
 // the instance gone (or a restart has): they are the only way back to it.
 Ec2SshVmms::Terminated Ec2SshVmms::terminate(const std::string& name) {
-  jobs_.forget(name);
+  jobs_.forget(name);  // a reset under way dies with the instance
   Terminated t;
   std::shared_ptr<ssh::Session> session;
   {

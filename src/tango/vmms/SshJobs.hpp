@@ -16,7 +16,12 @@
 // resetVM makes a used machine as good as fresh for the next job: every
 // process of the grading user killed at once, everything it owns in its
 // home, /tmp, /var/tmp and /dev/shm removed, its crontab dropped, and then
-// checked: a machine that fails the check is not reused.
+// checked: a machine that fails the check is not reused. A machine that is
+// reused resets in the job's own command, right after the autodriver: the
+// run's result is read as soon as the autodriver's exit is reported, and the
+// reset goes on while the service writes the output (resetAfterJob reads
+// its end), instead of costing a second channel and sudo on the next job's
+// path.
 #include <chrono>
 #include <map>
 #include <memory>
@@ -42,13 +47,20 @@ class SshJobs {
 
   // `vm` is the VM's instance name throughout.
   StepResult copyIn(const std::string& vm, const std::vector<InputFile>& files);
+  // `resetAfter`: the command goes on to reset the machine (see above).
   RunResult runJob(const std::string& vm, ssh::Session& session, const std::string& gradingUser,
-                   const RunSpec& spec);
+                   const RunSpec& spec, bool resetAfter);
   StepResult copyOut(const std::string& vm, const std::filesystem::path& dest);
   std::optional<std::string> partialOutput(const std::string& vm);
-  // The VM is gone: a job running on it ends (its runJob fails).
-  void forget(const std::string& vm);
+  // The VM is gone: a job running on it ends (its runJob fails). Returns
+  // the reset its last run began, if that is still under way: a machine
+  // that stays (tashiSSH) must see it end before anything else runs there.
+  std::optional<Process> forget(const std::string& vm);
 
+  // The reset begun by the VM's last run, read to its end; reset() when
+  // that run began none (it failed, or timed out).
+  StepResult resetAfterJob(const std::string& vm, ssh::Session& session,
+                           const std::string& gradingUser, std::chrono::seconds timeout);
   static StepResult reset(ssh::Session& session, const std::string& gradingUser,
                           std::chrono::seconds timeout);
   // `ssh ... true`: the machine answers and logs us in.
@@ -68,6 +80,11 @@ class SshJobs {
     std::shared_ptr<LiveHead> live;
     bool running = false;
     bool forgotten = false;
+    // The last run's command, still resetting the machine, and what the
+    // reset said so far; or, once it ended, its outcome.
+    std::optional<Process> resetting;
+    std::string resetSaid;
+    std::optional<StepResult> resetDone;
   };
   std::vector<std::string> flags(const RunSpec& spec) const;
   std::int64_t outputCap(const RunSpec& spec) const;

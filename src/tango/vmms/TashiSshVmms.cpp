@@ -203,7 +203,8 @@ RunResult TashiSshVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
     r.error = "no machine was claimed for this VM";
     return r;
   }
-  auto r = jobs_.runJob(instanceName(cfg_.prefix, vm), *c->machine->session, c->user, spec);
+  auto r = jobs_.runJob(instanceName(cfg_.prefix, vm), *c->machine->session, c->user, spec,
+                        /*resetAfter=*/true);
   // ssh itself failed (the machine went away mid-job): out of service until
   // it answers again; the worker retries the job elsewhere.
   if (r.status < 0 && r.error.find("ssh to ") != std::string::npos)
@@ -223,7 +224,8 @@ std::optional<std::string> TashiSshVmms::getPartialOutput(const TangoMachine& vm
 StepResult TashiSshVmms::resetVM(const TangoMachine& vm) {
   auto c = claimOf(vm);
   if (!c) return StepResult::failure("no machine was claimed for this VM");
-  auto r = SshJobs::reset(*c->machine->session, c->user, kResetTimeout);
+  auto r = jobs_.resetAfterJob(instanceName(cfg_.prefix, vm), *c->machine->session, c->user,
+                               kResetTimeout);
   if (!r.ok) {
     resetFailed(static_cast<std::size_t>(c->machine - machines_.data()), c->user, r.error);
     release(instanceName(cfg_.prefix, vm));
@@ -245,7 +247,7 @@ StepResult TashiSshVmms::destroyVM(const TangoMachine& vm) {
   // The slot's machine stays; what the job left on it goes (a machine that
   // cannot be reset leaves service until it can).
   const std::string name = instanceName(cfg_.prefix, vm);
-  jobs_.forget(name);
+  auto resetting = jobs_.forget(name);
   auto c = claimOf(vm);
   if (!c) return StepResult::success();
   const auto i = static_cast<std::size_t>(c->machine - machines_.data());
@@ -255,6 +257,9 @@ StepResult TashiSshVmms::destroyVM(const TangoMachine& vm) {
     up = machines_[i].inService;
   }
   if (up) {
+    // The last run's own reset ends first: two at once would race.
+    if (resetting)
+      c->machine->session->finish(*resetting, Clock::now() + kResetTimeout, nullptr, nullptr);
     if (auto r = SshJobs::reset(*c->machine->session, c->user, kResetTimeout); !r.ok)
       resetFailed(i, c->user, r.error);
   }
