@@ -128,9 +128,11 @@ ec2, p2 = start("ec2", f'VMMS_NAME = "ec2SSH"\nREUSE_VMS = true\nPOOL_SIZE = 1\n
                 f'DEFAULT_INST_TYPE = "t3.small"\nSECURITY_KEY_NAME = "bench"\nSECURITY_KEY_PATH = "{KEY}"\n'
                 f'EC2_ENDPOINT = "http://127.0.0.1:{dport}"\n')
 calls = {}
-def mark(): calls["before"] = sum(ec2stats()["calls"].values())
+def mark(): calls["before"] = dict(ec2stats()["calls"])
 e = series(ec2, "e", mark)
-api = (sum(ec2stats()["calls"].values()) - calls["before"]) / N
+after = ec2stats()["calls"]
+by_action = {k: v - calls["before"].get(k, 0) for k, v in after.items() if v != calls["before"].get(k, 0)}
+api = sum(by_action.values()) / N
 p2.terminate(); p2.wait(timeout=120)
 # The default POOL_SIZE = 2: a job takes the other instance while the one
 # its predecessor used is being reset.
@@ -145,7 +147,7 @@ mf, mt, me = statistics.median(floor), statistics.median(t), statistics.median(e
 print(f"jobs: {N} per series, trivial Makefile, warm reused VM")
 print(f"floor (scp + ssh make + scp, one multiplexed connection): median {mf:.1f} ms")
 print(f"tashiSSH addJob->output: median {mt:.1f} ms  ratio {mt/mf:.2f}  (ms after queued: {step_line})")
-print(f"ec2SSH   addJob->output: median {me:.1f} ms  ratio {me/mf:.2f}  EC2 API calls per job {api:.2f}")
+print(f"ec2SSH   addJob->output: median {me:.1f} ms  ratio {me/mf:.2f}  EC2 API calls per job {api:.2f} {by_action}")
 me2 = statistics.median(e2)
 print(f"ec2SSH, POOL_SIZE = 2:  median {me2:.1f} ms  ratio {me2/mf:.2f}")
 PY

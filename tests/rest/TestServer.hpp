@@ -33,6 +33,16 @@ class FakeJobs : public JobService {
   SimpleResult prealloc(const std::string& image, int num,
                         const boost::json::object& body) override;
   SimpleResult build(const std::string& imageName, const std::filesystem::path& tarball) override;
+  void watchOutputs(std::function<void(const std::string&)> onOutput) override {
+    std::lock_guard lock(mutex);
+    outputWatch = std::move(onOutput);
+  }
+  // As the core does when a job of this node wrote its output.
+  void announceOutput(const std::string& name) {
+    std::lock_guard lock(mutex);
+    if (outputWatch) outputWatch(name);
+  }
+  std::function<void(const std::string&)> outputWatch;
 
   std::mutex mutex;
   // What the last calls received.

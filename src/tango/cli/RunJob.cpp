@@ -16,6 +16,10 @@ namespace json = boost::json;
 
 namespace {
 
+// The longest a poll asks the server to wait for an output; the progress
+// bar moves at least this often.
+constexpr long long kPollWaitSecs = 10;
+
 struct Submitted {
   long long id = 0;
   std::string name, output;
@@ -95,9 +99,27 @@ int runJobs(const Options& o, RestClient& http, Reporter& rep) {
   {
     Progress progress(rep.out(), bar && !rep.json(), static_cast<int>(jobs.size()));
     while (pending > 0 && std::chrono::steady_clock::now() < deadline) {
+      // The first unfinished job's poll waits for its output (?wait=N, the
+      // server answers as soon as it is there); the others are looked at
+      // as they are. A server that does not wait (Python Tango) answers
+      // at once, and then this sleeps between rounds as before.
+      bool waited = false, quick = false;
       for (auto& j : jobs) {
         if (j.result) continue;
-        Reply r = http.get("/poll/" + lab + RestClient::escape(j.output) + "/");
+        std::string target = "/poll/" + lab + RestClient::escape(j.output) + "/";
+        const auto left = std::chrono::duration_cast<std::chrono::seconds>(
+                              deadline - std::chrono::steady_clock::now())
+                              .count();
+        const long long wait = waited ? 0 : std::clamp<long long>(left, 0, kPollWaitSecs);
+        if (wait > 0) target += "?wait=" + std::to_string(wait);
+        const auto t0 = std::chrono::steady_clock::now();
+        Reply r = http.get(target);
+        if (wait > 0) {
+          waited = true;
+          // "Not found" long before the wait was up: the server does not wait.
+          quick =
+              r.isJson() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(wait) / 2;
+        }
         if (r.isJson()) continue;  // not finished yet
         j.result = r.body;
         --pending;
@@ -107,7 +129,8 @@ int runJobs(const Options& o, RestClient& http, Reporter& rep) {
         }
       }
       progress.tick();
-      if (pending > 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (pending > 0 && (!waited || quick))
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   }
 

@@ -48,6 +48,7 @@ void JobManager::renewLoop() {
     for (const auto& gone : lost) {
       for (auto& [serial, l] : leases_) {
         if (l.lease.token != gone.token) continue;
+        if (l.finishing->load()) break;  // released by the finish, not lost
         l.lost->store(true);
         // Stopping its VM ends a runJob at once; the worker then gives up.
         if (auto vm = vms_.find(serial); vm != vms_.end()) {
@@ -174,6 +175,7 @@ void JobManager::dispatch() {
                         std::lock_guard l(mu_);
                         vms_[serial] = vm;
                       }};
+    ctx.onPublished = onPublished_;
     workers_.emplace(
         serial, std::thread([this, serial, ctx = std::move(ctx), job = std::move(job),
                              lease = std::move(lease), alloc = std::move(*alloc)]() mutable {

@@ -20,6 +20,8 @@ class JobManager {
   JobManager(const Config& cfg, const VmmsSet& vmms, JobQueue& queue, Preallocator& preallocator,
              Stats& stats, std::function<void(const TangoJob&)> onFinished);
   ~JobManager();
+  // Called when a job's output file is in place; set before start().
+  void setOnPublished(std::function<void(const TangoJob&)> f) { onPublished_ = std::move(f); }
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
 
@@ -44,6 +46,7 @@ class JobManager {
   Preallocator& preallocator_;
   Stats& stats_;
   std::function<void(const TangoJob&)> onFinished_;
+  std::function<void(const TangoJob&)> onPublished_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

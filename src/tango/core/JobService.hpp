@@ -7,6 +7,7 @@
 #include <boost/json/value.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +57,9 @@ class JobService {
   // live status page. Defaults keep other implementations (test doubles) simple.
   virtual std::string metricsText() { return ""; }
   virtual boost::json::object statusData() { return {}; }
+  // `onOutput(name)` after a job of this node wrote its output file `name`
+  // (polls that wait for it answer at once); an empty function stops it.
+  virtual void watchOutputs(std::function<void(const std::string&)> onOutput) { (void)onOutput; }
 };
 
 }  // namespace tango

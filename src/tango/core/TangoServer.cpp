@@ -34,10 +34,21 @@ TangoServer::TangoServer(const Config& cfg, ServiceParts parts)
       callbackOptions);
   manager_ = std::make_unique<JobManager>(cfg, vmms_, *queue_, *preallocator_, stats_,
                                           [this](const TangoJob& job) { sendCallback(job); });
+  manager_->setOnPublished([this](const TangoJob& job) { announceOutput(job); });
   if (cfg.runsManager()) queue_->setOnWork([this] { manager_->kick(); });
 }
 
 TangoServer::~TangoServer() { stop(); }
+
+void TangoServer::watchOutputs(std::function<void(const std::string&)> onOutput) {
+  std::lock_guard lock(outputWatchMu_);
+  outputWatch_ = std::move(onOutput);
+}
+
+void TangoServer::announceOutput(const TangoJob& job) {
+  std::lock_guard lock(outputWatchMu_);
+  if (outputWatch_) outputWatch_(std::filesystem::path(job.outputFile).filename().string());
+}
 
 void TangoServer::start() {
   cluster_->join({[this] { return localStats(); }, [this] { return preallocator_->pools(); },

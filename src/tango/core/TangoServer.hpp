@@ -59,6 +59,7 @@ class TangoServer final : public JobService {
   SimpleResult build(const std::string& imageName, const std::filesystem::path& tarball) override;
   std::string metricsText() override;
   boost::json::object statusData() override;
+  void watchOutputs(std::function<void(const std::string&)> onOutput) override;
 
   Stats& stats() { return stats_; }
   JobQueue& queue() { return *queue_; }
@@ -68,6 +69,7 @@ class TangoServer final : public JobService {
   void cleanUpAfter(const Cluster::DeadNode& dead);
   void janitorLoop();
   void sendCallback(const TangoJob& job);
+  void announceOutput(const TangoJob& job);
   void callbackDone(std::int64_t jobId, bool delivered, const std::string& detail);
   std::optional<std::string> localPartialOutput(std::int64_t jobId);
   boost::json::object localStats();
@@ -84,6 +86,8 @@ class TangoServer final : public JobService {
   std::unique_ptr<JobManager> manager_;
   BuiltImages built_;
   std::mutex janitorMu_;
+  std::mutex outputWatchMu_;
+  std::function<void(const std::string&)> outputWatch_;  // guarded by outputWatchMu_
   std::condition_variable janitorCv_;
   bool stopping_ = false;
   std::atomic<bool> managing_{false};  // the manager has started

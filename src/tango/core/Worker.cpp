@@ -381,6 +381,8 @@ class JobRun {
       }
       if (auto err = out->publish(); !err.empty())
         spdlog::error("job {} ({}:{}): {}", job_.id, job_.name, job_.id, err);
+      else if (ctx_.onPublished)
+        ctx_.onPublished(job_);
     }
     if (lost() || !commitFinish()) {
       lease_.lost->store(true);
@@ -478,6 +480,7 @@ class JobRun {
   // The finish must reach the store: while it cannot (Redis down), wait and
   // try again, holding the output. Returns whether the job is this node's.
   bool commitFinish() {
+    lease_.finishing->store(true);
     for (auto pause = std::chrono::milliseconds(200);; pause = std::min(pause * 2, 5000ms)) {
       try {
         return ctx_.queue.finish(lease_.lease, job_);

@@ -25,6 +25,9 @@ struct WorkerContext {
   const std::atomic<bool>& shuttingDown;
   // Tells the manager which VM the worker holds now (so shutdown can stop it).
   std::function<void(std::int64_t jobId, const TangoMachine&)> onVm;
+  // The job's output file is in place (before the finish is recorded):
+  // polls waiting for it answer now.
+  std::function<void(const TangoJob&)> onPublished = {};
 };
 
 // The job's lease, and whether it was lost (the manager could not renew
@@ -32,6 +35,11 @@ struct WorkerContext {
 struct WorkerLease {
   Lease lease;
   std::shared_ptr<std::atomic<bool>> lost = std::make_shared<std::atomic<bool>>(false);
+  // Set just before the worker records the finish, which releases the
+  // lease: a renewal that raced with it then reports the lease gone, and
+  // that must not stop the VM (a reused one is being reset for its pool).
+  // The finish itself tells the worker whether the lease was still its own.
+  std::shared_ptr<std::atomic<bool>> finishing = std::make_shared<std::atomic<bool>>(false);
 };
 
 void runWorker(WorkerContext ctx, TangoJob job, WorkerLease lease, Preallocator::Allocation alloc);

@@ -28,6 +28,21 @@ class LaterExchange : public HttpExchange {
   std::uint64_t discard_;
 };
 
+class WhenDoneExchange : public HttpExchange {
+ public:
+  using Start = std::function<void(std::function<void(HttpResponse)>)>;
+  explicit WhenDoneExchange(Start start) : start_(std::move(start)) {}
+  BodyPolicy bodyPolicy() const override { return {false, kDiscardLimit}; }
+  bool answersLater() const override { return true; }
+  void finishLater(std::function<void(HttpResponse)> done) override { start_(std::move(done)); }
+  bool onBody(std::string_view) override { return true; }
+  HttpResponse finish() override { return jsonFailure("Internal server error", 500); }
+  HttpResponse tooLarge() override { return tooLargeAnswer("Request body", kDiscardLimit); }
+
+ private:
+  Start start_;
+};
+
 class BufferExchange : public HttpExchange {
  public:
   BufferExchange(std::uint64_t limit, std::function<HttpResponse(const std::string&)> answer)
@@ -122,6 +137,11 @@ std::unique_ptr<HttpExchange> answerLater(std::function<HttpResponse()> answer, 
 
 std::unique_ptr<HttpExchange> answerNow(HttpResponse answer, std::uint64_t discard) {
   return std::make_unique<LaterExchange>([a = std::move(answer)] { return a; }, false, discard);
+}
+
+std::unique_ptr<HttpExchange> answerWhenDone(
+    std::function<void(std::function<void(HttpResponse)>)> start) {
+  return std::make_unique<WhenDoneExchange>(std::move(start));
 }
 
 std::unique_ptr<HttpExchange> bufferBody(std::uint64_t limit,

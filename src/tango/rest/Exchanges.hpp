@@ -25,6 +25,11 @@ std::unique_ptr<HttpExchange> answerLater(std::function<HttpResponse()> answer, 
 // the answer goes at once and the connection closes if a body was coming).
 std::unique_ptr<HttpExchange> answerNow(HttpResponse answer, std::uint64_t discard = kDiscardLimit);
 
+// The answer comes later from elsewhere (HttpExchange::answersLater): once
+// the body is gone, `start(done)` is called, and `done` later with it.
+std::unique_ptr<HttpExchange> answerWhenDone(
+    std::function<void(std::function<void(HttpResponse)>)> start);
+
 // Buffers a body of at most `limit` bytes, then answers with `answer(body)`.
 std::unique_ptr<HttpExchange> bufferBody(std::uint64_t limit,
                                          std::function<HttpResponse(const std::string&)> answer);

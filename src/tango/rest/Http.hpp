@@ -4,6 +4,7 @@
 // asks the handler for an HttpExchange, feeds it the body as the exchange's
 // BodyPolicy says, and sends whatever finish() (or tooLarge()) returns.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,12 @@ class HttpExchange {
   // finish() may take minutes (an image build): it runs on the server's own
   // thread for such work, one at a time, so the request threads stay free.
   virtual bool longRunning() const { return false; }
+  // The answer comes later, from elsewhere (a poll that waits for its
+  // output): the server calls finishLater() instead of finish(), and
+  // `done` is called once, from any thread, with the answer. Nothing waits
+  // meanwhile; `done` does nothing once the server has stopped.
+  virtual bool answersLater() const { return false; }
+  virtual void finishLater(std::function<void(HttpResponse)> done) { done(finish()); }
   // One piece of the body (only when wanted). false: stop reading, the
   // server calls finish() and closes the connection.
   virtual bool onBody(std::string_view chunk) = 0;

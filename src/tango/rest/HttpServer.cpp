@@ -31,6 +31,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "tango/rest/BeastHead.hpp"
@@ -148,19 +149,40 @@ bool isHttpError(const beast::error_code& ec) {
   return ec.category() == beast::error_code(http::error::bad_target).category();
 }
 
+class Session;
+
+// Connections whose answer comes later (HttpExchange::answersLater): kept
+// alive here, not by whoever answers, so that the server drops them when it
+// stops and an answer that comes after that goes nowhere.
+struct Parked {
+  std::mutex mu;
+  bool closed = false;
+  std::unordered_map<const Session*, std::shared_ptr<Session>> sessions;  // guarded by mu
+
+  void close() {
+    std::unordered_map<const Session*, std::shared_ptr<Session>> gone;
+    {
+      std::lock_guard lock(mu);
+      closed = true;
+      gone.swap(sessions);
+    }
+  }
+};
+
 // One connection: reads requests one after the other (keep-alive), all
 // handlers on the connection's strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, HttpHandler& handler, asio::thread_pool& workers,
           asio::thread_pool& longWork, const Limits& limits,
-          std::unique_ptr<ConnectionGate::Slot> slot)
+          std::unique_ptr<ConnectionGate::Slot> slot, std::shared_ptr<Parked> parked)
       : stream_(std::move(socket)),
         handler_(handler),
         workers_(workers),
         longWork_(longWork),
         limits_(limits),
-        slot_(std::move(slot)) {}
+        slot_(std::move(slot)),
+        parked_(std::move(parked)) {}
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->awaitRequest(); });
@@ -282,6 +304,7 @@ class Session : public std::enable_shared_from_this<Session> {
         return jsonFailure("Internal server error", 500);
       }
     };
+    if (answer == Answer::Finish && exchange_->answersLater()) return park(close);
     if (!exchange_->blocking()) return send(produce(*exchange_), close);
     // No other operation is pending on this connection meanwhile, so the
     // worker has the exchange to itself.
@@ -291,6 +314,31 @@ class Session : public std::enable_shared_from_this<Session> {
       asio::post(self->stream_.get_executor(),
                  [self, r = std::move(r), close]() mutable { self->send(std::move(r), close); });
     });
+  }
+
+  // Waits, with no thread, for the exchange's answer from elsewhere.
+  void park(bool close) {
+    {
+      std::lock_guard lock(parked_->mu);
+      if (parked_->closed) return closeNow();
+      parked_->sessions.emplace(this, shared_from_this());
+    }
+    auto done = [parked = parked_, key = static_cast<const Session*>(this), close](HttpResponse r) {
+      std::lock_guard lock(parked->mu);
+      auto it = parked->sessions.find(key);
+      if (it == parked->sessions.end()) return;  // the server stopped
+      auto self = std::move(it->second);
+      parked->sessions.erase(it);
+      // Under the lock: the server's io_context lives until close().
+      asio::post(self->stream_.get_executor(),
+                 [self, r = std::move(r), close]() mutable { self->send(std::move(r), close); });
+    };
+    try {
+      exchange_->finishLater(done);
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP handler failed: {}", e.what());
+      done(jsonFailure("Internal server error", 500));
+    }
   }
 
   void send(HttpResponse r, bool close) {
@@ -396,6 +444,7 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   std::chrono::steady_clock::time_point deadline_;
   std::unique_ptr<ConnectionGate::Slot> slot_;
+  std::shared_ptr<Parked> parked_;
 };
 
 tcp::endpoint endpointFor(asio::io_context& ioc, const std::string& host, int port) {
@@ -449,6 +498,8 @@ struct HttpServer::Impl {
     longWork.join();
     workers.stop();
     workers.join();
+    // Waiting connections close while `ioc` is still there.
+    parked->close();
     if (wakeWrite >= 0) ::close(wakeWrite);
   }
 
@@ -482,7 +533,8 @@ struct HttpServer::Impl {
       auto peer = s.remote_endpoint(ignored);
       auto slot = ignored ? nullptr : gate.admit(peer.address(), why);
       if (slot)
-        std::make_shared<Session>(std::move(s), handler, workers, longWork, limits, std::move(slot))
+        std::make_shared<Session>(std::move(s), handler, workers, longWork, limits, std::move(slot),
+                                  parked)
             ->start();
       else if (!ignored)
         refuseConnection(std::move(s), why, limits.linger);
@@ -517,6 +569,7 @@ struct HttpServer::Impl {
   asio::thread_pool workers;
   // Image builds: minutes each, one at a time, never on a request thread.
   asio::thread_pool longWork;
+  std::shared_ptr<Parked> parked = std::make_shared<Parked>();
 };
 
 HttpServer::HttpServer(const Config& cfg, HttpHandler& handler, unsigned ioThreads,

@@ -17,6 +17,7 @@ namespace tango {
 
 using rest::answerLater;
 using rest::answerNow;
+using rest::answerWhenDone;
 
 namespace {
 
@@ -85,7 +86,14 @@ TangoREST::TangoREST(const Config& cfg, JobService& jobs, Courselabs& labs)
       maxJsonBodyBytes_(cfg.maxJsonBodyBytes),
       tmpDir_(cfg.dataDir / "tmp"),
       jobs_(jobs),
-      labs_(labs) {}
+      labs_(labs) {
+  jobs_.watchOutputs([this](const std::string& name) { waits_.ready(name); });
+}
+
+TangoREST::~TangoREST() {
+  jobs_.watchOutputs({});
+  waits_.stop();
+}
 
 std::optional<std::string> TangoREST::ownerFilter(std::string_view key) const {
   if (keys_.check(key) == Access::Operator) return std::nullopt;
@@ -117,6 +125,20 @@ std::unique_ptr<HttpExchange> TangoREST::begin(const HttpHead& head) {
   if (is("addJob", 3)) return post ? addJob(s[1], s[2]) : methodNotAllowed();
   if (is("poll", 4)) {
     if (!get) return methodNotAllowed();
+    // ?wait=N: answer as soon as the output is there, or after N seconds
+    // with the usual not-found answer (clients that do not ask see no change).
+    int waitSecs = 0;
+    if (auto wait = queryParam(head.target, "wait")) {
+      auto n = parseInt(*wait, 0, kMaxPollWaitSecs);
+      if (!n)
+        return answerNow(jsonFailure("Invalid wait: a whole number of seconds from 0 to " +
+                                     std::to_string(kMaxPollWaitSecs)));
+      waitSecs = static_cast<int>(*n);
+    }
+    if (waitSecs > 0)
+      return answerWhenDone([this, s, waitSecs](std::function<void(HttpResponse)> done) {
+        pollWaiting(s[1], s[2], s[3], waitSecs, std::move(done));
+      });
     return answerLater([this, s] { return poll(s[1], s[2], s[3]); }, false);
   }
   if (is("getPartialOutput", 3)) {
@@ -237,6 +259,26 @@ HttpResponse TangoREST::poll(const std::string& key, const std::string& coursela
   if (!file) return jsonFailure("Output file not found");
   return HttpResponse{
       200, "application/octet-stream", {}, false, std::make_shared<Fd>(std::move(file))};
+}
+
+void TangoREST::pollWaiting(const std::string& key, const std::string& courselab,
+                            const std::string& outputFile, int waitSecs,
+                            std::function<void(HttpResponse)> done) {
+  HttpResponse now = poll(key, courselab, outputFile);
+  // Found, or refused (a bad name): answered now. Only "not there yet" waits.
+  if (now.file || now.body.find("Output file not found") == std::string::npos)
+    return done(std::move(now));
+  auto dir = labs_.dirFor(key, courselab);
+  std::error_code ec;
+  if (!dir || !std::filesystem::is_directory(*dir, ec)) return done(std::move(now));  // no lab
+  auto look = [this, dir = *dir, outputFile]() -> std::optional<HttpResponse> {
+    Fd file = labs_.openOutput(dir, outputFile);
+    if (!file) return std::nullopt;
+    return HttpResponse{
+        200, "application/octet-stream", {}, false, std::make_shared<Fd>(std::move(file))};
+  };
+  waits_.park(outputFile, std::move(look), std::move(now),
+              PollWaits::Clock::now() + std::chrono::seconds(waitSecs), std::move(done));
 }
 
 HttpResponse TangoREST::partialOutput(const std::string& key, const std::string& jobId) {

@@ -4,6 +4,7 @@
 // contract (docs: /work/shared/tango-compat.md). No Beast here.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +15,7 @@
 #include "tango/courselab/Courselabs.hpp"
 #include "tango/rest/ApiKeys.hpp"
 #include "tango/rest/Http.hpp"
+#include "tango/rest/PollWaits.hpp"
 
 namespace tango {
 
@@ -21,6 +23,12 @@ class TangoREST : public HttpHandler {
  public:
   // All three must outlive this object.
   TangoREST(const Config& cfg, JobService& jobs, Courselabs& labs);
+  ~TangoREST() override;
+  TangoREST(const TangoREST&) = delete;
+  TangoREST& operator=(const TangoREST&) = delete;
+
+  // The longest wait a poll may ask for (`?wait=N`, seconds).
+  static constexpr int kMaxPollWaitSecs = 60;
 
   std::unique_ptr<HttpExchange> begin(const HttpHead& head) override;
 
@@ -38,6 +46,9 @@ class TangoREST : public HttpHandler {
   std::unique_ptr<HttpExchange> addJob(const std::string& key, const std::string& courselab);
   HttpResponse poll(const std::string& key, const std::string& courselab,
                     const std::string& outputFile);
+  void pollWaiting(const std::string& key, const std::string& courselab,
+                   const std::string& outputFile, int waitSecs,
+                   std::function<void(HttpResponse)> done);
   HttpResponse partialOutput(const std::string& key, const std::string& jobId);
   HttpResponse info(const std::string& key);
   HttpResponse jobs(const std::string& key, const std::string& dead);
@@ -54,6 +65,7 @@ class TangoREST : public HttpHandler {
   std::filesystem::path tmpDir_;
   JobService& jobs_;
   Courselabs& labs_;
+  PollWaits waits_;
 };
 
 }  // namespace tango
