@@ -35,6 +35,7 @@ std::unique_ptr<HttpExchange> refuse(std::string_view message) {
 }
 constexpr std::string_view kNoCourselab = "Courselab not found";
 constexpr std::string_view kBadCourselab = "Invalid courselab name";
+constexpr std::string_view kNoOutput = "Output file not found";
 constexpr std::string_view kBadImage = "Invalid image name";
 
 // A whole decimal number in [lo, hi]; no sign, spaces or suffix.
@@ -255,8 +256,14 @@ HttpResponse TangoREST::poll(const std::string& key, const std::string& coursela
   auto dir = labs_.dirFor(key, courselab);
   if (!dir) return jsonFailure(kBadCourselab);
   if (!isSafeName(outputFile)) return jsonFailure("Invalid output file name");
-  Fd file = labs_.openOutput(*dir, outputFile);
-  if (!file) return jsonFailure("Output file not found");
+  auto found = outputAnswer(*dir, outputFile);
+  return found ? std::move(*found) : jsonFailure(kNoOutput);
+}
+
+std::optional<HttpResponse> TangoREST::outputAnswer(const std::filesystem::path& dir,
+                                                    const std::string& outputFile) {
+  Fd file = labs_.openOutput(dir, outputFile);
+  if (!file) return std::nullopt;
   return HttpResponse{
       200, "application/octet-stream", {}, false, std::make_shared<Fd>(std::move(file))};
 }
@@ -264,20 +271,15 @@ HttpResponse TangoREST::poll(const std::string& key, const std::string& coursela
 void TangoREST::pollWaiting(const std::string& key, const std::string& courselab,
                             const std::string& outputFile, int waitSecs,
                             std::function<void(HttpResponse)> done) {
-  HttpResponse now = poll(key, courselab, outputFile);
-  // Found, or refused (a bad name): answered now. Only "not there yet" waits.
-  if (now.file || now.body.find("Output file not found") == std::string::npos)
-    return done(std::move(now));
+  // Found, refused (a bad name) or no such courselab: answered now. Only
+  // an output not there yet waits.
   auto dir = labs_.dirFor(key, courselab);
   std::error_code ec;
-  if (!dir || !std::filesystem::is_directory(*dir, ec)) return done(std::move(now));  // no lab
-  auto look = [this, dir = *dir, outputFile]() -> std::optional<HttpResponse> {
-    Fd file = labs_.openOutput(dir, outputFile);
-    if (!file) return std::nullopt;
-    return HttpResponse{
-        200, "application/octet-stream", {}, false, std::make_shared<Fd>(std::move(file))};
-  };
-  waits_.park(outputFile, std::move(look), std::move(now),
+  if (!keyOk(key) || !dir || !isSafeName(outputFile) || !std::filesystem::is_directory(*dir, ec))
+    return done(poll(key, courselab, outputFile));
+  if (auto found = outputAnswer(*dir, outputFile)) return done(std::move(*found));
+  auto look = [this, dir = *dir, outputFile] { return outputAnswer(dir, outputFile); };
+  waits_.park(outputFile, std::move(look), jsonFailure(kNoOutput),
               PollWaits::Clock::now() + std::chrono::seconds(waitSecs), std::move(done));
 }
 

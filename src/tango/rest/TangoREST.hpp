@@ -46,6 +46,9 @@ class TangoREST : public HttpHandler {
   std::unique_ptr<HttpExchange> addJob(const std::string& key, const std::string& courselab);
   HttpResponse poll(const std::string& key, const std::string& courselab,
                     const std::string& outputFile);
+  // The output file's answer if it is there.
+  std::optional<HttpResponse> outputAnswer(const std::filesystem::path& dir,
+                                           const std::string& outputFile);
   void pollWaiting(const std::string& key, const std::string& courselab,
                    const std::string& outputFile, int waitSecs,
                    std::function<void(HttpResponse)> done);
