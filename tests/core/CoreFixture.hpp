@@ -37,6 +37,12 @@ class StallingQueue final : public JobQueue {
                                const std::function<void(const TangoJob&)>& undo) override {
     return inner_->take(accept, undo);
   }
+  std::optional<TakenJob> claim(std::int64_t id) override { return inner_->claim(id); }
+  void requestCancel(std::int64_t id) override { inner_->requestCancel(id); }
+  std::vector<std::int64_t> cancelsAsked(const std::vector<Lease>& leases) override {
+    return inner_->cancelsAsked(leases);
+  }
+  void setSharePolicy(SharePolicy policy) override { inner_->setSharePolicy(std::move(policy)); }
   std::vector<Lease> renew(const std::vector<Lease>& leases) override {
     if (stallRenewals) return {};
     return inner_->renew(leases);

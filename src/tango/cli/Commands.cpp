@@ -100,6 +100,13 @@ int dispatch(const Options& o, RestClient& http, Reporter& rep) {
       if (!o.jobid) return rep.usage("--getPartialOutput needs --jobid ID");
       return rep.jsonAnswer("getPartialOutput", http.get("/getPartialOutput/" + key + "/" +
                                                          std::to_string(*o.jobid) + "/"));
+    case Action::Cancel:
+      if (o.jobid)
+        return rep.jsonAnswer(
+            "cancel", http.post("/cancel/" + key + "/" + std::to_string(*o.jobid) + "/", ""));
+      if (o.courselab.empty())
+        return rep.usage("--cancel needs --jobid ID, or -l COURSELAB for all its queued jobs");
+      return rep.jsonAnswer("cancelQueued", http.post("/cancelQueued/" + lab(o), ""));
     case Action::RunJob:
       return runJobs(o, http, rep);
     case Action::None:
@@ -127,6 +134,7 @@ json::object jobBody(const Options& o, json::array files) {
                    {"accessKey", o.accessKey}};
   if (!o.notifyURL.empty()) job["notifyURL"] = o.notifyURL;
   if (!o.callbackURL.empty()) job["callback_url"] = o.callbackURL;
+  if (!o.priority.empty()) job["priority"] = o.priority;
   return job;
 }
 

@@ -20,7 +20,7 @@ constexpr ActionFlag kActions[] = {
     {"-u,--upload", Action::Upload, "upload --filename into the courselab (needs -k, -l)"},
     {"-a,--addJob", Action::AddJob,
      "submit a job: --infiles, --image, --outputFile, --jobname, --maxsize, --timeout, "
-     "--notifyURL, --disableNetwork, --accessKeyId, --accessKey (needs -k, -l)"},
+     "--notifyURL, --disableNetwork, --accessKeyId, --accessKey, --priority (needs -k, -l)"},
     {"-p,--poll", Action::Poll,
      "print the output file --outputFile of a finished job (needs -k, -l)"},
     {"-i,--info", Action::Info, "print the service's counters (needs -k)"},
@@ -32,6 +32,8 @@ constexpr ActionFlag kActions[] = {
     {"--build", Action::Build, "load the image tarball --filename as --imageName (needs -k)"},
     {"--getPartialOutput", Action::PartialOutput,
      "print the output so far of running job --jobid (needs -k)"},
+    {"--cancel", Action::Cancel,
+     "cancel job --jobid, or every queued job of -l COURSELAB (needs -k)"},
 };
 
 }  // namespace
@@ -85,6 +87,8 @@ std::variant<Options, int> parseOptions(int argc, char** argv) {
   app.add_flag("--disableNetwork", o.disableNetwork, "run the job without network");
   app.add_option("--accessKeyId", o.accessKeyId, "EC2 access key id of the requester");
   app.add_option("--accessKey", o.accessKey, "EC2 secret access key of the requester");
+  app.add_option("--priority", o.priority, "-a: low, normal or high (at most the key's bound)")
+      ->check(CLI::IsMember({"low", "normal", "high"}));
   app.add_option("--deadJobs", o.deadJobs, "-j: 0 live jobs, 1 finished jobs")
       ->capture_default_str()
       ->check(CLI::IsMember({0, 1}));
@@ -99,7 +103,8 @@ std::variant<Options, int> parseOptions(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--imageName", o.imageName, "--build: name to tag the image with");
-  app.add_option("--jobid", o.jobid, "--getPartialOutput: job id")->check(CLI::PositiveNumber);
+  app.add_option("--jobid", o.jobid, "--getPartialOutput, --cancel: job id")
+      ->check(CLI::PositiveNumber);
   app.add_option("--numJobs", o.numJobs, "--runJob: how many jobs to submit")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
@@ -129,7 +134,7 @@ std::variant<Options, int> parseOptions(int argc, char** argv) {
   if (chosen != 1) {
     std::cerr << "tango-cli: " << (chosen == 0 ? "no action given" : "more than one action given")
               << ": use exactly one of -o, -u, -a, -p, -i, -j, --pool, --prealloc, --build, "
-                 "--getPartialOutput, --runJob DIR (see --help)\n";
+                 "--getPartialOutput, --cancel, --runJob DIR (see --help)\n";
     return 2;
   }
   // Tango's --pool lists every pool unless an image is asked for.

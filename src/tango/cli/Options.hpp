@@ -21,6 +21,7 @@ enum class Action {
   Prealloc,
   Build,
   PartialOutput,
+  Cancel,
   RunJob
 };
 
@@ -45,6 +46,7 @@ struct Options {
   bool disableNetwork = false;
   std::string accessKeyId;
   std::string accessKey;
+  std::string priority;  // empty: not sent (the server's default, normal)
   int deadJobs = 0;
   int num = 2;
   std::string vmms;  // empty: the server's own VMMS

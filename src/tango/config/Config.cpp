@@ -512,6 +512,10 @@ const std::vector<Knob>& knobs() {
          c.operatorKeys = asNameList(k, r, "a list of keys from KEYS", isSafeName, true);
          c.operatorKeysGiven = true;
        }},
+      {"MAX_PRIORITY",
+       [](Config& c, std::string_view k, const Raw& r) {
+         c.maxPriority = asOneOf(k, r, {"low", "normal", "high"}, true);
+       }},
       {"MAX_LIVE_JOBS_PER_KEY", intIn(&Config::maxLiveJobsPerKey, 1, 100000000)},
       {"MAX_KEY_DISK", bytes(&Config::maxKeyDisk, 1024 * kMaxFileSize)},
       {"MAX_JOB_INPUT_FILES", intIn(&Config::maxJobInputFiles, 1, 1000000)},
@@ -664,6 +668,50 @@ void applySshMachines(Config& c, const toml::node& node) {
   }
 }
 
+// [[KEY_POLICY]]: key, weight, max_priority. A key is a secret: messages
+// name the entry by position, never by its key.
+void applyKeyPolicies(Config& c, const toml::node& node) {
+  const toml::array* arr = node.as_array();
+  if (!arr || !arr->is_array_of_tables()) fail("KEY_POLICY", "an array of tables", Raw{&node, {}});
+  c.keyPolicies.clear();
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const std::string at = fmt::format("KEY_POLICY[{}]", i);
+    KeyPolicy p;
+    for (const auto& [k, v] : *arr->get(i)->as_table()) {
+      const std::string key = at + "." + std::string(k.str());
+      const Raw raw{&v, {}};
+      if (k == "key") {
+        auto s = v.value_exact<std::string>();
+        if (!s || s->empty()) throw ConfigError(key + ": must be one of KEYS (a string)");
+        p.key = *s;
+      } else if (k == "weight") {
+        p.weight = asNumber(key, raw, 1000000);
+      } else if (k == "max_priority") {
+        p.maxPriority = asOneOf(key, raw, {"low", "normal", "high"}, true);
+      } else {
+        throw ConfigError(fmt::format("{}: unknown configuration key", key));
+      }
+    }
+    if (p.key.empty()) throw ConfigError(at + ".key: missing");
+    for (const auto& other : c.keyPolicies)
+      if (other.key == p.key) throw ConfigError(at + ".key: a key has two entries");
+    c.keyPolicies.push_back(std::move(p));
+  }
+}
+
+// [COURSELAB_WEIGHTS]: courselab name = weight.
+void applyCourselabWeights(Config& c, const toml::node& node) {
+  const toml::table* t = node.as_table();
+  if (!t) fail("COURSELAB_WEIGHTS", "a table of courselab = weight", Raw{&node, {}});
+  c.courselabWeights.clear();
+  for (const auto& [k, v] : *t) {
+    const std::string name(k.str());
+    if (!isSafeName(name))
+      throw ConfigError("COURSELAB_WEIGHTS: " + quoteForMessage(name) + " is not a courselab name");
+    c.courselabWeights[name] = asNumber("COURSELAB_WEIGHTS." + name, Raw{&v, {}}, 1000000);
+  }
+}
+
 // [[EC2_INSTANCE_TYPES]]: type, cores, memory (MB).
 void applyInstanceTypes(Config& c, const toml::node& node) {
   const toml::array* arr = node.as_array();
@@ -731,6 +779,9 @@ void validateTogether(const Config& c) {
   for (std::size_t i = 0; i < c.operatorKeys.size(); ++i)
     if (std::find(c.keys.begin(), c.keys.end(), c.operatorKeys[i]) == c.keys.end())
       throw ConfigError(fmt::format("OPERATOR_KEYS: entry #{} is not one of KEYS", i + 1));
+  for (std::size_t i = 0; i < c.keyPolicies.size(); ++i)
+    if (std::find(c.keys.begin(), c.keys.end(), c.keyPolicies[i].key) == c.keys.end())
+      throw ConfigError(fmt::format("KEY_POLICY[{}].key: not one of KEYS", i));
   if (c.httpHeaderTimeoutSecs > c.httpRequestTimeoutSecs)
     throw ConfigError(
         fmt::format("HTTP_HEADER_TIMEOUT: must not exceed HTTP_REQUEST_TIMEOUT ({}), got {}",
@@ -773,6 +824,14 @@ Config loadConfig(const std::optional<std::filesystem::path>& file,
       }
       if (k == "EC2_INSTANCE_TYPES") {
         applyInstanceTypes(c, v);
+        continue;
+      }
+      if (k == "KEY_POLICY") {
+        applyKeyPolicies(c, v);
+        continue;
+      }
+      if (k == "COURSELAB_WEIGHTS") {
+        applyCourselabWeights(c, v);
         continue;
       }
       const Knob* knob = findKnob(k.str());

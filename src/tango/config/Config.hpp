@@ -40,6 +40,13 @@ struct SshMachine {
 };
 
 // An EC2 instance type a pool's cores/memory may map to ([[EC2_INSTANCE_TYPES]]).
+// [[KEY_POLICY]]: what one key's jobs get on a busy night.
+struct KeyPolicy {
+  std::string key;          // one of KEYS (never echoed in messages)
+  double weight = 1;        // its share of VMs beside other keys' queued jobs
+  std::string maxPriority;  // the highest priority its jobs may ask; "" = MAX_PRIORITY
+};
+
 struct Ec2InstanceType {
   std::string type;  // "t3.small"
   int cores = 0;
@@ -153,6 +160,14 @@ struct Config {
   bool operatorKeysGiven = false;
   // MAX_LIVE_JOBS_PER_KEY: a key's queued and running jobs at once.
   int maxLiveJobsPerKey = 10000;
+  // Deadline night (README "Fair shares, priorities, cancel"). When several
+  // keys, and several courselabs of a key, have queued jobs, each gets VMs
+  // in proportion to its weight (default 1); higher priorities go first.
+  // MAX_PRIORITY: the highest priority ("low", "normal", "high") a key's
+  // jobs may ask for, unless its [[KEY_POLICY]] entry says otherwise.
+  std::string maxPriority = "normal";
+  std::vector<KeyPolicy> keyPolicies;              // [[KEY_POLICY]]
+  std::map<std::string, double> courselabWeights;  // [COURSELAB_WEIGHTS]: name -> weight
   // MAX_KEY_DISK: bytes a key's courselabs (uploads and outputs) may hold.
   std::int64_t maxKeyDisk = 100LL * 1024 * 1024 * 1024;
   // MAX_JOB_INPUT_FILES / MAX_JOB_INPUT_BYTES: what one addJob may copy in.

@@ -37,14 +37,17 @@ void JobManager::renewLoop() {
       if (!l.lost->load()) held.push_back(l.lease);
     lock.unlock();
     std::vector<Lease> lost;
+    std::vector<std::int64_t> cancels;
     try {
       lost = queue_.renew(held);
+      cancels = queue_.cancelsAsked(held);
     } catch (const std::exception& e) {
       // The store is unreachable: the leases run on; the jobs go on
       // running, and are given up only if the store says they were lost.
       spdlog::warn("cannot renew leases: {}", e.what());
     }
     lock.lock();
+    for (auto id : cancels) cancelHeld(lock, id);
     for (const auto& gone : lost) {
       for (auto& [serial, l] : leases_) {
         if (l.lease.token != gone.token) continue;
@@ -62,6 +65,29 @@ void JobManager::renewLoop() {
       }
     }
   }
+}
+
+bool JobManager::cancel(std::int64_t id) {
+  std::unique_lock lock(mu_);
+  return cancelHeld(lock, id);
+}
+
+bool JobManager::cancelHeld(std::unique_lock<std::mutex>& lock, std::int64_t id) {
+  for (auto& [serial, l] : leases_) {
+    if (l.lease.jobId != id || l.lost->load() || l.finishing->load()) continue;
+    if (l.cancelled->exchange(true)) return true;  // already on its way out
+    spdlog::info("job {}: cancelled; stopping its VM", id);
+    // Stopping its VM ends a runJob at once; the worker then finishes the
+    // job as cancelled. A worker between steps sees the flag at its next.
+    if (auto vm = vms_.find(serial); vm != vms_.end()) {
+      TangoMachine m = vm->second;
+      lock.unlock();
+      stopVm(m);
+      lock.lock();
+    }
+    return true;
+  }
+  return false;
 }
 
 void JobManager::stopVm(const TangoMachine& vm) {

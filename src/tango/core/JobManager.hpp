@@ -31,6 +31,10 @@ class JobManager {
   void stop();
   // Something changed (job queued, VM freed): look for work.
   void kick();
+  // Stops job `id` if this node runs it: its VM is destroyed and its worker
+  // finishes it as cancelled. Returns whether it ran here. (A job running
+  // on another node learns of its cancel at its next lease renewal.)
+  bool cancel(std::int64_t id);
   std::size_t running() const;
 
  private:
@@ -39,6 +43,7 @@ class JobManager {
   void reapFinished();  // mu_ held
   void renewLoop();
   void stopVm(const TangoMachine& vm);  // ends a running job's runJob at once
+  bool cancelHeld(std::unique_lock<std::mutex>& lock, std::int64_t id);  // mu_ held
 
   const Config& cfg_;
   const VmmsSet& vmms_;

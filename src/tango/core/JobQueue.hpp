@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "tango/core/StartOrder.hpp"
 #include "tango/model/Job.hpp"
 
 namespace tango {
@@ -42,12 +43,22 @@ class JobQueue {
   // to the queue. Returns how many.
   virtual int recover() = 0;
 
-  // Claims the oldest queued job that `accept` takes (FIFO; `accept` sees
-  // candidates in order and may reserve a VM for the one it takes). If
+  // Claims the first queued job that `accept` takes, in start order
+  // (StartOrder.hpp: priority, fair share, then FIFO; `accept` sees the
+  // candidates in that order and may reserve a VM for the one it takes). If
   // another node claims that job first, `undo` is called with it and the
   // search goes on. The job comes back marked assigned, with its lease.
   virtual std::optional<TakenJob> take(const std::function<bool(const TangoJob&)>& accept,
                                        const std::function<void(const TangoJob&)>& undo) = 0;
+  // Claims queued job `id` itself (to cancel it), with a lease; nullopt
+  // when it is not queued (running, finished or unknown).
+  virtual std::optional<TakenJob> claim(std::int64_t id) = 0;
+  // Asks whichever node runs job `id` to stop it; the request stands until
+  // the job finishes (a job that goes back to the queue meanwhile is
+  // stopped wherever it runs next).
+  virtual void requestCancel(std::int64_t id) = 0;
+  // Of the jobs these leases hold, those whose cancel was asked for.
+  virtual std::vector<std::int64_t> cancelsAsked(const std::vector<Lease>& leases) = 0;
   // Extends the leases; returns those that were lost.
   virtual std::vector<Lease> renew(const std::vector<Lease>& leases) = 0;
   // Fenced writes: each returns false, and changes nothing, when the lease
@@ -59,7 +70,8 @@ class JobQueue {
   virtual bool finish(const Lease& lease, TangoJob job) = 0;
 
   virtual std::optional<TangoJob> get(std::int64_t id) = 0;
-  // Live jobs in FIFO order, each with its queue position (queued ones only).
+  // Live jobs in FIFO order, each with its queue position (queued ones
+  // only; 0 starts next, in start order).
   virtual std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> liveJobs() = 0;
   virtual std::size_t unassignedCount() = 0;
   virtual std::size_t liveCount() = 0;
@@ -91,8 +103,12 @@ class JobQueue {
 
   // Called whenever work may be available (job added or put back).
   void setOnWork(std::function<void()> onWork) { onWork_ = std::move(onWork); }
+  // Weights and priority bounds; set before the managers start.
+  virtual void setSharePolicy(SharePolicy policy) { policy_ = std::move(policy); }
 
  protected:
+  SharePolicy policy_;
+
   void wake() {
     if (onWork_) onWork_();
   }

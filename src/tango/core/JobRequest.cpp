@@ -114,6 +114,23 @@ std::string chooseVmms(const JobRequestContext& ctx, const boost::json::object& 
   throw Invalid{"Invalid image name '" + image + "': not an image of the " + names + " VMMS"};
 }
 
+// "priority": low, normal (the default) or high, at most what the key may
+// ask for ([[KEY_POLICY]] max_priority, else MAX_PRIORITY).
+JobPriority parsePriorityField(const JobRequestContext& ctx, const json::object& o) {
+  auto* v = field(o, "priority");
+  if (!v || v->is_null()) return JobPriority::Normal;
+  if (!v->is_string()) throw Invalid{"field 'priority' must be low, normal or high"};
+  auto p = parsePriority(std::string_view(v->get_string()));
+  if (!p) throw Invalid{"field 'priority' must be low, normal or high"};
+  std::string most = ctx.cfg.maxPriority;
+  for (const auto& k : ctx.cfg.keyPolicies)
+    if (k.key == ctx.key && !k.maxPriority.empty()) most = k.maxPriority;
+  if (*p > parsePriority(most).value_or(JobPriority::Normal))
+    throw Invalid{"Invalid priority '" + std::string(toString(*p)) +
+                  "': this key may ask for at most '" + most + "'"};
+  return *p;
+}
+
 TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
   if (!body.is_object()) throw Invalid{"job must be a JSON object"};
   const auto& o = body.get_object();
@@ -198,6 +215,7 @@ TangoJob parse(const JobRequestContext& ctx, const json::value& body) {
   }
   job.vm.network = !job.disableNetwork;
   job.limits = parseLimits(ctx.cfg, field(o, "limits"));
+  job.priority = parsePriorityField(ctx, o);
 
   for (auto [name, dst] :
        {std::pair{"accessKeyId", &job.accessKeyId}, std::pair{"accessKey", &job.accessKey}}) {

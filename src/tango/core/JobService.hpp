@@ -25,6 +25,14 @@ struct PoolsResult {
   boost::json::object pools;  // image -> {"total": [ids], "free": [ids]}
 };
 
+// A cancel's answer: ok with what was done, or the error; the ids of the
+// jobs it cancelled.
+struct CancelResult {
+  bool ok = false;
+  std::string message;
+  std::vector<std::int64_t> ids;
+};
+
 struct SimpleResult {
   bool ok = false;
   std::string error;
@@ -53,6 +61,31 @@ class JobService {
                                 const boost::json::object& body) = 0;
   virtual SimpleResult build(const std::string& imageName,
                              const std::filesystem::path& tarball) = 0;
+  // Cancels job `jobId` (README "Cancel"): a queued one at once (its output
+  // says so, its callback goes), a running one by stopping its VM (its
+  // worker then finishes it as cancelled). `owner` as for jobs().
+  virtual CancelResult cancel(std::int64_t jobId, const std::optional<std::string>& owner) {
+    (void)jobId;
+    (void)owner;
+    return {false, "Cancel not supported", {}};
+  }
+  // Cancels every queued job of one courselab of the key whose keyId is
+  // `owner` (running ones go on).
+  virtual CancelResult cancelQueued(const std::string& owner, const std::string& courselab) {
+    (void)owner;
+    (void)courselab;
+    return {false, "Cancel not supported", {}};
+  }
+  // Where the queued job of `owner`'s courselab that writes `outputFile`
+  // stands (QueueView::spotOf); nullopt when none is queued.
+  virtual std::optional<boost::json::object> queueSpot(const std::string& owner,
+                                                       const std::string& courselab,
+                                                       const std::string& outputFile) {
+    (void)owner;
+    (void)courselab;
+    (void)outputFile;
+    return std::nullopt;
+  }
   // For operators: the Prometheus text of /metrics and the JSON behind the
   // live status page. Defaults keep other implementations (test doubles) simple.
   virtual std::string metricsText() { return ""; }

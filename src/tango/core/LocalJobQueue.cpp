@@ -98,26 +98,63 @@ bool LocalJobQueue::requeueLapsed() {
   return any;
 }
 
+std::vector<std::int64_t> LocalJobQueue::queuedInStartOrder() const {
+  std::vector<const TangoJob*> queued, running;
+  std::vector<std::int64_t> ids;
+  queued.reserve(unassigned_.size());
+  for (auto id : unassigned_) {
+    queued.push_back(&live_.at(id));
+    ids.push_back(id);
+  }
+  for (const auto& [id, job] : live_)
+    if (!unassigned_.count(id)) running.push_back(&job);
+  std::vector<std::int64_t> out;
+  out.reserve(ids.size());
+  for (auto i : startOrder(queued, running, policy_)) out.push_back(ids[i]);
+  return out;
+}
+
+TakenJob LocalJobQueue::assign(std::int64_t id) {
+  auto& job = live_.at(id);
+  TangoJob next = job;
+  next.assigned = true;
+  next.state = JobState::Running;
+  next.times.assigned = nowSeconds();
+  next.step = "assigned";
+  store_->update(next);  // committed before any worker acts on it
+  job = next;
+  unassigned_.erase(id);
+  Lease lease{id, "local/" + std::to_string(++takes_)};
+  leases_[id] = {lease.token, Clock::now() + leaseTime_};
+  return TakenJob{std::move(next), std::move(lease)};
+}
+
 std::optional<TakenJob> LocalJobQueue::take(const std::function<bool(const TangoJob&)>& accept,
                                             const std::function<void(const TangoJob&)>&) {
   std::lock_guard lock(mu_);
   requeueLapsed();
-  for (auto id : unassigned_) {
-    auto& job = live_.at(id);
-    if (!accept(job)) continue;  // one node: nobody else can claim it first
-    TangoJob next = job;
-    next.assigned = true;
-    next.state = JobState::Running;
-    next.times.assigned = nowSeconds();
-    next.step = "assigned";
-    store_->update(next);  // committed before any worker acts on it
-    job = next;
-    unassigned_.erase(id);
-    Lease lease{id, "local/" + std::to_string(++takes_)};
-    leases_[id] = {lease.token, Clock::now() + leaseTime_};
-    return TakenJob{std::move(next), std::move(lease)};
-  }
+  for (auto id : queuedInStartOrder())
+    if (accept(live_.at(id))) return assign(id);  // one node: nobody else can claim it first
   return std::nullopt;
+}
+
+std::optional<TakenJob> LocalJobQueue::claim(std::int64_t id) {
+  std::lock_guard lock(mu_);
+  if (!unassigned_.count(id)) return std::nullopt;
+  return assign(id);
+}
+
+void LocalJobQueue::requestCancel(std::int64_t id) {
+  std::lock_guard lock(mu_);
+  if (live_.count(id)) cancelAsked_.insert(id);
+}
+
+std::vector<std::int64_t> LocalJobQueue::cancelsAsked(const std::vector<Lease>& leases) {
+  std::lock_guard lock(mu_);
+  std::vector<std::int64_t> out;
+  for (const auto& l : leases)
+    if (cancelAsked_.count(l.jobId)) out.push_back(l.jobId);
+  return out;
 }
 
 bool LocalJobQueue::holds(const Lease& lease) const {
@@ -180,6 +217,7 @@ bool LocalJobQueue::finish(const Lease& lease, TangoJob job) {
   leases_.erase(job.id);
   live_.erase(job.id);
   unassigned_.erase(job.id);
+  cancelAsked_.erase(job.id);
   return true;
 }
 
@@ -193,12 +231,14 @@ std::optional<TangoJob> LocalJobQueue::get(std::int64_t id) {
 
 std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> LocalJobQueue::liveJobs() {
   std::lock_guard lock(mu_);
+  std::map<std::int64_t, std::int64_t> position;
+  std::int64_t n = 0;
+  for (auto id : queuedInStartOrder()) position[id] = n++;
   std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> out;
   out.reserve(live_.size());
-  std::int64_t position = 0;
   for (const auto& [id, job] : live_) {
     std::optional<std::int64_t> pos;
-    if (unassigned_.count(id)) pos = position++;
+    if (auto p = position.find(id); p != position.end()) pos = p->second;
     out.emplace_back(job, pos);
   }
   return out;

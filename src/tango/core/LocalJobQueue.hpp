@@ -1,5 +1,5 @@
 #pragma once
-// The one-node JobQueue: live jobs in memory (FIFO by id) over the durable
+// The one-node JobQueue: live jobs in memory (by id) over the durable
 // JobStore (SQLite). Every mutation is committed to the store before it
 // becomes visible here. Leases live in memory: a restart ends them all
 // (recover), and one that lapses while the process runs (a worker that
@@ -23,6 +23,9 @@ class LocalJobQueue final : public JobQueue {
   int recover() override;
   std::optional<TakenJob> take(const std::function<bool(const TangoJob&)>& accept,
                                const std::function<void(const TangoJob&)>& undo) override;
+  std::optional<TakenJob> claim(std::int64_t id) override;
+  void requestCancel(std::int64_t id) override;
+  std::vector<std::int64_t> cancelsAsked(const std::vector<Lease>& leases) override;
   std::vector<Lease> renew(const std::vector<Lease>& leases) override;
   bool update(const Lease& lease, const TangoJob& job) override;
   bool unassign(const Lease& lease, TangoJob job) override;
@@ -46,8 +49,10 @@ class LocalJobQueue final : public JobQueue {
     std::string token;
     Clock::time_point expires;
   };
-  bool holds(const Lease& lease) const;  // mu_ held
-  bool requeueLapsed();                  // mu_ held; true if any went back
+  bool holds(const Lease& lease) const;                  // mu_ held
+  bool requeueLapsed();                                  // mu_ held; true if any went back
+  std::vector<std::int64_t> queuedInStartOrder() const;  // mu_ held
+  TakenJob assign(std::int64_t id);                      // mu_ held; `id` is queued
 
   std::unique_ptr<JobStore> store_;
   const std::chrono::milliseconds leaseTime_;
@@ -55,6 +60,7 @@ class LocalJobQueue final : public JobQueue {
   std::map<std::int64_t, TangoJob> live_;  // ordered by id = FIFO
   std::set<std::int64_t> unassigned_;
   std::map<std::int64_t, Held> leases_;
+  std::set<std::int64_t> cancelAsked_;  // live jobs to stop wherever they run
   std::uint64_t takes_ = 0;
 };
 

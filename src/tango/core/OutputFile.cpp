@@ -149,6 +149,8 @@ std::optional<PublishedOutcome> publishedOutcome(const std::filesystem::path& de
   PublishedOutcome p{JobOutcome::InternalError, jobLine(text.substr(text.find('\n') + 1))};
   if (p.message.starts_with("Error: Job timed out")) {
     p.outcome = JobOutcome::Timeout;
+  } else if (p.message.starts_with("Error: Job cancelled")) {
+    p.outcome = JobOutcome::Cancelled;
   } else if (p.message == "Success: Autodriver returned normally") {
     // make's status: the autodriver's first line, after the header's "---".
     const auto body = text.find("\n---\n");

@@ -23,6 +23,7 @@ TangoServer::TangoServer(const Config& cfg, ServiceParts parts)
       built_(cfg.dataDir / "built-images", cfg.buildImages) {
   if (!queue_ || vmms_.empty() || !cluster_)
     throw std::invalid_argument("TangoServer needs a queue, a VMMS and a cluster");
+  queueView_ = std::make_unique<QueueView>(*queue_);
   preallocator_ = std::make_unique<Preallocator>(cfg, vmms_, *queue_, [this] {
     if (manager_) manager_->kick();
   });
@@ -35,6 +36,7 @@ TangoServer::TangoServer(const Config& cfg, ServiceParts parts)
   manager_ = std::make_unique<JobManager>(cfg, vmms_, *queue_, *preallocator_, stats_,
                                           [this](const TangoJob& job) { sendCallback(job); });
   manager_->setOnPublished([this](const TangoJob& job) { announceOutput(job); });
+  queue_->setSharePolicy(SharePolicy::fromConfig(cfg));
   if (cfg.runsManager()) queue_->setOnWork([this] { manager_->kick(); });
 }
 
@@ -150,6 +152,7 @@ void TangoServer::cleanUpAfter(const Cluster::DeadNode& dead) {
 }
 
 void TangoServer::stop() {
+  stopped_ = true;
   {
     std::lock_guard lock(janitorMu_);
     stopping_ = true;
@@ -197,10 +200,74 @@ json::array TangoServer::jobs(bool dead, const std::optional<std::string>& owner
     for (const auto& job : queue_->finished(cfg_.deadJobsListed))
       if (mine(job)) out.push_back(toTangoJson(job, std::nullopt));
   } else {
-    for (const auto& [job, pos] : queue_->liveJobs())
-      if (mine(job)) out.push_back(toTangoJson(job, pos));
+    for (const auto& [job, pos] : queue_->liveJobs()) {
+      if (!mine(job)) continue;
+      auto o = toTangoJson(job, pos);
+      if (pos) o["estimatedStart"] = nowSeconds() + queueView_->estimatedWait(*pos);
+      out.push_back(std::move(o));
+    }
   }
   return out;
+}
+
+std::optional<json::object> TangoServer::queueSpot(const std::string& owner,
+                                                   const std::string& courselab,
+                                                   const std::string& outputFile) {
+  return queueView_->spotOf(owner, courselab, outputFile);
+}
+
+bool TangoServer::cancelIfQueued(std::int64_t id) {
+  auto taken = queue_->claim(id);
+  if (!taken) return false;
+  WorkerContext ctx{cfg_,           vmms_,  *queue_,
+                    *preallocator_, stats_, [this](const TangoJob& job) { sendCallback(job); },
+                    stopped_,       {}};
+  ctx.onPublished = [this](const TangoJob& job) { announceOutput(job); };
+  WorkerLease lease{std::move(taken->lease)};
+  if (!finishCancelled(ctx, taken->job, lease))
+    throw std::runtime_error("the cancelled job's finish could not be recorded");
+  spdlog::info("job {}: cancelled while queued", id);
+  return true;
+}
+
+CancelResult TangoServer::cancel(std::int64_t jobId, const std::optional<std::string>& owner) {
+  const std::string what = "Job " + std::to_string(jobId);
+  auto job = queue_->get(jobId);
+  if (!job || (owner && job->keyId != *owner)) return {false, what + " not found", {}};
+  if (job->state == JobState::Finished)
+    return {false, what + " has already finished: nothing to cancel", {}};
+  try {
+    if (cancelIfQueued(jobId)) return {true, what + " cancelled while queued", {jobId}};
+    // Running (or taken since the look above): whoever runs it stops it.
+    queue_->requestCancel(jobId);
+    if (cfg_.runsManager()) manager_->cancel(jobId);
+  } catch (const std::exception& e) {
+    spdlog::warn("job {}: cancel failed: {}", jobId, e.what());
+    return {false, what + " not cancelled: " + e.what(), {}};
+  }
+  if (auto now = queue_->get(jobId);
+      now && now->state == JobState::Finished && now->outcome != JobOutcome::Cancelled)
+    return {false, what + " has already finished: nothing to cancel", {}};
+  return {
+      true, what + " is being cancelled: its VM is stopped and its output will say so", {jobId}};
+}
+
+CancelResult TangoServer::cancelQueued(const std::string& owner, const std::string& courselab) {
+  CancelResult r{true, "", {}};
+  try {
+    for (const auto& [job, pos] : queue_->liveJobs())
+      if (pos && job.keyId == owner && job.courselab == courselab && cancelIfQueued(job.id))
+        r.ids.push_back(job.id);
+  } catch (const std::exception& e) {
+    spdlog::warn("courselab {}: cancelling its queued jobs stopped: {}", courselab, e.what());
+    r.ok = false;
+    r.message =
+        "Cancelled " + std::to_string(r.ids.size()) + " queued jobs, then failed: " + e.what();
+    return r;
+  }
+  r.message =
+      "Cancelled " + std::to_string(r.ids.size()) + " queued jobs of courselab " + courselab;
+  return r;
 }
 
 std::optional<std::string> TangoServer::partialOutput(std::int64_t jobId,

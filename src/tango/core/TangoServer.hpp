@@ -17,6 +17,7 @@
 #include "tango/core/JobQueue.hpp"
 #include "tango/core/JobService.hpp"
 #include "tango/core/Preallocator.hpp"
+#include "tango/core/QueueView.hpp"
 #include "tango/core/Stats.hpp"
 #include "tango/vmms/VmmsSet.hpp"
 
@@ -57,6 +58,11 @@ class TangoServer final : public JobService {
   SimpleResult prealloc(const std::string& image, int num,
                         const boost::json::object& body) override;
   SimpleResult build(const std::string& imageName, const std::filesystem::path& tarball) override;
+  CancelResult cancel(std::int64_t jobId, const std::optional<std::string>& owner) override;
+  CancelResult cancelQueued(const std::string& owner, const std::string& courselab) override;
+  std::optional<boost::json::object> queueSpot(const std::string& owner,
+                                               const std::string& courselab,
+                                               const std::string& outputFile) override;
   std::string metricsText() override;
   boost::json::object statusData() override;
   void watchOutputs(std::function<void(const std::string&)> onOutput) override;
@@ -70,6 +76,9 @@ class TangoServer final : public JobService {
   void janitorLoop();
   void sendCallback(const TangoJob& job);
   void announceOutput(const TangoJob& job);
+  // Claims queued job `id` and finishes it as cancelled; false when it was
+  // not queued (any more).
+  bool cancelIfQueued(std::int64_t id);
   void callbackDone(std::int64_t jobId, bool delivered, const std::string& detail);
   std::optional<std::string> localPartialOutput(std::int64_t jobId);
   boost::json::object localStats();
@@ -85,6 +94,8 @@ class TangoServer final : public JobService {
   std::unique_ptr<CallbackSender> callbacks_;
   std::unique_ptr<JobManager> manager_;
   BuiltImages built_;
+  std::unique_ptr<QueueView> queueView_;
+  std::atomic<bool> stopped_{false};  // for work done outside the manager (cancels)
   std::mutex janitorMu_;
   std::mutex outputWatchMu_;
   std::function<void(const std::string&)> outputWatch_;  // guarded by outputWatchMu_

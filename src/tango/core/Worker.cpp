@@ -92,6 +92,13 @@ class JobRun {
       trace("Dispatched job " + tag + " [try " + std::to_string(attempt) + "]");
       StepStatus st;
       std::string failure = attemptOnce(vm, ready, tag, raw, st);
+      if (cancelled() && !lost()) {
+        std::error_code ec;
+        std::filesystem::remove(raw, ec);
+        destroy(vm);
+        finishCancelled(vm, "running");
+        return;
+      }
       if (lost()) {
         abandon(vm, raw);
         return;
@@ -152,7 +159,7 @@ class JobRun {
     }
 
     step("waitVM", job_.times.waitVM);
-    if (lost()) return kLost;
+    if (stopped()) return kLost;
     auto w = timed("waitVM", [&] { return vmms(vm).waitVM(vm, seconds(cfg.waitVmTimeout)); });
     st.waitvm = w.ok ? 0 : -1;
     if (!w.ok) {
@@ -163,7 +170,7 @@ class JobRun {
     }
 
     step("copyIn", job_.times.copyIn);
-    if (lost()) return kLost;
+    if (stopped()) return kLost;
     auto c = timed("copyIn",
                    [&] { return vmms(vm).copyIn(vm, job_.input, seconds(cfg.copyInTimeout)); });
     st.copyin = c.ok ? 0 : -1;
@@ -176,7 +183,7 @@ class JobRun {
     }
 
     step("runJob", job_.times.runJob);
-    if (lost()) return kLost;
+    if (stopped()) return kLost;
     RunSpec spec;
     spec.timeoutSecs = job_.timeout;
     spec.maxOutputBytes = job_.maxOutputFileSize;
@@ -194,7 +201,7 @@ class JobRun {
     // autodriver that cannot (a damaged VM).
     spec.hardTimeout = seconds(job_.timeout + 10);
     RunResult run = timed("runJob", [&] { return vmms(vm).runJob(vm, spec); });
-    if (lost()) return kLost;  // its VM was stopped for it
+    if (stopped()) return kLost;  // its VM was stopped for it
     st.runjob = run.status;
     trace("Job " + tag + " executed [status=" + std::to_string(run.status) + "]" +
           (run.error.empty() ? "" : ": " + run.error));
@@ -274,6 +281,28 @@ class JobRun {
     complete(vm, handedBack_, &*out);
   }
 
+  // Cancelled (JobQueue::requestCancel, JobManager::cancel): the VM, if any,
+  // is gone; the output file and the trace's last entry say so, and the
+  // callback goes as for any finished job.
+ public:
+  void finishCancelled(const TangoMachine& vm, const char* when) {
+    const std::string msg = std::string("Error: Job cancelled while ") + when;
+    const std::string header =
+        autograderLine("Received job " + job_.name + ":" + std::to_string(job_.id)) +
+        autograderLine(msg);
+    std::optional<PreparedOutput> out;
+    out.emplace(prepareOutputFile(job_.outputFile, header, std::nullopt));
+    waitForSpace(vm, out, [&] { return prepareOutputFile(job_.outputFile, header, std::nullopt); });
+    if (!out->error().empty()) job_.appendTrace("Error: " + out->error());
+    job_.outcome = JobOutcome::Cancelled;
+    job_.appendTrace(msg);
+    complete(vm, /*destroyed=*/true, &*out);
+  }
+  // A queued job holds no VM.
+  void noVm() { handedBack_ = true; }
+  bool recorded() const { return recorded_; }
+
+ private:
   void failAfterRetries(const TangoMachine& vm, const std::string& failure, const StepStatus& st) {
     const int tries = ctx_.cfg.jobRetries + 1;
     std::string header =
@@ -389,6 +418,7 @@ class JobRun {
       abandon(vm, {}, destroyed || handedBack_);
       return;
     }
+    recorded_ = true;
     spdlog::info("job {}: finished on node {} ({})", job_.id, ctx_.cfg.nodeId,
                  toString(job_.outcome));
     ++ctx_.stats.jobsFinished;
@@ -493,6 +523,8 @@ class JobRun {
   }
 
   bool lost() const { return lease_.lost->load(); }
+  bool cancelled() const { return lease_.cancelled->load(); }
+  bool stopped() const { return lost() || cancelled(); }
   Vmms& vmms(const TangoMachine& vm) const { return ctx_.vmms.of(vm); }
   bool ownAccount() const { return job_.accessKeyId && job_.accessKey; }
 
@@ -505,10 +537,18 @@ class JobRun {
   WorkerLease& lease_;
   int runStatus_ = -1;
   bool handedBack_ = false;  // the current VM went back to the preallocator
+  bool recorded_ = false;    // the finish was committed
   std::string notice_;       // the VMMS's word on a limit that ended the run
 };
 
 }  // namespace
+
+bool finishCancelled(WorkerContext& ctx, TangoJob& job, WorkerLease& lease) {
+  JobRun run(ctx, job, lease);
+  run.noVm();
+  run.finishCancelled(TangoMachine{}, "queued");
+  return run.recorded();
+}
 
 void runWorker(WorkerContext ctx, TangoJob job, WorkerLease lease, Preallocator::Allocation alloc) {
   try {

@@ -40,8 +40,16 @@ struct WorkerLease {
   // that must not stop the VM (a reused one is being reset for its pool).
   // The finish itself tells the worker whether the lease was still its own.
   std::shared_ptr<std::atomic<bool>> finishing = std::make_shared<std::atomic<bool>>(false);
+  // Set when the job is cancelled while it runs: its VM is stopped, and the
+  // worker finishes it as cancelled (its output says so, its callback goes).
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
 };
 
 void runWorker(WorkerContext ctx, TangoJob job, WorkerLease lease, Preallocator::Allocation alloc);
+
+// A queued job claimed (JobQueue::claim) to be cancelled: its output file
+// says so, it is recorded finished, and its callback goes. `ctx.onVm` is
+// not used. Returns whether the finish was recorded.
+bool finishCancelled(WorkerContext& ctx, TangoJob& job, WorkerLease& lease);
 
 }  // namespace tango

@@ -33,8 +33,28 @@ const char* toString(JobOutcome o) {
       return "timeout";
     case JobOutcome::InternalError:
       return "internal_error";
+    case JobOutcome::Cancelled:
+      return "cancelled";
   }
   return "unknown";
+}
+
+const char* toString(JobPriority p) {
+  switch (p) {
+    case JobPriority::Low:
+      return "low";
+    case JobPriority::Normal:
+      return "normal";
+    case JobPriority::High:
+      return "high";
+  }
+  return "normal";
+}
+
+std::optional<JobPriority> parsePriority(std::string_view s) {
+  for (auto p : {JobPriority::Low, JobPriority::Normal, JobPriority::High})
+    if (s == toString(p)) return p;
+  return std::nullopt;
 }
 
 double nowSeconds() {

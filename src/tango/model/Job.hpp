@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tango {
@@ -44,8 +45,15 @@ enum class JobState { Queued, Running, Finished };
 const char* toString(JobState s);
 
 // How a finished job ended, for operators (Tango only has the trace).
-enum class JobOutcome { None, Success, MakeFailed, Timeout, InternalError };
+enum class JobOutcome { None, Success, MakeFailed, Timeout, InternalError, Cancelled };
 const char* toString(JobOutcome o);
+
+// addJob's optional "priority": every queued job of a higher priority
+// starts before any of a lower one (a regrade at `low` never delays a live
+// submission). What a key may ask for is bounded by the config.
+enum class JobPriority { Low = 0, Normal = 1, High = 2 };
+const char* toString(JobPriority p);
+std::optional<JobPriority> parsePriority(std::string_view s);
 
 // What the autodriver reports about the job's processes (side channel).
 struct ResourceUsage {
@@ -99,6 +107,7 @@ struct TangoJob {
   bool disableNetwork = false;
   JobLimits limits;
   int retries = 0;
+  JobPriority priority = JobPriority::Normal;
   bool assigned = false;
   std::vector<std::string> trace;  // "<ctime>|<message>"
   TangoMachine vm;

@@ -169,6 +169,7 @@ json::object toTangoJson(const TangoJob& job, std::optional<std::int64_t> queueP
       {"step", job.step},
       {"times", timesJson(job.times)},
       {"outcome", toString(job.outcome)},
+      {"priority", toString(job.priority)},
       {"disableNetwork", job.disableNetwork},
       {"limits", toJson(job.limits)},
       {"node", job.vm.node},  // the node whose VM runs (or ran) it
@@ -251,7 +252,9 @@ TangoJob fromStoreJson(const json::value& doc) {
               : outcome == "make_failed"    ? JobOutcome::MakeFailed
               : outcome == "timeout"        ? JobOutcome::Timeout
               : outcome == "internal_error" ? JobOutcome::InternalError
+              : outcome == "cancelled"      ? JobOutcome::Cancelled
                                             : JobOutcome::None;
+  j.priority = parsePriority(str(o, "priority")).value_or(JobPriority::Normal);
   j.callbackPending = boolean(o, "callbackPending");
   j.callbackResult = str(o, "callbackResult");
   j.callbackDetail = str(o, "callbackDetail");

@@ -4,6 +4,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <set>
 
 #include "tango/model/JobJson.hpp"
 #include "tango/redis/RedisScripts.hpp"
@@ -159,63 +160,117 @@ int RedisJobQueue::recover() {
   return static_cast<int>(r.elements.size());
 }
 
-std::optional<TakenJob> RedisJobQueue::take(const std::function<bool(const TangoJob&)>& accept,
-                                            const std::function<void(const TangoJob&)>& undo) {
-  eval(kRequeueLapsed, {std::to_string(leaseTime_.count())});
-  // The oldest queued jobs; a manager with free VMs rarely looks past them.
+std::vector<TangoJob> RedisJobQueue::queuedInStartOrder() {
   ++commands_;
-  auto queued = redis_.command({"ZRANGE", key("queued"), "0", "255"});
-  if (!queued.isArray() || queued.elements.empty()) return std::nullopt;
-  std::vector<std::int64_t> order;
+  auto r =
+      redis_.pipeline({{"ZRANGE", key("queued"), "0", "-1"}, {"ZRANGE", key("leased"), "0", "-1"}});
+  if (!r[0].isArray() || r[0].elements.empty()) return {};
+  std::vector<std::int64_t> queuedIds, runningIds;
   std::vector<std::string> missing;
-  std::map<std::int64_t, TangoJob> candidates;
+  std::map<std::int64_t, TangoJob> candidates, running;
   {
     std::lock_guard lock(cacheMu_);
-    for (const auto& e : queued.elements) {
+    for (const auto& e : r[0].elements) {
       const std::int64_t id = toId(e.str);
-      order.push_back(id);
+      queuedIds.push_back(id);
       if (auto it = candidates_.find(id); it != candidates_.end())
         candidates.emplace(id, it->second);
       else
         missing.push_back(e.str);
     }
+    for (const auto& e : r[1].elements) {
+      const std::int64_t id = toId(e.str);
+      runningIds.push_back(id);
+      if (auto it = runningShares_.find(id); it != runningShares_.end())
+        running.emplace(id, it->second);
+      else if (auto c = candidates_.find(id); c != candidates_.end())
+        running.emplace(id, c->second);
+      else
+        missing.push_back(e.str);
+    }
   }
-  for (auto& j : load(missing)) candidates.emplace(j.id, std::move(j));
+  for (auto& j : load(missing)) {
+    const std::int64_t id = j.id;
+    if (std::find(runningIds.begin(), runningIds.end(), id) != runningIds.end()) {
+      TangoJob share;  // what the start order reads of a running job
+      share.id = id;
+      share.keyId = j.keyId;
+      share.courselab = j.courselab;
+      running.emplace(id, std::move(share));
+    } else {
+      candidates.emplace(id, std::move(j));
+    }
+  }
   {
     std::lock_guard lock(cacheMu_);
     candidates_ = candidates;  // what is no longer queued drops out
+    runningShares_ = running;  // likewise for what no longer runs
   }
-  for (auto id : order) {
+  std::vector<const TangoJob*> queued, held;
+  std::vector<std::int64_t> ids;
+  for (auto id : queuedIds) {
     auto c = candidates.find(id);
-    if (c == candidates.end()) continue;
     // A key this node does not know: left to a node that does (every node
     // should have the same KEYS).
-    if (c->second.labDir.empty()) continue;
-    if (!accept(c->second)) continue;
-    const std::string token =
-        node_ + "/" + instance_ + "/" + std::to_string(takes_.fetch_add(1) + 1);
-    auto doc = eval(kTake, {std::to_string(id), token, std::to_string(leaseTime_.count())});
-    auto job = parse(doc);
-    if (!job) {  // another node was first
-      undo(c->second);
-      continue;
-    }
-    if (job->assigned) {
-      // Its lease lapsed where it ran (that node died, stalled or restarted).
-      job->appendTrace("Requeued job " + job->name + ":" + std::to_string(job->id) +
-                       ": the node running it (" + (job->vm.node.empty() ? "?" : job->vm.node) +
-                       ") stopped renewing its lease");
-      job->vm.id = 0;
-    }
-    job->assigned = true;
-    job->state = JobState::Running;
-    job->times.assigned = nowSeconds();
-    job->step = "assigned";
-    Lease lease{id, token};
-    update(lease, *job);
-    return TakenJob{std::move(*job), std::move(lease)};
+    if (c == candidates.end() || c->second.labDir.empty()) continue;
+    queued.push_back(&c->second);
+    ids.push_back(id);
+  }
+  for (const auto& [id, j] : running) held.push_back(&j);
+  std::vector<TangoJob> out;
+  out.reserve(queued.size());
+  for (auto i : startOrder(queued, held, policy_)) out.push_back(candidates.at(ids[i]));
+  return out;
+}
+
+std::optional<TakenJob> RedisJobQueue::takeId(std::int64_t id) {
+  const std::string token = node_ + "/" + instance_ + "/" + std::to_string(takes_.fetch_add(1) + 1);
+  auto doc = eval(kTake, {std::to_string(id), token, std::to_string(leaseTime_.count())});
+  auto job = parse(doc);
+  if (!job) return std::nullopt;  // another node was first
+  if (job->assigned) {
+    // Its lease lapsed where it ran (that node died, stalled or restarted).
+    job->appendTrace("Requeued job " + job->name + ":" + std::to_string(job->id) +
+                     ": the node running it (" + (job->vm.node.empty() ? "?" : job->vm.node) +
+                     ") stopped renewing its lease");
+    job->vm.id = 0;
+  }
+  job->assigned = true;
+  job->state = JobState::Running;
+  job->times.assigned = nowSeconds();
+  job->step = "assigned";
+  Lease lease{id, token};
+  update(lease, *job);
+  return TakenJob{std::move(*job), std::move(lease)};
+}
+
+std::optional<TakenJob> RedisJobQueue::take(const std::function<bool(const TangoJob&)>& accept,
+                                            const std::function<void(const TangoJob&)>& undo) {
+  eval(kRequeueLapsed, {std::to_string(leaseTime_.count())});
+  for (const auto& candidate : queuedInStartOrder()) {
+    if (!accept(candidate)) continue;
+    if (auto taken = takeId(candidate.id)) return taken;
+    undo(candidate);
   }
   return std::nullopt;
+}
+
+std::optional<TakenJob> RedisJobQueue::claim(std::int64_t id) { return takeId(id); }
+
+void RedisJobQueue::requestCancel(std::int64_t id) {
+  eval(std::string(s::kRequestCancel), {std::to_string(id)});
+}
+
+std::vector<std::int64_t> RedisJobQueue::cancelsAsked(const std::vector<Lease>& leases) {
+  if (leases.empty()) return {};
+  std::vector<std::string> cmd{"HMGET", key("cancel")};
+  for (const auto& l : leases) cmd.push_back(std::to_string(l.jobId));
+  ++commands_;
+  auto r = redis_.command(cmd);
+  std::vector<std::int64_t> out;
+  for (std::size_t i = 0; i < r.elements.size() && i < leases.size(); ++i)
+    if (!r.elements[i].isNil()) out.push_back(leases[i].jobId);
+  return out;
 }
 
 std::vector<Lease> RedisJobQueue::renew(const std::vector<Lease>& leases) {
@@ -273,21 +328,23 @@ std::optional<TangoJob> RedisJobQueue::get(std::int64_t id) {
 }
 
 std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> RedisJobQueue::liveJobs() {
+  std::map<std::int64_t, std::int64_t> position;
+  std::int64_t n = 0;
+  for (const auto& j : queuedInStartOrder()) position[j.id] = n++;
   ++commands_;
   auto r =
       redis_.pipeline({{"ZRANGE", key("live"), "0", "-1"}, {"ZRANGE", key("queued"), "0", "-1"}});
   std::vector<std::string> ids;
   for (const auto& e : r[0].elements) ids.push_back(e.str);
-  std::map<std::int64_t, std::int64_t> position;
-  std::int64_t n = 0;
-  for (const auto& e : r[1].elements) position[toId(e.str)] = n++;
+  std::set<std::int64_t> queued;
+  for (const auto& e : r[1].elements) queued.insert(toId(e.str));
   std::vector<std::pair<TangoJob, std::optional<std::int64_t>>> out;
   for (auto& j : load(ids)) {
     std::optional<std::int64_t> pos;
-    if (auto p = position.find(j.id); p != position.end()) {
-      pos = p->second;
+    if (queued.count(j.id)) {  // put back after a lapsed lease: queued, whatever it says
       j.assigned = false;
       j.state = JobState::Queued;
+      if (auto p = position.find(j.id); p != position.end()) pos = p->second;
     }
     out.emplace_back(std::move(j), pos);
   }

@@ -15,6 +15,7 @@
 //   <p>leased                sorted set: id -> lease expiry (ms, Redis time)
 //   <p>owners                hash: id -> lease token (<node>/<instance>/<n>)
 //   <p>dead                  sorted set: id -> finish time (ms)
+//   <p>cancel                hash: live id -> 1, a cancel asked for (cleared at its finish)
 //   <p>cb:<node>             set: finished jobs whose callback <node> sends
 //   <p>managers, <p>wake:<node>  who to wake, and each one's wake-up list
 #include <atomic>
@@ -41,6 +42,9 @@ class RedisJobQueue final : public JobQueue {
   int recover() override;
   std::optional<TakenJob> take(const std::function<bool(const TangoJob&)>& accept,
                                const std::function<void(const TangoJob&)>& undo) override;
+  std::optional<TakenJob> claim(std::int64_t id) override;
+  void requestCancel(std::int64_t id) override;
+  std::vector<std::int64_t> cancelsAsked(const std::vector<Lease>& leases) override;
   std::vector<Lease> renew(const std::vector<Lease>& leases) override;
   bool update(const Lease& lease, const TangoJob& job) override;
   bool unassign(const Lease& lease, TangoJob job) override;
@@ -67,6 +71,11 @@ class RedisJobQueue final : public JobQueue {
   std::optional<TangoJob> parse(const RedisReply& doc) const;
   std::vector<TangoJob> load(const std::vector<std::string>& ids);
   std::string key(const std::string& k) const { return prefix_ + k; }
+  // Claims queued job `id`; nullopt when another node was first.
+  std::optional<TakenJob> takeId(std::int64_t id);
+  // The queued jobs in start order (StartOrder.hpp), from the queued and
+  // leased sets; their documents come from the caches below.
+  std::vector<TangoJob> queuedInStartOrder();
   void wakeLoop();
 
   RedisClient redis_;
@@ -78,10 +87,13 @@ class RedisJobQueue final : public JobQueue {
   std::mutex vmIdsMu_;
   std::int64_t vmIdNext_ = 0, vmIdEnd_ = 0;  // this node's reserved VM ids
   std::atomic<std::int64_t> commands_{0};
-  // Candidates' documents, by id: what `accept` reads (image, limits) never
-  // changes while a job is queued, so each is fetched once.
+  // Candidates' documents, by id: what `accept` and the start order read
+  // (image, limits, key, courselab, priority) never changes while a job is
+  // live, so each is fetched once; a running job keeps only what its share
+  // needs.
   std::mutex cacheMu_;
   std::map<std::int64_t, TangoJob> candidates_;
+  std::map<std::int64_t, TangoJob> runningShares_;
   // Live jobs per key id (MAX_LIVE_JOBS_PER_KEY), counted from the live set
   // at most once a second, plus what this node added since: an addJob does
   // not load every live job. Jobs that finished meanwhile still count until

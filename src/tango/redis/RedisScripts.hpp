@@ -116,12 +116,22 @@ if redis.call('HGET', p .. 'owners', ARGV[2]) ~= ARGV[3] then
   return 0
 end
 redis.call('HSET', p .. 'finishedby', ARGV[2], ARGV[3])
+redis.call('HDEL', p .. 'cancel', ARGV[2])
 redis.call('SET', p .. 'job:' .. ARGV[2], ARGV[4])
 redis.call('ZREM', p .. 'leased', ARGV[2])
 redis.call('HDEL', p .. 'owners', ARGV[2])
 redis.call('ZREM', p .. 'live', ARGV[2])
 redis.call('ZADD', p .. 'dead', now, ARGV[2])
 if ARGV[5] ~= '' then redis.call('SADD', p .. 'cb:' .. ARGV[5], ARGV[2]) end
+return 1
+)lua";
+
+// ARGV: prefix, id. Records a cancel for a live job (its runner's renewals
+// find it); returns whether the job is live.
+inline constexpr const char* kRequestCancel = R"lua(
+local p = ARGV[1]
+if not redis.call('ZSCORE', p .. 'live', ARGV[2]) then return 0 end
+redis.call('HSET', p .. 'cancel', ARGV[2], '1')
 return 1
 )lua";
 

@@ -1,6 +1,7 @@
 #include "tango/rest/TangoREST.hpp"
 
 #include <algorithm>
+#include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <charconv>
 #include <system_error>
@@ -116,7 +117,8 @@ std::unique_ptr<HttpExchange> TangoREST::begin(const HttpHead& head) {
   // Every Tango route has the key second; no body is read for a wrong one.
   const bool keyed = is("open", 3) || is("upload", 3) || is("addJob", 3) || is("poll", 4) ||
                      is("getPartialOutput", 3) || is("info", 2) || is("jobs", 3) || is("pool", 2) ||
-                     is("pool", 3) || is("prealloc", 4) || is("build", 2);
+                     is("pool", 3) || is("prealloc", 4) || is("build", 2) || is("cancel", 3) ||
+                     is("cancelQueued", 3);
   if (keyed && !keyOk(s[1])) return refuse(kWrongKey);
   if (is("open", 3)) {
     if (!get) return methodNotAllowed();
@@ -161,6 +163,15 @@ std::unique_ptr<HttpExchange> TangoREST::begin(const HttpHead& head) {
   // Autolab sends prealloc as a GET with a body.
   if (is("prealloc", 4)) return get || post ? prealloc(s[1], s[2], s[3]) : methodNotAllowed();
   if (is("build", 2)) return post ? build(s[1], head) : methodNotAllowed();
+  // Not Tango's, in its style: cancel one job, or every queued job of a courselab.
+  if (is("cancel", 3)) {
+    if (!post) return methodNotAllowed();
+    return answerLater([this, s] { return cancel(s[1], s[2]); }, true);
+  }
+  if (is("cancelQueued", 3)) {
+    if (!post) return methodNotAllowed();
+    return answerLater([this, s] { return cancelQueued(s[1], s[2]); }, true);
+  }
   // Operator routes (not Tango's): the key comes as ?key= or X-Tango-Key, not in the path.
   if (is("metrics", 1) || is("status", 1) || (is("status", 2) && s[1] == "data")) {
     if (!get) return methodNotAllowed();
@@ -257,7 +268,37 @@ HttpResponse TangoREST::poll(const std::string& key, const std::string& coursela
   if (!dir) return jsonFailure(kBadCourselab);
   if (!isSafeName(outputFile)) return jsonFailure("Invalid output file name");
   auto found = outputAnswer(*dir, outputFile);
-  return found ? std::move(*found) : jsonFailure(kNoOutput);
+  return found ? std::move(*found) : notYet(key, courselab, outputFile);
+}
+
+HttpResponse TangoREST::notYet(const std::string& key, const std::string& courselab,
+                               const std::string& outputFile) {
+  // Tango's answer; a job still queued adds where it stands (extra fields:
+  // Tango clients read statusId and statusMsg only).
+  auto body = tangoStatus(-1, kNoOutput);
+  if (auto spot = jobs_.queueSpot(keyId(key), courselab, outputFile))
+    for (auto& [k, v] : *spot) body[k] = v;
+  return jsonAnswer(body);
+}
+
+HttpResponse TangoREST::cancel(const std::string& key, const std::string& jobId) {
+  auto id = parseInt(jobId, 1, INT64_MAX);
+  if (!id) return jsonFailure("Invalid job id: must be a positive integer");
+  CancelResult r = jobs_.cancel(*id, ownerFilter(key));
+  if (!r.ok) return jsonFailure(r.message);
+  auto body = tangoStatus(0, r.message);
+  body["jobId"] = *id;
+  return jsonAnswer(body);
+}
+
+HttpResponse TangoREST::cancelQueued(const std::string& key, const std::string& courselab) {
+  if (!labs_.dirFor(key, courselab)) return jsonFailure(kBadCourselab);
+  CancelResult r = jobs_.cancelQueued(keyId(key), courselab);
+  auto body = tangoStatus(r.ok ? 0 : -1, r.message);
+  boost::json::array ids;
+  for (auto id : r.ids) ids.push_back(id);
+  body["jobIds"] = std::move(ids);
+  return jsonAnswer(body);
 }
 
 std::optional<HttpResponse> TangoREST::outputAnswer(const std::filesystem::path& dir,
@@ -279,7 +320,7 @@ void TangoREST::pollWaiting(const std::string& key, const std::string& courselab
     return done(poll(key, courselab, outputFile));
   if (auto found = outputAnswer(*dir, outputFile)) return done(std::move(*found));
   auto look = [this, dir = *dir, outputFile] { return outputAnswer(dir, outputFile); };
-  waits_.park(outputFile, std::move(look), jsonFailure(kNoOutput),
+  waits_.park(outputFile, std::move(look), notYet(key, courselab, outputFile),
               PollWaits::Clock::now() + std::chrono::seconds(waitSecs), std::move(done));
 }
 

@@ -46,6 +46,11 @@ class TangoREST : public HttpHandler {
   std::unique_ptr<HttpExchange> addJob(const std::string& key, const std::string& courselab);
   HttpResponse poll(const std::string& key, const std::string& courselab,
                     const std::string& outputFile);
+  // Tango's "Output file not found", with a queued job's place in line.
+  HttpResponse notYet(const std::string& key, const std::string& courselab,
+                      const std::string& outputFile);
+  HttpResponse cancel(const std::string& key, const std::string& jobId);
+  HttpResponse cancelQueued(const std::string& key, const std::string& courselab);
   // The output file's answer if it is there.
   std::optional<HttpResponse> outputAnswer(const std::filesystem::path& dir,
                                            const std::string& outputFile);
