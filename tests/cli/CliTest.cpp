@@ -93,7 +93,8 @@ TEST(CliFlags, HelpListsEveryFlagWithDefaults) {
                            "-i,--info",        "-j,--jobs",     "--deadJobs",  "--pool",
                            "--prealloc",       "--num",         "--vmms",      "--cores",
                            "--memory",         "--build",       "--imageName", "--getPartialOutput",
-                           "--jobid",          "--runJob",      "--numJobs",   "--json"}) {
+                           "--jobid",          "--runJob",      "--numJobs",   "--json",
+                           "--cancel",         "--priority"}) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag << "\n" << r.out;
   }
   for (const char* def :
@@ -289,6 +290,65 @@ TEST_F(CliTest, GetPartialOutputOfARunningJob) {
   EXPECT_NE(unknown.err.find("--jobid"), std::string::npos) << unknown.err;
   auto missing = cli({"--getPartialOutput"});
   EXPECT_EQ(missing.exit, 2) << missing;
+}
+
+// --cancel: one job by --jobid, or every queued job of -l; --priority on -a.
+TEST_F(CliTest, CancelAndPriority) {
+  std::ofstream(dir / "autograde-Makefile", std::ios::trunc) << "autograde:\n\t@sleep 60\n";
+  openAndUpload("slow");
+  const std::vector<std::string> files{
+      "--infiles", R"({"localFile": "autograde-Makefile", "destFile": "Makefile"})"};
+  auto add = [&](const std::string& out, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"-l", "slow", "-a", "--json", "--outputFile", out};
+    args.insert(args.end(), files.begin(), files.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    return cli(args);
+  };
+  auto idOf = [](const CliResult& r) {
+    return std::string(json::parse(r.out).as_object()["jobId"].as_string());
+  };
+  auto r1 = add("c1.out"), r2 = add("c2.out");  // the pool's two VMs
+  ASSERT_EQ(r1.exit, 0) << r1;
+  ASSERT_EQ(r2.exit, 0) << r2;
+  auto r3 = add("c3.out", {"--priority", "low"});
+  ASSERT_EQ(r3.exit, 0) << r3;
+  auto jobs = cliJson({"-j"});
+  bool sawLow = false;
+  for (auto& j : jobs["jobs"].as_array())
+    if (std::to_string(j.as_object().at("id").as_int64()) == idOf(r3))
+      sawLow = j.as_object().at("priority") == "low";
+  EXPECT_TRUE(sawLow) << json::serialize(jobs);
+
+  auto bad = add("c4.out", {"--priority", "urgent"});
+  EXPECT_EQ(bad.exit, 2) << bad;
+  auto high = add("c4.out", {"--priority", "high"});
+  EXPECT_EQ(high.exit, 1) << high;
+  EXPECT_NE(high.err.find("this key may ask for at most 'normal'"), std::string::npos) << high;
+
+  // Wait until the first two hold the VMs, so the third is the queued one.
+  for (int i = 0; i < 200; ++i) {
+    int assigned = 0;
+    auto list = cliJson({"-j"});
+    for (auto& j : list["jobs"].as_array()) assigned += j.as_object().at("assigned").as_bool();
+    if (assigned == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto all = cli({"-l", "slow", "--cancel"});
+  EXPECT_EQ(all.exit, 0) << all;
+  EXPECT_NE(all.out.find("Cancelled 1 queued jobs of courselab slow"), std::string::npos) << all;
+  EXPECT_NE(all.out.find(idOf(r3)), std::string::npos) << all;
+  auto one = cli({"--cancel", "--jobid", idOf(r1)});
+  EXPECT_EQ(one.exit, 0) << one;
+  EXPECT_NE(one.out.find("is being cancelled"), std::string::npos) << one;
+  auto out = waitPoll("slow", "c1.out");
+  EXPECT_EQ(out.exit, 0) << out;
+  EXPECT_NE(out.out.find("Error: Job cancelled while running"), std::string::npos) << out;
+  auto unknown = cli({"--cancel", "--jobid", "999999"});
+  EXPECT_EQ(unknown.exit, 1) << unknown;
+  EXPECT_NE(unknown.err.find("Job 999999 not found"), std::string::npos) << unknown;
+  auto neither = cli({"--cancel"});
+  EXPECT_EQ(neither.exit, 2) << neither;
+  EXPECT_EQ(cli({"--cancel", "--jobid", idOf(r2)}).exit, 0);
 }
 
 TEST_F(CliTest, RunJobUploadsSubmitsAndWaits) {

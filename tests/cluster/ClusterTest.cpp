@@ -304,3 +304,38 @@ TEST_F(ClusterTest, AnApiNodeReachesTheManagersForPoolsAndPartialOutput) {
 
 }  // namespace
 }  // namespace tango::test
+
+namespace tango::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A job running on a manager is cancelled through an API node, which runs
+// no job itself: the manager learns of it at its next lease renewal, stops
+// the VM, and the output and the one callback say it was cancelled.
+TEST_F(ClusterTest, ACancelThroughAnApiNodeStopsTheJobOnItsManager) {
+  startRedis();
+  addApi();
+  addManager();
+  uploadHello();
+  auto id = submitSlow(60);
+  ASSERT_GT(id, 0);
+  ASSERT_TRUE(waitRunning(id));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = api(0).post("/cancel/test/" + std::to_string(id) + "/", "").json();
+  EXPECT_EQ(r["statusId"].as_int64(), 0) << json::serialize(r);
+  ASSERT_TRUE(waitFinished({id}, 30s));
+  // A renewal every third of the lease (2 s), plus the VM's stop.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  EXPECT_EQ(finished().at(id).at("outcome"), "cancelled");
+  const std::string text = readFile(outputPath("slow.out"));
+  EXPECT_NE(text.find("Error: Job cancelled while running"), std::string::npos) << text;
+  const auto end = std::chrono::steady_clock::now() + 20s;
+  while (callbacks()["slow.out"] < 1 && std::chrono::steady_clock::now() < end)
+    std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(callbacks()["slow.out"], 1);
+}
+
+}  // namespace
+}  // namespace tango::test

@@ -597,3 +597,46 @@ CALLBACK_ALLOW = ["10.0.0.5/32", "fd12::/16"]
 }
 
 }  // namespace
+
+namespace tango::test {
+namespace {
+
+// Deadline night: MAX_PRIORITY, [[KEY_POLICY]] and [COURSELAB_WEIGHTS].
+// A key is never shown in a message: entries are named by position.
+TEST(Config, SharesAndPriorities) {
+  auto c = fromToml(
+      "KEYS = [\"k1\", \"k2\"]\nMAX_PRIORITY = \"low\"\n"
+      "[[KEY_POLICY]]\nkey = \"k2\"\nweight = 3\nmax_priority = \"high\"\n"
+      "[COURSELAB_WEIGHTS]\n\"15213-f26\" = 2.5\nother = 1\n");
+  EXPECT_EQ(c.maxPriority, "low");
+  ASSERT_EQ(c.keyPolicies.size(), 1u);
+  EXPECT_EQ(c.keyPolicies[0].key, "k2");
+  EXPECT_EQ(c.keyPolicies[0].weight, 3);
+  EXPECT_EQ(c.keyPolicies[0].maxPriority, "high");
+  EXPECT_EQ(c.courselabWeights.at("15213-f26"), 2.5);
+  EXPECT_EQ(Config{}.maxPriority, "normal");
+  EXPECT_EQ(fromToml("", {{"MAX_PRIORITY", "high"}}).maxPriority, "high");
+
+  auto msg = errorOf([] { fromToml("KEYS = [\"k1\"]\n[[KEY_POLICY]]\nkey = \"secret-x\"\n"); });
+  EXPECT_EQ(msg, "KEY_POLICY[0].key: not one of KEYS");
+  msg = errorOf([] {
+    fromToml("KEYS = [\"k1\"]\n[[KEY_POLICY]]\nkey = \"k1\"\n[[KEY_POLICY]]\nkey = \"k1\"\n");
+  });
+  EXPECT_EQ(msg, "KEY_POLICY[1].key: a key has two entries");
+  msg = errorOf([] { fromToml("KEYS = [\"k1\"]\n[[KEY_POLICY]]\nkey = \"k1\"\nweight = 0\n"); });
+  EXPECT_TRUE(startsWith(msg, "KEY_POLICY[0].weight: must be a number > 0")) << msg;
+  msg = errorOf([] {
+    fromToml("KEYS = [\"k1\"]\n[[KEY_POLICY]]\nkey = \"k1\"\nmax_priority = \"urgent\"\n");
+  });
+  EXPECT_TRUE(startsWith(msg, "KEY_POLICY[0].max_priority: must be one of low, normal, high"))
+      << msg;
+  msg = errorOf([] { fromToml("KEYS = [\"k1\"]\n[[KEY_POLICY]]\nweight = 2\n"); });
+  EXPECT_EQ(msg, "KEY_POLICY[0].key: missing");
+  msg = errorOf([] { fromToml("[COURSELAB_WEIGHTS]\nlab = -1\n"); });
+  EXPECT_TRUE(startsWith(msg, "COURSELAB_WEIGHTS.lab: must be a number > 0")) << msg;
+  msg = errorOf([] { fromToml("MAX_PRIORITY = \"top\"\n"); });
+  EXPECT_TRUE(startsWith(msg, "MAX_PRIORITY: must be one of low, normal, high")) << msg;
+}
+
+}  // namespace
+}  // namespace tango::test

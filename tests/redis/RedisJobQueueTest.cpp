@@ -4,6 +4,7 @@
 
 #include <boost/json/serialize.hpp>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "RedisServer.hpp"
@@ -150,6 +151,62 @@ TEST_F(RedisJobQueueTest, ADocumentWithAPathOutsideItsCourselabIsIgnored) {
   ASSERT_TRUE(raw.command({"SET", "t:job:" + std::to_string(id), doc}).isOk());
   EXPECT_FALSE(a->get(id));
   EXPECT_FALSE(a->take(any(), none()));
+}
+
+// Every node walks the queue in the one start order (StartOrder.hpp): a
+// courselab that queued late is not stuck behind another's batch, whoever
+// added which, and a low job waits for every normal one; positions follow.
+TEST_F(RedisJobQueueTest, EveryNodeTakesInTheStartOrder) {
+  auto a = node("a", 5000ms), b = node("b", 5000ms);
+  auto in = [](const std::string& lab, JobPriority p = JobPriority::Normal) {
+    TangoJob j = job(lab);
+    j.courselab = lab;
+    j.priority = p;
+    return j;
+  };
+  auto low = a->add(in("regrade", JobPriority::Low));
+  for (int i = 0; i < 20; ++i) a->add(in("batch"));
+  ASSERT_TRUE(a->take(any(), none()));  // two batch jobs hold the VMs
+  ASSERT_TRUE(b->take(any(), none()));
+  std::vector<std::int64_t> late;
+  for (int i = 0; i < 3; ++i) late.push_back(b->add(in("late")));
+  std::map<std::int64_t, std::int64_t> position;
+  for (const auto& [j, pos] : a->liveJobs())
+    if (pos) position[j.id] = *pos;
+  EXPECT_EQ(position.at(late[0]), 0);
+  EXPECT_EQ(position.at(late[1]), 1);
+  EXPECT_EQ(position.at(low), 21);  // last: 18 batch + 3 late ahead of it
+  std::string labs;
+  for (int i = 0; i < 8; ++i) {
+    auto t = (i % 2 ? a : b)->take(any(), none());
+    ASSERT_TRUE(t);
+    labs += t->job.courselab == "late" ? 'L' : 'B';
+  }
+  EXPECT_EQ(labs, "LLBLBBBB");
+}
+
+// A cancel reaches the node that runs the job through its renewals, and a
+// queued job can be claimed (to cancel it) by any node, once.
+TEST_F(RedisJobQueueTest, CancelsReachTheNodeThatRunsTheJob) {
+  auto a = node("a", 5000ms), b = node("b", 5000ms);
+  auto running = a->add(job("x"));
+  auto queued = a->add(job("y"));
+  auto t = a->take([&](const TangoJob& j) { return j.id == running; }, none());
+  ASSERT_TRUE(t);
+  EXPECT_TRUE(a->cancelsAsked({t->lease}).empty());
+  b->requestCancel(running);
+  EXPECT_EQ(a->cancelsAsked({t->lease}), (std::vector<std::int64_t>{running}));
+  EXPECT_FALSE(b->claim(running)) << "running: not claimed";
+  auto c = b->claim(queued);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->job.id, queued);
+  EXPECT_FALSE(a->claim(queued)) << "claimed once";
+  EXPECT_FALSE(a->take(any(), none()));
+  // The finish clears the record; a finished job takes no new one.
+  EXPECT_TRUE(a->finish(t->lease, t->job));
+  b->requestCancel(running);
+  RedisClient raw(server_.clientOptions());
+  EXPECT_EQ(raw.command({"HLEN", "t:cancel"}).integer, 0);
 }
 
 }  // namespace
