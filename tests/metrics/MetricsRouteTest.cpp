@@ -70,8 +70,11 @@ TEST_F(MetricsRoute, CountsAJobAndParsesWithPromtool) {
   EXPECT_TRUE(check.ok) << check.output << "\n" << text;
 
   EXPECT_EQ(value(text, "tango_jobs_received_total"), 2) << text;
-  EXPECT_EQ(value(text, "tango_jobs_finished_total{outcome=\"success\"}"), outcomes["success"]) << text;
-  EXPECT_EQ(value(text, "tango_jobs_finished_total{outcome=\"make_failed\"}"), outcomes["make_failed"]) << text;
+  EXPECT_EQ(value(text, "tango_jobs_finished_total{outcome=\"success\"}"), outcomes["success"])
+      << text;
+  EXPECT_EQ(value(text, "tango_jobs_finished_total{outcome=\"make_failed\"}"),
+            outcomes["make_failed"])
+      << text;
   EXPECT_EQ(value(text, "tango_jobs_finished_total{outcome=\"timeout\"}"), 0) << text;
   EXPECT_EQ(value(text, "tango_job_retries_total"), 0) << text;
   EXPECT_EQ(value(text, "tango_queue_length"), 0) << text;
@@ -95,6 +98,47 @@ TEST_F(MetricsRoute, CountsAJobAndParsesWithPromtool) {
         "tango_job_latency_seconds histogram", "tango_pool_vms gauge"}) {
     EXPECT_NE(text.find(std::string("# TYPE ") + family + "\n"), std::string::npos) << family;
   }
+}
+
+// One VM: a job holds it while another courselab's job waits, and /metrics
+// shows both per courselab, with the wait, then the wait in the histogram.
+class OneVmMetrics : public ServiceTest {
+ protected:
+  std::string extraConfig() override { return "POOL_SIZE = 1\nMAX_CONCURRENT_JOBS = 1\n"; }
+};
+
+TEST_F(OneVmMetrics, ShowsEachCourselabsQueueAndWait) {
+  auto slow = submit("malloclab", {{"autograde-Makefile", "autograde:\n\t@sleep 3\n"}}, "slow.out");
+  ASSERT_GT(slow, 0);
+  std::string text;
+  for (int i = 0;
+       i < 200 &&
+       value(text, "tango_courselab_jobs{courselab=\"malloclab\",state=\"running\"}") != 1;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    text = http->get("/metrics?key=test").body;
+  }
+  auto waiting = submit("datalab", {{"autograde-Makefile", "autograde:\n\t@true\n"}}, "quick.out");
+  ASSERT_GT(waiting, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  text = http->get("/metrics?key=test").body;
+  EXPECT_EQ(value(text, "tango_courselab_jobs{courselab=\"malloclab\",state=\"running\"}"), 1)
+      << text;
+  EXPECT_EQ(value(text, "tango_courselab_jobs{courselab=\"datalab\",state=\"queued\"}"), 1) << text;
+  EXPECT_EQ(value(text, "tango_courselab_jobs{courselab=\"datalab\",state=\"running\"}"), 0)
+      << text;
+  EXPECT_GE(value(text, "tango_courselab_oldest_wait_seconds{courselab=\"datalab\"}"), 1.0) << text;
+  auto check = promtoolCheck(text);
+  EXPECT_TRUE(check.ok) << check.output << "\n" << text;
+
+  ASSERT_TRUE(waitDead(slow));
+  ASSERT_TRUE(waitDead(waiting));
+  text = http->get("/metrics?key=test").body;
+  // Both started once; the second waited about as long as the first ran.
+  EXPECT_EQ(value(text, "tango_job_queue_wait_seconds_count"), 2) << text;
+  EXPECT_GE(value(text, "tango_job_queue_wait_seconds_sum"), 1.0) << text;
+  // No live jobs: no per-courselab series left behind.
+  EXPECT_EQ(text.find("tango_courselab_jobs{"), std::string::npos) << text;
 }
 
 }  // namespace

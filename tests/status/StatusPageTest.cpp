@@ -122,6 +122,15 @@ TEST_F(StatusPage, ShowsAJobQueuedThenRunningThenFinished) {
   EXPECT_NE(d3.find("id=\"conn\" class=\"\">updated "), std::string::npos) << d3;  // no failed poll
 
   EXPECT_NE(d3.find(" MB</td>"), std::string::npos) << d3;  // resource usage shown
+  EXPECT_NE(d3.find("<td>lab2</td><td class=\"success\">"), std::string::npos)
+      << d3;  // the finished list names the courselab
+  // The last hour's charts, drawn from the service's own samples (one every
+  // 10 s; the jobs above took longer than that): a line for the queue, and
+  // the courselab that waited in the wait chart's legend.
+  const auto chartAt = d3.find("id=\"chartQueue\"");
+  ASSERT_NE(chartAt, std::string::npos) << d3;
+  EXPECT_NE(d3.find("<polyline", chartAt), std::string::npos) << d3;
+  EXPECT_NE(d3.find("lab2 (s)"), std::string::npos) << d3;
   screenshot("status-page.png");
 }
 

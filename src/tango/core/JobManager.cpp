@@ -176,6 +176,7 @@ void JobManager::dispatch() {
     }
     auto job = std::move(taken->job);
     WorkerLease lease{std::move(taken->lease)};
+    if (job.times.queued > 0) stats_.metrics.waited(job.times.assigned - job.times.queued);
 
     std::unique_lock lock(mu_);
     if (stop_) {

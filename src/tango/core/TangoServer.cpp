@@ -10,6 +10,7 @@
 #include "tango/metrics/ServiceMetrics.hpp"
 #include "tango/model/JobJson.hpp"
 #include "tango/status/StatusData.hpp"
+#include "tango/status/StatusHistory.hpp"
 #include "tango/util/SafeName.hpp"
 
 namespace tango {
@@ -67,6 +68,24 @@ void TangoServer::start() {
                     return true;
                   }});
   if (cfg_.runsManager()) startManager();
+  history_ = std::thread([this] { historyLoop(); });
+}
+
+void TangoServer::historyLoop() {
+  std::unique_lock lock(janitorMu_);
+  while (!stopping_) {
+    lock.unlock();
+    try {
+      const double now = nowSeconds();
+      samples_.record(now, status::courselabLoads(queue_->liveJobs(), now),
+                      queue_->countFinished());
+    } catch (const std::exception& e) {
+      spdlog::debug("status history: no sample: {}", e.what());
+    }
+    lock.lock();
+    janitorCv_.wait_for(lock, std::chrono::duration<double>(status::StatusHistory::kEverySecs),
+                        [this] { return stopping_; });
+  }
 }
 
 void TangoServer::startManager() {
@@ -159,6 +178,7 @@ void TangoServer::stop() {
   }
   janitorCv_.notify_all();
   if (janitor_.joinable()) janitor_.join();
+  if (history_.joinable()) history_.join();
   if (manager_) manager_->stop();
   if (callbacks_) callbacks_->stop();
   if (cluster_) cluster_->leave();
@@ -425,6 +445,7 @@ std::string TangoServer::metricsText() {
   metrics::ServiceSnapshot snap{stats_};
   snap.queued = static_cast<std::int64_t>(queue_->unassignedCount());
   snap.running = static_cast<std::int64_t>(manager_->running());
+  snap.courselabs = status::courselabLoads(queue_->liveJobs(), nowSeconds());
   for (const auto& [image, p] : preallocator_->pools()) {
     snap.pools[image] = {static_cast<std::int64_t>(p.total.size()),
                          static_cast<std::int64_t>(p.free.size())};
@@ -439,6 +460,7 @@ json::object TangoServer::statusData() {
   in.pools = pools(std::nullopt).pools;
   in.info = info();
   in.prefix = cfg_.prefix;
+  in.history = samples_.json();
   return status::statusData(in, nowSeconds());
 }
 

@@ -19,6 +19,7 @@
 #include "tango/core/Preallocator.hpp"
 #include "tango/core/QueueView.hpp"
 #include "tango/core/Stats.hpp"
+#include "tango/status/StatusHistory.hpp"
 #include "tango/vmms/VmmsSet.hpp"
 
 namespace tango {
@@ -74,6 +75,7 @@ class TangoServer final : public JobService {
   void startManager();
   void cleanUpAfter(const Cluster::DeadNode& dead);
   void janitorLoop();
+  void historyLoop();  // a sample for the status page's charts every 10 s
   void sendCallback(const TangoJob& job);
   void announceOutput(const TangoJob& job);
   // Claims queued job `id` and finishes it as cancelled; false when it was
@@ -103,6 +105,8 @@ class TangoServer final : public JobService {
   bool stopping_ = false;
   std::atomic<bool> managing_{false};  // the manager has started
   std::thread janitor_;
+  std::thread history_;
+  status::StatusHistory samples_;
 };
 
 }  // namespace tango

@@ -13,7 +13,10 @@ std::array<Histogram, sizeof...(I)> stepHistograms(std::index_sequence<I...>) {
 
 JobMetrics::JobMetrics()
     : steps_(stepHistograms(std::make_index_sequence<kSteps.size()>())),
-      latency_(Histogram::latencyBounds()) {}
+      latency_(Histogram::latencyBounds()),
+      queueWait_(Histogram::latencyBounds()) {}
+
+void JobMetrics::waited(double seconds) { queueWait_.observe(std::max(seconds, 0.0)); }
 
 std::size_t JobMetrics::stepIndex(std::string_view step) {
   return static_cast<std::size_t>(std::find(kSteps.begin(), kSteps.end(), step) - kSteps.begin());

@@ -15,8 +15,8 @@ class JobMetrics {
  public:
   static constexpr std::array<std::string_view, 7> kSteps = {
       "initializeVM", "waitVM", "copyIn", "runJob", "copyOut", "destroyVM", "resetVM"};
-  static constexpr std::array<std::string_view, 4> kOutcomes = {"success", "make_failed", "timeout",
-                                                                "internal_error"};
+  static constexpr std::array<std::string_view, 5> kOutcomes = {"success", "make_failed", "timeout",
+                                                                "internal_error", "cancelled"};
 
   JobMetrics();
 
@@ -27,7 +27,10 @@ class JobMetrics {
   void finished(std::string_view outcome, double latencySeconds);
 
   HistogramSnapshot step(std::size_t i) const { return steps_[i].snapshot(); }
+  // A job got its VM `seconds` after it was queued.
+  void waited(double seconds);
   HistogramSnapshot latency() const { return latency_.snapshot(); }
+  HistogramSnapshot queueWait() const { return queueWait_.snapshot(); }
   std::int64_t errors(std::size_t i) const { return errors_[i].load(); }
   std::int64_t outcomes(std::size_t i) const { return outcomes_[i].load(); }
 
@@ -35,6 +38,7 @@ class JobMetrics {
   static std::size_t stepIndex(std::string_view step);
   std::array<Histogram, kSteps.size()> steps_;
   Histogram latency_;
+  Histogram queueWait_;
   std::array<std::atomic<std::int64_t>, kSteps.size()> errors_{};
   std::array<std::atomic<std::int64_t>, kOutcomes.size()> outcomes_{};
 };

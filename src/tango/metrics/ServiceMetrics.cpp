@@ -36,6 +36,23 @@ std::string renderServiceMetrics(const ServiceSnapshot& s) {
   gauge(e, "tango_queue_length", "Jobs waiting for a VM.", static_cast<double>(s.queued));
   gauge(e, "tango_running_jobs", "Jobs running now.", static_cast<double>(s.running));
 
+  // Per courselab, only those with live jobs now: a name a client chose
+  // adds series only while its jobs live (at most MAX_LIVE_JOBS_PER_KEY).
+  e.family("tango_courselab_jobs", "Live jobs of a courselab (state queued or running).", "gauge");
+  for (const auto& [lab, l] : s.courselabs) {
+    e.sample("tango_courselab_jobs", {{"courselab", lab}, {"state", "queued"}},
+             static_cast<double>(l.queued));
+    e.sample("tango_courselab_jobs", {{"courselab", lab}, {"state", "running"}},
+             static_cast<double>(l.running));
+  }
+  e.family("tango_courselab_oldest_wait_seconds",
+           "How long the oldest queued job of a courselab has waited.", "gauge");
+  for (const auto& [lab, l] : s.courselabs)
+    e.sample("tango_courselab_oldest_wait_seconds", {{"courselab", lab}}, l.oldestWaitSecs);
+  e.family("tango_job_queue_wait_seconds", "Time from submission to a VM, per job start.",
+           "histogram");
+  e.histogram("tango_job_queue_wait_seconds", {}, m.queueWait());
+
   e.family("tango_pool_vms", "VMs in the pool of an image (state total or free).", "gauge");
   for (const auto& [image, p] : s.pools) {
     e.sample("tango_pool_vms", {{"image", image}, {"state", "total"}},

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "tango/core/Stats.hpp"
+#include "tango/status/StatusHistory.hpp"
 
 namespace tango::metrics {
 
@@ -16,7 +17,8 @@ struct ServiceSnapshot {
   struct Pool {
     std::int64_t total = 0, free = 0;
   };
-  std::map<std::string, Pool> pools;  // image -> sizes
+  std::map<std::string, Pool> pools;                        // image -> sizes
+  std::map<std::string, status::CourselabLoad> courselabs;  // those with live jobs
 };
 
 std::string renderServiceMetrics(const ServiceSnapshot& s);

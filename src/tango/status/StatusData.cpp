@@ -59,7 +59,8 @@ json::object statusData(const StatusInput& in, double now) {
           {"running", std::move(running)},
           {"pools", in.pools},
           {"finished", std::move(finished)},
-          {"info", in.info}};
+          {"info", in.info},
+          {"history", in.history}};
 }
 
 }  // namespace tango::status

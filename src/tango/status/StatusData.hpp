@@ -20,7 +20,8 @@ struct StatusInput {
   std::vector<TangoJob> finished;                                      // newest first
   boost::json::object pools;
   boost::json::object info;
-  std::string prefix;  // VM instance names
+  std::string prefix;           // VM instance names
+  boost::json::object history;  // StatusHistory::json(), for the charts
 };
 
 boost::json::object statusData(const StatusInput& in, double now);

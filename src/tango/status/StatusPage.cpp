@@ -30,12 +30,26 @@ constexpr std::string_view kPage = R"HTML(<!DOCTYPE html>
   #counters { display: flex; flex-wrap: wrap; gap: 6px 18px; }
   #counters div b { font-variant-numeric: tabular-nums; }
   .more { color: #666; font-style: italic; }
+  .cancelled { color: #6b5bb5; }
+  #charts { display: grid; grid-template-columns: repeat(3, 1fr); gap: 12px; }
+  #charts figure { margin: 0; }
+  #charts figcaption { font-weight: 600; margin-bottom: 2px; }
+  #charts svg { width: 100%; height: 120px; background: #fafbfc; border: 1px solid #eee; }
+  #charts .legend span { margin-right: 10px; white-space: nowrap; }
 </style>
 </head>
 <body>
 <header><h1>Tango</h1><span id="summary">loading...</span><span id="conn"></span></header>
 <main>
   <section class="wide"><h2>Counters</h2><div id="counters"></div></section>
+  <section class="wide"><h2>The last hour</h2><div id="charts">
+    <figure><figcaption>Queue length</figcaption><svg id="chartQueue" viewBox="0 0 300 120" preserveAspectRatio="none"></svg>
+      <div class="legend" id="legendQueue"></div></figure>
+    <figure><figcaption>Jobs finished per minute</figcaption><svg id="chartFinished" viewBox="0 0 300 120" preserveAspectRatio="none"></svg>
+      <div class="legend" id="legendFinished"></div></figure>
+    <figure><figcaption>Longest wait per courselab</figcaption><svg id="chartWaits" viewBox="0 0 300 120" preserveAspectRatio="none"></svg>
+      <div class="legend" id="legendWaits"></div></figure>
+  </div></section>
   <section><h2>Queue <span id="queueTotal"></span></h2>
     <table><thead><tr><th>#</th><th>id</th><th>name</th><th>courselab</th><th>waiting</th></tr></thead><tbody id="queue"></tbody></table>
     <div id="queueMore" class="more"></div></section>
@@ -44,7 +58,7 @@ constexpr std::string_view kPage = R"HTML(<!DOCTYPE html>
   <section><h2>Pools</h2>
     <table><thead><tr><th>image</th><th>total</th><th>free</th></tr></thead><tbody id="pools"></tbody></table></section>
   <section><h2>Last finished (click for the trace)</h2>
-    <table><thead><tr><th>id</th><th>name</th><th>outcome</th><th>duration</th><th>cpu</th><th>max RSS</th></tr></thead><tbody id="finished"></tbody></table></section>
+    <table><thead><tr><th>id</th><th>name</th><th>courselab</th><th>outcome</th><th>duration</th><th>cpu</th><th>max RSS</th></tr></thead><tbody id="finished"></tbody></table></section>
 </main>
 <script>
 "use strict";
@@ -70,7 +84,79 @@ function row(cells, attrs) {
 }
 function fill(id, rows) { document.getElementById(id).replaceChildren(...rows); }
 
+// Charts: SVG drawn here from /status/data's history (one sample every
+// 10 s); names go into the legend with textContent like everything else.
+// Inline <svg> elements already carry the SVG namespace; borrowing it keeps the page
+// free of any URL.
+const SVG = document.getElementById("chartQueue").namespaceURI;
+const COLORS = ["#2f6fdf", "#d9822b", "#17803d", "#c0262d", "#6b5bb5", "#8a6d3b", "#0f8c8c", "#b5497a"];
+function chart(id, legendId, series, t0, t1, bars) {
+  const svg = document.getElementById(id);
+  let max = 1;
+  for (const s of series) for (const [, v] of s.points) max = Math.max(max, v);
+  const x = t => (t1 > t0 ? (t - t0) / (t1 - t0) : 1) * 296 + 2;
+  const y = v => 116 - (v / max) * 108;
+  const nodes = [];
+  const label = document.createElementNS(SVG, "text");
+  label.setAttribute("x", 4); label.setAttribute("y", 10); label.setAttribute("font-size", 9);
+  label.textContent = "max " + (Number.isInteger(max) ? max : max.toFixed(1));
+  nodes.push(label);
+  series.forEach((s, i) => {
+    const color = COLORS[i % COLORS.length];
+    if (bars) {
+      for (const [t, v] of s.points) {
+        const r = document.createElementNS(SVG, "rect");
+        r.setAttribute("x", x(t) - 2); r.setAttribute("width", 4);
+        r.setAttribute("y", y(v)); r.setAttribute("height", 116 - y(v));
+        r.setAttribute("fill", color);
+        nodes.push(r);
+      }
+    } else if (s.points.length) {
+      const p = document.createElementNS(SVG, "polyline");
+      p.setAttribute("points", s.points.map(([t, v]) => x(t).toFixed(1) + "," + y(v).toFixed(1)).join(" "));
+      p.setAttribute("fill", "none"); p.setAttribute("stroke", color); p.setAttribute("stroke-width", 1.5);
+      p.setAttribute("vector-effect", "non-scaling-stroke");
+      nodes.push(p);
+    }
+  });
+  svg.replaceChildren(...nodes);
+  document.getElementById(legendId).replaceChildren(...series.map((s, i) => {
+    const span = document.createElement("span");
+    span.style.color = COLORS[i % COLORS.length];
+    span.textContent = "■ " + s.name;
+    return span;
+  }));
+}
+function renderCharts(h) {
+  const samples = (h && h.samples) || [];
+  if (!samples.length) return;
+  const t1 = samples[samples.length - 1].t, t0 = Math.max(samples[0].t, t1 - 3600);
+  const shown = samples.filter(s => s.t >= t0);
+  chart("chartQueue", "legendQueue", [
+    {name: "queued", points: shown.map(s => [s.t, s.queued])},
+    {name: "running", points: shown.map(s => [s.t, s.running])}], t0, t1);
+  // Per minute: the finished count's growth over each minute's samples.
+  const perMinute = [];
+  for (let i = 0; i < shown.length; ) {
+    let j = i;
+    while (j + 1 < shown.length && shown[j + 1].t - shown[i].t < 60) j++;
+    const next = shown[Math.min(j + 1, shown.length - 1)];
+    const span = Math.max(next.t - shown[i].t, 1);
+    perMinute.push([shown[i].t, Math.max(0, next.finished - shown[i].finished) * 60 / span]);
+    i = j + 1;
+  }
+  chart("chartFinished", "legendFinished", [{name: "jobs/min", points: perMinute}], t0, t1, true);
+  const labs = new Map();
+  for (const s of shown)
+    for (const [lab, secs] of Object.entries(s.waits || {})) {
+      if (!labs.has(lab)) labs.set(lab, []);
+      labs.get(lab).push([s.t, secs]);
+    }
+  chart("chartWaits", "legendWaits", [...labs.entries()].slice(0, 8).map(([name, points]) => ({name: name + " (s)", points})), t0, t1);
+}
+
 function render(d) {
+  renderCharts(d.history);
   const info = d.info || {};
   document.getElementById("summary").textContent =
     (info.queued_jobs || 0) + " queued, " + (info.running_jobs || 0) + " running, " +
@@ -95,7 +181,7 @@ function render(d) {
   const rows = [];
   for (const j of d.finished) {
     const u = j.usage || {};
-    const tr = row([j.id, j.name, {text: j.outcome, cls: j.outcome}, {text: secs(j.durationSecs), cls: "num"},
+    const tr = row([j.id, j.name, j.courselab, {text: j.outcome, cls: j.outcome}, {text: secs(j.durationSecs), cls: "num"},
                     {text: u.user_ms !== undefined ? secs((u.user_ms + u.sys_ms) / 1000) : "", cls: "num"},
                     {text: u.max_rss_kb !== undefined ? (u.max_rss_kb / 1024).toFixed(1) + " MB" : "", cls: "num"}],
                    {"class": "finished", "data-id": j.id, "data-outcome": j.outcome});
@@ -103,7 +189,7 @@ function render(d) {
     rows.push(tr);
     if (opened.has(j.id)) {
       const td = document.createElement("td");
-      td.colSpan = 6;
+      td.colSpan = 7;
       const pre = document.createElement("pre");
       pre.className = "trace";
       pre.textContent = j.trace.join("\n");
