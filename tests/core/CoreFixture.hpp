@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "FakeVmms.hpp"
@@ -73,6 +74,19 @@ inline bool traceHas(const TangoJob& j, const std::string& text) {
   for (const auto& t : j.trace)
     if (t.find(text) != std::string::npos) return true;
   return false;
+}
+
+// A VM is destroyed after its job's output is published (so the poll does
+// not wait for it), and a pool's VM counts as alive before it joins the free
+// list: what follows a finish is checked as it settles, not at once.
+inline bool eventually(const std::function<bool()>& cond,
+                       std::chrono::milliseconds within = std::chrono::milliseconds(5000)) {
+  const auto end = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
 }
 
 class CoreTest : public ::testing::Test {

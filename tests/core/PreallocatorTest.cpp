@@ -5,23 +5,16 @@
 namespace tango::test {
 namespace {
 
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds within = 5000ms) {
-  const auto end = std::chrono::steady_clock::now() + within;
-  while (std::chrono::steady_clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return cond();
-}
-
 TEST_F(CoreTest, APoolIsMadeByPreallocAndEmptiedForGoodByZero) {
   start();
   EXPECT_EQ(vmms_->aliveCount(), 0u) << "no pool before an image is asked for";
   ASSERT_TRUE(server_->prealloc("autograding_image", 3, {}).ok);
   EXPECT_TRUE(eventually([&] { return vmms_->aliveCount() == 3; }));
-  auto pools = server_->pools(std::string("autograding_image"));
-  ASSERT_TRUE(pools.found);
-  EXPECT_EQ(pools.pools.at("autograding_image").at("free").as_array().size(), 3u);
+  EXPECT_TRUE(eventually([&] {
+    auto pools = server_->pools(std::string("autograding_image"));
+    return pools.found && pools.pools.at("autograding_image").at("free").as_array().size() == 3u;
+  })) << "the three VMs join the pool's free list";
+  EXPECT_EQ(vmms_->aliveCount(), 3u) << "and no more are made";
   ASSERT_TRUE(server_->prealloc("autograding_image", 0, {}).ok);
   EXPECT_TRUE(eventually([&] { return vmms_->aliveCount() == 0; }));
   std::this_thread::sleep_for(500ms);

@@ -17,7 +17,8 @@ TEST_F(CoreTest, AJobRunsThroughEveryStepAndItsVmIsDestroyed) {
   EXPECT_NE(outputOf().find("Success: Autodriver returned normally"), std::string::npos);
   EXPECT_EQ(vmms_->inits, 1);
   EXPECT_EQ(vmms_->runs, 1);
-  EXPECT_EQ(vmms_->aliveCount(), 0u) << "a VM runs one job and is destroyed";
+  EXPECT_TRUE(eventually([&] { return vmms_->aliveCount() == 0; }))
+      << "a VM runs one job and is destroyed";
   EXPECT_EQ(job->vm.node, "node-a") << "the VM carries the node that made it";
   EXPECT_TRUE(traceHas(*job, "Added job j:" + std::to_string(id) + " to queue"));
 }
@@ -33,7 +34,7 @@ TEST_F(CoreTest, AFailedInitializeIsRetriedOnAFreshVm) {
   EXPECT_EQ(job->retries, 2);
   EXPECT_EQ(server_->stats().jobRetries, 2);
   EXPECT_TRUE(traceHas(*job, "Retrying job"));
-  EXPECT_EQ(vmms_->aliveCount(), 0u);
+  EXPECT_TRUE(eventually([&] { return vmms_->aliveCount() == 0; }));
 }
 
 // Each step failing on every try: the job ends after JOB_RETRIES + 1 tries
@@ -139,7 +140,7 @@ TEST_F(CoreTest, AVmmsThatThrowsFailsTheStepAndTheJobStillEnds) {
   EXPECT_EQ(job->outcome, JobOutcome::Success);
   EXPECT_EQ(job->retries, 1);
   EXPECT_TRUE(traceHas(*job, "runJob threw: engine exploded"));
-  EXPECT_EQ(vmms_->aliveCount(), 0u);
+  EXPECT_TRUE(eventually([&] { return vmms_->aliveCount() == 0; }));
 }
 
 // waitVM gives up after WAITVM_TIMEOUT each time: three tries, then the
