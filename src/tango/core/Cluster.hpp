@@ -63,6 +63,8 @@ class Cluster {
   virtual void setPool(const PoolSetting& setting) = 0;
   // Asks `node` for the output so far of job `jobId`.
   virtual std::optional<std::string> partialOutput(const std::string& node, std::int64_t jobId) = 0;
+  // stats() and pools() are memory reads (no other node to ask).
+  virtual bool inProcess() const { return false; }
 };
 
 // One node alone: nothing to share.
@@ -70,6 +72,7 @@ class SingleNode final : public Cluster {
  public:
   explicit SingleNode(std::string id) : id_(std::move(id)) {}
   std::string nodeId() const override { return id_; }
+  bool inProcess() const override { return true; }
   void join(Local local) override { local_ = std::move(local); }
   void leave() override {}
   std::vector<DeadNode> claimDeadNodes() override { return {}; }

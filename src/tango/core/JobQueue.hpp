@@ -11,6 +11,7 @@
 // its output and callback never follow the other node's.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -83,6 +84,16 @@ class JobQueue {
   }
   // The `limit` most recently finished jobs, oldest first.
   virtual std::vector<TangoJob> finished(int limit) = 0;
+  // The same jobs as Tango's /jobs elements, already serialised, with the
+  // key id each belongs to: what /jobs/<key>/1/ copies out. This default
+  // builds them on each call; LocalJobQueue keeps them.
+  struct FinishedJson {
+    std::string keyId;
+    std::shared_ptr<const std::string> json;
+  };
+  virtual std::vector<FinishedJson> finishedJson(int limit);
+  // unassignedCount() and liveCount() are memory reads (no network, no disk).
+  virtual bool countsInMemory() const { return false; }
   virtual std::int64_t countFinished() = 0;
 
   // Finished jobs whose callback this node must (re)send: its own, and

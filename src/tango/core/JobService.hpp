@@ -54,6 +54,11 @@ class JobService {
   virtual std::optional<std::string> partialOutput(std::int64_t jobId,
                                                    const std::optional<std::string>& owner) = 0;
   virtual boost::json::object info() = 0;
+  // info() reads only memory (one node, queue in process): it may run on
+  // an I/O thread.
+  virtual bool infoIsQuick() { return false; }
+  // /jobs/<key>/1/'s list as JSON array text, each element stored once.
+  virtual std::string deadJobsJson(const std::optional<std::string>& owner);
   // All pools (image empty) or one image's pool.
   virtual PoolsResult pools(const std::optional<std::string>& image) = 0;
   // Set the pool size of `image` to `num`; `body` holds optional vmms/cores/memory.

@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/json/serialize.hpp>
+
+#include "tango/model/JobJson.hpp"
+
 namespace tango {
 
 void endForUnknownKey(TangoJob& job) {
@@ -215,10 +219,42 @@ bool LocalJobQueue::finish(const Lease& lease, TangoJob job) {
   // lease and tries again.
   store_->update(job);
   leases_.erase(job.id);
-  live_.erase(job.id);
   unassigned_.erase(job.id);
   cancelAsked_.erase(job.id);
+  remember(job);
+  live_.erase(job.id);
   return true;
+}
+
+void LocalJobQueue::remember(const TangoJob& job) {
+  std::lock_guard lock(listedMu_);
+  if (listedLimit_ == 0) return;  // nothing listed yet: the first listing loads
+  listed_[job.id] = {job.keyId, std::make_shared<const std::string>(
+                                    boost::json::serialize(toTangoJson(job, std::nullopt)))};
+  while (listed_.size() > listedLimit_) listed_.erase(listed_.begin());
+}
+
+std::vector<JobQueue::FinishedJson> LocalJobQueue::finishedJson(int limit) {
+  if (limit <= 0) return {};
+  std::lock_guard lock(listedMu_);
+  if (static_cast<std::size_t>(limit) > listedLimit_) {
+    // Once (and again only if a larger limit is asked): finishes wait
+    // meanwhile, so none falls between the load and the cache.
+    listed_.clear();
+    for (const auto& job : finished(limit))
+      listed_[job.id] = {job.keyId, std::make_shared<const std::string>(
+                                        boost::json::serialize(toTangoJson(job, std::nullopt)))};
+    listedLimit_ = static_cast<std::size_t>(limit);
+  }
+  std::vector<FinishedJson> out;
+  const std::size_t skip = listed_.size() > static_cast<std::size_t>(limit)
+                               ? listed_.size() - static_cast<std::size_t>(limit)
+                               : 0;
+  out.reserve(listed_.size() - skip);
+  std::size_t i = 0;
+  for (const auto& [id, f] : listed_)
+    if (i++ >= skip) out.push_back(f);
+  return out;
 }
 
 std::optional<TangoJob> LocalJobQueue::get(std::int64_t id) {
@@ -276,6 +312,10 @@ void LocalJobQueue::callbackDone(std::int64_t id, const std::string& result,
   job->callbackDetail = detail;
   job->callbackTime = when;
   store_->update(*job);
+  std::lock_guard listed(listedMu_);
+  if (auto it = listed_.find(id); it != listed_.end())
+    it->second.json = std::make_shared<const std::string>(
+        boost::json::serialize(toTangoJson(*job, std::nullopt)));
 }
 
 }  // namespace tango

@@ -37,6 +37,8 @@ class LocalJobQueue final : public JobQueue {
   std::size_t liveCount() override;
   std::size_t liveCountOf(const std::string& keyId) override;
   std::vector<TangoJob> finished(int limit) override;
+  std::vector<FinishedJson> finishedJson(int limit) override;
+  bool countsInMemory() const override { return true; }
   std::int64_t countFinished() override;
   std::vector<TangoJob> pendingCallbacks() override;
   void callbackDone(std::int64_t id, const std::string& result, const std::string& detail,
@@ -53,6 +55,7 @@ class LocalJobQueue final : public JobQueue {
   bool requeueLapsed();                                  // mu_ held; true if any went back
   std::vector<std::int64_t> queuedInStartOrder() const;  // mu_ held
   TakenJob assign(std::int64_t id);                      // mu_ held; `id` is queued
+  void remember(const TangoJob& finished);               // mu_ held
 
   std::unique_ptr<JobStore> store_;
   const std::chrono::milliseconds leaseTime_;
@@ -62,6 +65,13 @@ class LocalJobQueue final : public JobQueue {
   std::map<std::int64_t, Held> leases_;
   std::set<std::int64_t> cancelAsked_;  // live jobs to stop wherever they run
   std::uint64_t takes_ = 0;
+  // The most recent finished jobs' Tango JSON by id, kept from the first
+  // listing on (at most the largest limit asked), so a listing copies text
+  // instead of parsing and re-serialising a thousand documents. In memory
+  // only: the elements hold absolute paths, which name the API key.
+  std::mutex listedMu_;  // after mu_ when both are held
+  std::map<std::int64_t, FinishedJson> listed_;
+  std::size_t listedLimit_ = 0;
 };
 
 }  // namespace tango

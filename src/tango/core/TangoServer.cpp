@@ -230,6 +230,17 @@ json::array TangoServer::jobs(bool dead, const std::optional<std::string>& owner
   return out;
 }
 
+std::string TangoServer::deadJobsJson(const std::optional<std::string>& owner) {
+  std::string out = "[";
+  for (const auto& f : queue_->finishedJson(cfg_.deadJobsListed)) {
+    if (owner && f.keyId != *owner) continue;
+    if (out.size() > 1) out += ',';
+    out += *f.json;
+  }
+  out += ']';
+  return out;
+}
+
 std::optional<json::object> TangoServer::queueSpot(const std::string& owner,
                                                    const std::string& courselab,
                                                    const std::string& outputFile) {
@@ -326,6 +337,8 @@ json::object TangoServer::localStats() {
       {"leases_lost", stats_.leasesLost.load()},
   };
 }
+
+bool TangoServer::infoIsQuick() { return queue_->countsInMemory() && cluster_->inProcess(); }
 
 json::object TangoServer::info() {
   json::object out = localStats();

@@ -55,6 +55,8 @@ class TangoServer final : public JobService {
   std::optional<std::string> partialOutput(std::int64_t jobId,
                                            const std::optional<std::string>& owner) override;
   boost::json::object info() override;
+  bool infoIsQuick() override;
+  std::string deadJobsJson(const std::optional<std::string>& owner) override;
   PoolsResult pools(const std::optional<std::string>& image) override;
   SimpleResult prealloc(const std::string& image, int num,
                         const boost::json::object& body) override;

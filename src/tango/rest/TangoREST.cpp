@@ -150,7 +150,9 @@ std::unique_ptr<HttpExchange> TangoREST::begin(const HttpHead& head) {
   }
   if (is("info", 2)) {
     if (!get) return methodNotAllowed();
-    return answerLater([this, s] { return info(s[1]); }, true);
+    // On one node the counters are memory reads: answered on the I/O
+    // thread, without a hop to the handler pool and back.
+    return answerLater([this, s] { return info(s[1]); }, !jobs_.infoIsQuick());
   }
   if (is("jobs", 3)) {
     if (!get) return methodNotAllowed();
@@ -345,8 +347,15 @@ HttpResponse TangoREST::info(const std::string& key) {
 HttpResponse TangoREST::jobs(const std::string& key, const std::string& dead) {
   if (!keyOk(key)) return jsonFailure(kWrongKey);
   if (dead != "0" && dead != "1") return jsonFailure("Invalid deadjobs value: use 0 or 1");
+  if (dead == "1") {
+    // The stored elements spliced in as they are: no parse, no re-serialise.
+    HttpResponse r;
+    r.body = R"({"statusId":0,"statusMsg":"Found list of jobs","jobs":)" +
+             jobs_.deadJobsJson(ownerFilter(key)) + "}";
+    return r;
+  }
   auto body = tangoStatus(0, "Found list of jobs");
-  body["jobs"] = jobs_.jobs(dead == "1", ownerFilter(key));
+  body["jobs"] = jobs_.jobs(false, ownerFilter(key));
   return jsonAnswer(body);
 }
 
