@@ -8,11 +8,14 @@
 
 namespace tango {
 
+JobQueue::FinishedJson JobQueue::listedOf(const TangoJob& job) {
+  return {job.keyId, std::make_shared<const std::string>(
+                         boost::json::serialize(toTangoJson(job, std::nullopt)))};
+}
+
 std::vector<JobQueue::FinishedJson> JobQueue::finishedJson(int limit) {
   std::vector<FinishedJson> out;
-  for (const auto& job : finished(limit))
-    out.push_back({job.keyId, std::make_shared<const std::string>(
-                                  boost::json::serialize(toTangoJson(job, std::nullopt)))});
+  for (const auto& job : finished(limit)) out.push_back(listedOf(job));
   return out;
 }
 

@@ -92,6 +92,7 @@ class JobQueue {
     std::shared_ptr<const std::string> json;
   };
   virtual std::vector<FinishedJson> finishedJson(int limit);
+  static FinishedJson listedOf(const TangoJob& job);  // one job's element
   // unassignedCount() and liveCount() are memory reads (no network, no disk).
   virtual bool countsInMemory() const { return false; }
   virtual std::int64_t countFinished() = 0;

@@ -2,10 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/json/serialize.hpp>
-
-#include "tango/model/JobJson.hpp"
-
 namespace tango {
 
 void endForUnknownKey(TangoJob& job) {
@@ -229,8 +225,7 @@ bool LocalJobQueue::finish(const Lease& lease, TangoJob job) {
 void LocalJobQueue::remember(const TangoJob& job) {
   std::lock_guard lock(listedMu_);
   if (listedLimit_ == 0) return;  // nothing listed yet: the first listing loads
-  listed_[job.id] = {job.keyId, std::make_shared<const std::string>(
-                                    boost::json::serialize(toTangoJson(job, std::nullopt)))};
+  listed_[job.id] = listedOf(job);
   while (listed_.size() > listedLimit_) listed_.erase(listed_.begin());
 }
 
@@ -241,9 +236,7 @@ std::vector<JobQueue::FinishedJson> LocalJobQueue::finishedJson(int limit) {
     // Once (and again only if a larger limit is asked): finishes wait
     // meanwhile, so none falls between the load and the cache.
     listed_.clear();
-    for (const auto& job : finished(limit))
-      listed_[job.id] = {job.keyId, std::make_shared<const std::string>(
-                                        boost::json::serialize(toTangoJson(job, std::nullopt)))};
+    for (const auto& job : finished(limit)) listed_[job.id] = listedOf(job);
     listedLimit_ = static_cast<std::size_t>(limit);
   }
   std::vector<FinishedJson> out;
@@ -313,9 +306,7 @@ void LocalJobQueue::callbackDone(std::int64_t id, const std::string& result,
   job->callbackTime = when;
   store_->update(*job);
   std::lock_guard listed(listedMu_);
-  if (auto it = listed_.find(id); it != listed_.end())
-    it->second.json = std::make_shared<const std::string>(
-        boost::json::serialize(toTangoJson(*job, std::nullopt)));
+  if (auto it = listed_.find(id); it != listed_.end()) it->second = listedOf(*job);
 }
 
 }  // namespace tango
