@@ -2,6 +2,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,6 +36,24 @@ bool plain_name(std::string_view name) {
          name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
 }
 
+// Whether the open directory `fd` is ours and holds nothing.
+bool empty_own_dir(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_uid != ::geteuid()) return false;
+  const int dup = ::dup(fd);
+  if (dup < 0) return false;
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::fdopendir(dup), ::closedir);
+  if (!d) {
+    ::close(dup);
+    return false;
+  }
+  while (const dirent* e = ::readdir(d.get())) {
+    const std::string_view n = e->d_name;
+    if (n != "." && n != "..") return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::variant<std::vector<std::string>, StdinJobError> read_stdin_job(int fd,
@@ -44,9 +63,14 @@ std::variant<std::vector<std::string>, StdinJobError> read_stdin_job(int fd,
   archive_read_support_format_tar(a.get());
   if (archive_read_open_fd(a.get(), fd, 64 * 1024) != ARCHIVE_OK)
     return StdinJobError{std::string("cannot read the job from stdin: ") + error_of(a.get())};
-  if (::mkdir(dir.c_str(), 0700) != 0) throw_errno("mkdir " + dir);
+  // A sandbox may hand us its job directory already made (the local VMMS's
+  // warm sandbox: a tmpfs): then it must be an empty directory of ours.
+  const bool made = ::mkdir(dir.c_str(), 0700) == 0;
+  if (!made && errno != EEXIST) throw_errno("mkdir " + dir);
   UniqueFd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dirfd.valid()) throw_errno("open " + dir);
+  if (!made && !empty_own_dir(dirfd.get()))
+    return StdinJobError{dir + " exists and is not an empty directory of ours"};
 
   std::vector<std::string> args;
   bool saw_args = false;
@@ -98,6 +122,9 @@ std::variant<std::vector<std::string>, StdinJobError> read_stdin_job(int fd,
     }
     if (::fchmod(out.get(), mode) != 0) throw_errno("chmod " + dir + "/" + std::string(name));
   }
+  // Every job stream holds its flags (even none): a stream without them is
+  // no job (the service went away before handing one over).
+  if (!saw_args) return StdinJobError{"no job arrived on stdin"};
   return args;
 }
 

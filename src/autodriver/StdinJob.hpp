@@ -20,10 +20,11 @@ struct StdinJobError {
   std::string message;
 };
 
-// Reads the stream from `fd` to its end, creates `dir` (mode 0700, it must
-// not exist) and writes the job's files there (mode from the tar, at most
-// 0755, never through a link). Returns the further flags, or why the
-// stream was refused; OS failures throw std::system_error.
+// Reads the stream from `fd` to its end, creates `dir` (mode 0700; or takes
+// it when it is an empty directory of ours, as a sandbox's tmpfs is) and
+// writes the job's files there (mode from the tar, at most 0755, never
+// through a link). Returns the further flags, or why the stream was refused
+// (a stream without `args` is no job); OS failures throw std::system_error.
 std::variant<std::vector<std::string>, StdinJobError> read_stdin_job(int fd,
                                                                      const std::string& dir);
 

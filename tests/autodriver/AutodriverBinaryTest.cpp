@@ -637,6 +637,51 @@ TEST_F(AutodriverBinary, StdinJobRefusesEntriesThatAreNotPlainFiles) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
 }
 
+TEST_F(AutodriverBinary, StdinJobTakesAnEmptyDirectoryOfItsOwnAndNoOther) {
+  // The local VMMS's warm sandbox hands over its job directory made (a tmpfs).
+  const fs::path empty = base_ / "empty", full = base_ / "full", foreign = base_ / "foreign";
+  for (const auto& d : {empty, full, foreign}) fs::create_directory(d);
+  write_file(full / "stale", "x");
+  if (geteuid() == 0) {
+    for (const auto& p : {base_, empty, full, full / "stale"})
+      ASSERT_EQ(lchown(p.c_str(), kNobody, kNobody), 0);
+  }
+  RunMode mode;
+  mode.stdin_data = make_tar({{"args", nul_separated({}), {}},
+                              {"job/Makefile", "all:\n\t@ls -A\n", {}}});
+  const RunResult r = run_autodriver({"-S", empty.string()}, mode);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, std::string(kExited0) + "Makefile\n");
+  std::vector<fs::path> refusedDirs{full};
+  if (geteuid() == 0) refusedDirs.push_back(foreign);  // root's, not the autodriver's
+  for (const auto& d : refusedDirs) {
+    const RunResult refused = run_autodriver({"-S", d.string()}, mode);
+    EXPECT_NE(refused.exit_code, 0) << d;
+    EXPECT_EQ(refused.out, "") << d;
+    EXPECT_NE(refused.err.find("is not an empty directory of ours"), std::string::npos)
+        << refused.err;
+  }
+  EXPECT_TRUE(fs::exists(full / "stale"));
+}
+
+TEST_F(AutodriverBinary, StdinJobWithoutItsFlagsIsNoJob) {
+  if (geteuid() == 0) {
+    ASSERT_EQ(lchown(base_.c_str(), kNobody, kNobody), 0);
+  }
+  // The service went away before the job: stdin ends with nothing, or a
+  // stream without `args` arrives. Neither runs anything.
+  for (const std::string& data :
+       {std::string(), make_tar({{"job/Makefile", "all:\n\t@echo ran\n", {}}})}) {
+    RunMode mode;
+    mode.stdin_data = data;
+    const fs::path dir = base_ / ("n" + std::to_string(data.size()));
+    const RunResult r = run_autodriver({"-S", dir.string()}, mode);
+    EXPECT_NE(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err.rfind("autodriver: ", 0), 0u) << r.err;
+  }
+}
+
 TEST_F(AutodriverBinary, CgroupCounterGrowthIsInTheUsageReport) {
   // Stand-ins for memory.events and pids.events, bumped by the job itself.
   const fs::path mem = base_ / "memory.events", pids = base_ / "pids.events";

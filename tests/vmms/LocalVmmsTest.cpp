@@ -204,6 +204,51 @@ TEST_F(LocalVmmsTest, TheJobAndItsAutodriverRunAsDifferentUids) {
   EXPECT_EQ(st.st_mode & 07777, 0600u);
 }
 
+// The sandbox is made with its VM, its autodriver waiting for the job
+// (LocalWarm.cpp): a job that fits takes it, one that does not (another
+// disk size) gets a sandbox made for it. A job tells which it got by the
+// age of its sandbox's PID 1, in tenths of a second.
+TEST_F(LocalVmmsTest, AVmsSandboxWaitsForItsJobAndOnlyAFittingJobTakesIt) {
+  const std::string age =
+      "all:\n\t@awk -v st=$$(cut -d' ' -f22 /proc/1/stat) "
+      "'{printf \"%d\\n\", ($$1 - st / 100) * 10}' /proc/uptime\n";
+  auto warm = machine(1040), misfit = machine(1041);
+  ASSERT_TRUE(vmms_->initializeVM(warm, 10s).ok);
+  ASSERT_TRUE(vmms_->initializeVM(misfit, 10s).ok);
+  const auto uid = vmms_->vmUid(warm), misfitUid = vmms_->vmUid(misfit);
+  ASSERT_TRUE(uid && misfitUid);
+  // Before any job: the keeper's bwrap and autodriver wait; nothing of the job's uid.
+  EXPECT_FALSE(tango::processesOfUid(*uid + cfg_.local.slots).empty());
+  EXPECT_TRUE(tango::processesOfUid(*uid).empty());
+  std::this_thread::sleep_for(1500ms);
+
+  auto [r, out] = runMakefile(warm, age, spec());
+  EXPECT_EQ(r.status, 0) << r.error;
+  ASSERT_TRUE(out.starts_with("Autodriver: Job exited with status 0\n")) << out;
+  EXPECT_GE(std::stoi(out.substr(out.find('\n') + 1)), 12) << "not the warm sandbox: " << out;
+
+  auto bigger = spec();
+  bigger.diskLimitBytes = 8LL << 20;
+  auto [m, mout] = runMakefile(misfit, age + "\t@df -k /home/autograde | tail -1 | awk '{print $$2}'\n",
+                               bigger);
+  EXPECT_EQ(m.status, 0) << m.error;
+  ASSERT_TRUE(mout.starts_with("Autodriver: Job exited with status 0\n")) << mout;
+  EXPECT_LT(std::stoi(mout.substr(mout.find('\n') + 1)), 10) << "not a fresh sandbox: " << mout;
+  EXPECT_TRUE(mout.ends_with("\n8192\n")) << mout;
+
+  // A VM destroyed while its sandbox waits leaves no process behind.
+  auto idle = machine(1042);
+  ASSERT_TRUE(vmms_->initializeVM(idle, 10s).ok);
+  const auto idleUid = vmms_->vmUid(idle);
+  ASSERT_TRUE(idleUid);
+  EXPECT_FALSE(tango::processesOfUid(*idleUid + cfg_.local.slots).empty());
+  EXPECT_TRUE(vmms_->safeDestroyVM(idle).ok);
+  EXPECT_TRUE(noSandboxProcesses(*idleUid));
+  for (const auto& vm : {warm, misfit}) EXPECT_TRUE(vmms_->safeDestroyVM(vm).ok);
+  EXPECT_TRUE(noSandboxProcesses(*uid));
+  EXPECT_TRUE(noSandboxProcesses(*misfitUid));
+}
+
 TEST_F(LocalVmmsTest, NameAndImages) {
   EXPECT_EQ(vmms_->name(), "local");
   EXPECT_EQ(vmms_->getImages(), std::vector<std::string>{"autograding_image"});

@@ -43,6 +43,11 @@ void QueueView::refresh() {
   built_ = true;
 }
 
+void QueueView::changed() {
+  std::lock_guard lock(mu_);
+  built_ = false;
+}
+
 double QueueView::estimatedWait(std::int64_t position) {
   std::lock_guard lock(mu_);
   refresh();

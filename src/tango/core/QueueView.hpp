@@ -30,6 +30,10 @@ class QueueView {
   // starts when the jobs ahead of it have, with as many at a time as run
   // now, each taking the median of recent run times.
   double estimatedWait(std::int64_t position);
+  // A job was added here: the next answer rebuilds the view, so the poll
+  // that follows a submission finds its job. (Jobs added through another
+  // node show within the half second.)
+  void changed();
 
  private:
   struct Spot {

@@ -209,6 +209,7 @@ AddJobResult TangoServer::addJob(const std::string& key, const std::string& cour
             "Too many jobs: this key has " + std::to_string(cap) +
                 " jobs queued or running (MAX_LIVE_JOBS_PER_KEY); wait for some to finish"};
   std::int64_t id = queue_->add(std::move(std::get<TangoJob>(parsed)));
+  queueView_->changed();
   return {true, id, ""};
 }
 

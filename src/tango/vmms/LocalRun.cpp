@@ -90,6 +90,37 @@ std::chrono::seconds hardTimeoutOf(const RunSpec& spec) {
 
 }  // namespace
 
+SandboxPlan LocalVmms::planFor(const std::string& inst, const fs::path& root, uid_t uid,
+                               const RunSpec& spec, const SandboxLimits& limits) const {
+  return SandboxPlan{.bwrap = bwrap_,
+                     .hostname = inst,
+                     .root = root,
+                     .vmDir = vmsDir_ / inst,
+                     .autodriver = sandboxAutodriver_,
+                     .oomEvents = cgroups_.oomEventsFile(cgroupName(inst, uid)),
+                     .seccompFd = -1,
+                     .usernsFd = -1,
+                     .jobUid = uid,
+                     .hidden = {cfg_.dataDir, cfg_.courselabsDir(), vmsDir_},
+                     .networkArgs = {},
+                     .resolvConf = std::nullopt,
+                     .spec = spec,
+                     .limits = limits};
+}
+
+SpawnOptions LocalVmms::spawnOptions(const SandboxPlan& plan,
+                                     const std::vector<Fd>& cgroupProcs) const {
+  // bwrap runs as the VM's keeper, inside the VM's cgroups from its start.
+  const uid_t keeper = keeperUid(plan.jobUid);
+  SpawnOptions opts;
+  opts.argv = sandboxArgs(plan);
+  opts.env = {"PATH=/usr/bin:/bin"};
+  opts.credentials = std::make_pair(keeper, static_cast<gid_t>(keeper));
+  for (const Fd& fd : cgroupProcs) opts.joinCgroupFds.push_back(fd.get());
+  opts.inheritFds = {plan.seccompFd, plan.usernsFd};
+  return opts;
+}
+
 SandboxLimits LocalVmms::limitsFor(const RunSpec& spec) const {
   constexpr std::int64_t kMB = 1024 * 1024;
   SandboxLimits l;
@@ -132,58 +163,49 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
   cgLimits.cores = vm.cores.value_or(0);
   if (auto err = cgroups_.prepare(group, cgLimits); !err.empty())
     return fail("cannot set up the VM's cgroups: " + err);
-  std::string setupError;
-  std::vector<Fd> cgroupProcs = cgroups_.openProcs(group, setupError);
-  if (!setupError.empty()) return fail("cannot set up the VM's cgroups: " + setupError);
-  Fd seccomp = seccompFilterFd(setupError);
-  if (!seccomp) return fail(setupError);
 
-  Fd userns = makeSandboxUserns(keeper, *uid, setupError);
-  if (!userns) return fail(setupError);
-
+  // The VM's warm sandbox takes the job if it fits (LocalWarm.cpp); else a
+  // sandbox is made for it now.
+  std::optional<Process> proc = handOver(*inst, *uid, spec, limits);
   std::optional<SandboxNetwork> network;
-  SandboxPlan plan{.bwrap = bwrap_,
-                   .hostname = *inst,
-                   .root = *root,
-                   .vmDir = dir,
-                   .autodriver = sandboxAutodriver_,
-                   .oomEvents = cgroups_.oomEventsFile(group),
-                   .seccompFd = seccomp.get(),
-                   .usernsFd = userns.get(),
-                   .jobUid = *uid,
-                   .hidden = {cfg_.dataDir, cfg_.courselabsDir(), vmsDir_},
-                   .networkArgs = {},
-                   .resolvConf = std::nullopt,
-                   .spec = spec,
-                   .limits = limits};
-  if (!spec.disableNetwork) {
-    try {
-      network.emplace();
-    } catch (const std::system_error& e) {
-      return fail(std::string("cannot set up the job's network: ") + e.what());
-    }
-    if (auto err = writeResolvConf(d.get()); !err.empty()) return fail(err);
-    plan.networkArgs = network->bwrapArgs();
-    plan.resolvConf = dir / "resolv.conf";
-  }
+  // What a cold spawn needs open until it returns.
+  std::vector<Fd> cgroupProcs;
+  Fd seccomp, userns;
   SpawnOptions opts;
-  opts.argv = sandboxArgs(plan);
-  opts.env = {"PATH=/usr/bin:/bin"};
-  opts.credentials = std::make_pair(keeper, static_cast<gid_t>(keeper));
-  for (const Fd& fd : cgroupProcs) opts.joinCgroupFds.push_back(fd.get());
-  opts.inheritFds.push_back(seccomp.get());
-  opts.inheritFds.push_back(userns.get());
-  if (network)
-    for (int fd : network->childFds()) opts.inheritFds.push_back(fd);
-
-  std::optional<Process> proc;
+  if (!proc) {
+    std::string setupError;
+    cgroupProcs = cgroups_.openProcs(group, setupError);
+    if (!setupError.empty()) return fail("cannot set up the VM's cgroups: " + setupError);
+    seccomp = seccompFilterFd(setupError);
+    if (!seccomp) return fail(setupError);
+    userns = makeSandboxUserns(keeper, *uid, setupError);
+    if (!userns) return fail(setupError);
+    SandboxPlan plan = planFor(*inst, *root, *uid, spec, limits);
+    plan.seccompFd = seccomp.get();
+    plan.usernsFd = userns.get();
+    if (!spec.disableNetwork) {
+      try {
+        network.emplace();
+      } catch (const std::system_error& e) {
+        return fail(std::string("cannot set up the job's network: ") + e.what());
+      }
+      if (auto err = writeResolvConf(d.get()); !err.empty()) return fail(err);
+      plan.networkArgs = network->bwrapArgs();
+      plan.resolvConf = dir / "resolv.conf";
+    }
+    opts = spawnOptions(plan, cgroupProcs);
+    if (network)
+      for (int fd : network->childFds()) opts.inheritFds.push_back(fd);
+  }
   {
     std::lock_guard lock(mu_);
     if (running_.count(*inst)) return fail("a job is already running in VM " + *inst);
-    try {
-      proc.emplace(Process::spawn(opts));
-    } catch (const std::system_error& e) {
-      return fail(std::string("cannot start the sandbox: ") + e.what());
+    if (!proc) {
+      try {
+        proc.emplace(Process::spawn(opts));
+      } catch (const std::system_error& e) {
+        return fail(std::string("cannot start the sandbox: ") + e.what());
+      }
     }
     running_[*inst] = Running{&*proc, spec.maxOutputBytes, false};
   }

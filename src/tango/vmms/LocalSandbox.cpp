@@ -49,8 +49,18 @@ std::optional<fs::path> firstUnsearchable(const fs::path& dir) {
   return std::nullopt;
 }
 
+std::vector<std::string> autodriverJobFlags(const RunSpec& spec, const SandboxLimits& limits) {
+  std::vector<std::string> a;
+  if (spec.ulimitProcs > 0) a.insert(a.end(), {"-u", std::to_string(spec.ulimitProcs)});
+  if (spec.ulimitFileSize > 0) a.insert(a.end(), {"-f", std::to_string(spec.ulimitFileSize)});
+  if (spec.timeoutSecs > 0) a.insert(a.end(), {"-t", std::to_string(spec.timeoutSecs)});
+  if (spec.maxOutputBytes > 0) a.insert(a.end(), {"-o", std::to_string(spec.maxOutputBytes)});
+  if (limits.cpuSecs > 0) a.insert(a.end(), {"-c", std::to_string(limits.cpuSecs)});
+  if (limits.memoryBytes > 0) a.insert(a.end(), {"-m", std::to_string(limits.memoryBytes)});
+  return a;
+}
+
 std::vector<std::string> sandboxArgs(const SandboxPlan& plan) {
-  const RunSpec& spec = plan.spec;
   const SandboxLimits& limits = plan.limits;
   // The user namespace is the service's (LocalUserns.hpp): bwrap joins it
   // as its uid 0 (the keeper), and the autodriver keeps the four
@@ -148,12 +158,12 @@ std::vector<std::string> sandboxArgs(const SandboxPlan& plan) {
                      "C.UTF-8",
                      "--",
                      "/run/tango/autodriver"});
-  if (spec.ulimitProcs > 0) a.insert(a.end(), {"-u", std::to_string(spec.ulimitProcs)});
-  if (spec.ulimitFileSize > 0) a.insert(a.end(), {"-f", std::to_string(spec.ulimitFileSize)});
-  if (spec.timeoutSecs > 0) a.insert(a.end(), {"-t", std::to_string(spec.timeoutSecs)});
-  if (spec.maxOutputBytes > 0) a.insert(a.end(), {"-o", std::to_string(spec.maxOutputBytes)});
-  if (limits.cpuSecs > 0) a.insert(a.end(), {"-c", std::to_string(limits.cpuSecs)});
-  if (limits.memoryBytes > 0) a.insert(a.end(), {"-m", std::to_string(limits.memoryBytes)});
+  if (plan.stdinJob) {
+    a.push_back("-S");
+  } else {
+    auto job = autodriverJobFlags(plan.spec, limits);
+    a.insert(a.end(), job.begin(), job.end());
+  }
   if (plan.oomEvents) a.insert(a.end(), {"-M", "/run/tango/oom_events"});
   a.insert(a.end(), {"-J", std::to_string(plan.jobUid), "-I", "/run/tango-in", "-P",
                      "/run/tango-out/partial", "-R", "/home/autograde"});

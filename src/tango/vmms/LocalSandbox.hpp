@@ -47,10 +47,18 @@ struct SandboxPlan {
   std::optional<std::filesystem::path> resolvConf;
   RunSpec spec;
   SandboxLimits limits;
+  // A warm sandbox (LocalWarm.cpp): made before its job is known, its
+  // autodriver waits on stdin (-S) for the job's flags; the spec's are not
+  // on the command line then.
+  bool stdinJob = false;
 };
 
 // bwrap's argv, ending with the autodriver's.
 std::vector<std::string> sandboxArgs(const SandboxPlan& plan);
+
+// The autodriver's flags that are the job's own limits: on the command line
+// of a cold run, in the job stream of a warm one.
+std::vector<std::string> autodriverJobFlags(const RunSpec& spec, const SandboxLimits& limits);
 
 // The first directory on the way from "/" to `dir` (itself included) that a
 // uid owning nothing cannot search (no o+x), or nullopt when there is none.

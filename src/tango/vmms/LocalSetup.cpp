@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "tango/util/Process.hpp"
+#include "tango/util/Spawner.hpp"
 #include "tango/vmms/LocalFiles.hpp"
 #include "tango/vmms/LocalNetwork.hpp"
 #include "tango/vmms/LocalVmms.hpp"
@@ -43,7 +44,7 @@ fs::path findBwrap() {
 
 }  // namespace
 
-LocalVmms::LocalVmms(const Config& cfg) : cfg_(cfg) {
+LocalVmms::LocalVmms(const Config& cfg) : cfg_(cfg), spawner_(std::make_unique<Spawner>()) {
   std::error_code ec;
   cfg_.dataDir = fs::absolute(cfg_.dataDir);
   vmsDir_ = fs::absolute(cfg_.vmsDir()).lexically_normal();

@@ -188,6 +188,7 @@ StepResult LocalVmms::initializeVM(const TangoMachine& vm, std::chrono::seconds)
     return failed(errnoText("creating run"));
   // Only now can the keeper uid traverse the directory (it cannot list it).
   if (::fchmod(d.get(), 0711) != 0) return failed(errnoText("chmod " + dir.string()));
+  startWarm(vm, *inst, uid);
   spdlog::debug("local VMMS: created {} (uid {})", *inst, uid);
   return StepResult::success();
 }
@@ -294,6 +295,7 @@ StepResult LocalVmms::destroyVM(const TangoMachine& vm) {
       it->second.process->signal(SIGKILL);
     }
   }
+  dropWarm(*inst);
   auto uid = readUid(vmsDir_ / *inst);
   bool killed = true;
   // A leftover of a killed run: its uid lock went with that process, and

@@ -26,13 +26,15 @@
 // Per VM, cgroups <own cgroup>/tango/<instance>.<uid> (v1: memory, pids and
 // cpu controllers; v2: one group; see Cgroup.hpp), removed with the VM.
 // Split by job: LocalSetup.cpp (start-up, preflight), LocalVmms.cpp (the
-// VM's life), LocalRun.cpp (one run), LocalSandbox.cpp (bwrap's arguments),
+// VM's life), LocalRun.cpp (one run), LocalWarm.cpp (the sandbox made
+// ahead of its job), LocalSandbox.cpp (bwrap's arguments),
 // LocalUserns.cpp (the run's two-uid user namespace), LocalNetwork.cpp,
 // Seccomp.cpp (the filter), TreeRemoval.cpp (removing a job's files).
 #include <sys/types.h>
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -40,13 +42,14 @@
 
 #include "tango/config/Config.hpp"
 #include "tango/util/Fd.hpp"
+#include "tango/util/Process.hpp"
 #include "tango/vmms/Cgroup.hpp"
 #include "tango/vmms/LocalSandbox.hpp"
 #include "tango/vmms/Vmms.hpp"
 
 namespace tango {
 
-class Process;
+class Spawner;
 
 class LocalVmms : public Vmms {
  public:
@@ -98,6 +101,11 @@ class LocalVmms : public Vmms {
   std::optional<std::filesystem::path> imageRoot(const TangoMachine& vm) const;
   std::optional<uid_t> readUid(const std::filesystem::path& dir) const;
   SandboxLimits limitsFor(const RunSpec& spec) const;
+  // The sandbox of a run in VM `inst` (its seccomp and userns fds to fill in).
+  SandboxPlan planFor(const std::string& inst, const std::filesystem::path& root, uid_t uid,
+                      const RunSpec& spec, const SandboxLimits& limits) const;
+  // bwrap's spawn for `plan`: as the keeper, joining the VM's cgroups.
+  SpawnOptions spawnOptions(const SandboxPlan& plan, const std::vector<Fd>& cgroupProcs) const;
   static RunResult interpretExit(int waitStatus, bool writeFailed, const std::string& errText,
                                  RunResult result);
   std::string makeSandboxDir(const std::filesystem::path& dir);
@@ -114,6 +122,24 @@ class LocalVmms : public Vmms {
     return killUidProcesses(vmUid) && keeperGone;
   }
 
+  // A sandbox started with its VM, before its job is known (LocalWarm.cpp):
+  // its autodriver waits on `job`, its stdin, for the job's flags.
+  struct WarmSandbox {
+    std::optional<Process> process;
+    Fd job;
+    std::int64_t diskBytes = 0;  // its tmpfs sizes, fixed when it was made
+  };
+  // Starts VM `inst`'s warm sandbox (run as uid `uid`'s keeper); on failure
+  // the VM's job runs cold, as before.
+  void startWarm(const TangoMachine& vm, const std::string& inst, uid_t uid);
+  // Hands VM `inst`'s warm sandbox its job, if it has one that fits `spec`
+  // (no network, the same disk size) and is alive: the running sandbox, or
+  // none (a misfit is killed first, so the cold run is alone in the VM).
+  std::optional<Process> handOver(const std::string& inst, uid_t uid, const RunSpec& spec,
+                                  const SandboxLimits& limits);
+  // Kills VM `inst`'s warm sandbox, if any (destroyVM).
+  void dropWarm(const std::string& inst);
+
   Config cfg_;
   std::filesystem::path vmsDir_;
   std::filesystem::path sandboxAutodriver_;  // the copy the sandboxes run
@@ -127,6 +153,10 @@ class LocalVmms : public Vmms {
   std::map<std::uint32_t, std::pair<Fd, Fd>> uidLocks_;  // slot -> its uids' locks (mu_)
   std::uint32_t nextSlot_ = 0;              // guarded by mu_; rotates so freed uids rest
   std::map<std::string, Running> running_;  // instance -> run in progress; guarded by mu_
+  std::map<std::string, WarmSandbox> warm_;  // instance -> its warm sandbox; guarded by mu_
+  // Warm sandboxes outlive the thread that makes them (a pool's warmer):
+  // they are spawned from one long-lived thread (PR_SET_PDEATHSIG).
+  std::unique_ptr<Spawner> spawner_;
 };
 
 }  // namespace tango
