@@ -95,9 +95,17 @@ void addJob(Http& http, const std::string& out, int timeout = 20) {
     throw std::runtime_error("addJob failed: " + json::serialize(r));
 }
 
+// TANGO_BENCH_WAIT=1: each poll waits for the output (?wait=30, as
+// tango-cli --runJob does) instead of asking again every 0.5 ms.
+bool waitPolls() {
+  const char* w = std::getenv("TANGO_BENCH_WAIT");
+  return w && std::string(w) == "1";
+}
+
 bool pollable(Http& http, const std::string& out) {
   bool isJson = true;
-  http.request("/poll/test/" + kLab + "/" + out + "/", nullptr, "", &isJson);
+  http.request("/poll/test/" + kLab + "/" + out + "/" + (waitPolls() ? "?wait=30" : ""), nullptr,
+               "", &isJson);
   return !isJson;
 }
 

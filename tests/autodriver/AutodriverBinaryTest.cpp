@@ -647,8 +647,8 @@ TEST_F(AutodriverBinary, StdinJobTakesAnEmptyDirectoryOfItsOwnAndNoOther) {
       ASSERT_EQ(lchown(p.c_str(), kNobody, kNobody), 0);
   }
   RunMode mode;
-  mode.stdin_data = make_tar({{"args", nul_separated({}), {}},
-                              {"job/Makefile", "all:\n\t@ls -A\n", {}}});
+  mode.stdin_data =
+      make_tar({{"args", nul_separated({}), {}}, {"job/Makefile", "all:\n\t@ls -A\n", {}}});
   const RunResult r = run_autodriver({"-S", empty.string()}, mode);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, std::string(kExited0) + "Makefile\n");

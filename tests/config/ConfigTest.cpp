@@ -103,6 +103,7 @@ DYNAMIC_SECURITY_KEY_PATH = "/dyn"
 [local]
 UID_BASE = 300000
 SLOTS = 64
+WARM_SANDBOXES = false
 
 [local.images]
 autograding_image = "/srv/roots/default"
@@ -150,6 +151,7 @@ autograding_image = "/srv/roots/default"
   EXPECT_EQ(c.ec2.at("DYNAMIC_SECURITY_KEY_PATH"), "/dyn");
   EXPECT_EQ(c.local.uidBase, 300000u);
   EXPECT_EQ(c.local.slots, 64u);
+  EXPECT_FALSE(c.local.warmSandboxes);
   ASSERT_EQ(c.local.images.size(), 2u);
   EXPECT_EQ(c.local.images.at("autograding_image"), fs::path("/srv/roots/default"));
   EXPECT_EQ(c.local.images.at("python:3.11"), fs::path("/srv/roots/py"));
@@ -415,6 +417,9 @@ TEST(Config, LocalTableIsValidated) {
   EXPECT_TRUE(startsWith(msg, "local.UID_BASE: ")) << msg;
   msg = errorOf([] { fromToml("[local]\nSLOTS = \"many\"\n"); });
   EXPECT_TRUE(startsWith(msg, "local.SLOTS: ")) << msg;
+  msg = errorOf([] { fromToml("[local]\nWARM_SANDBOXES = 1\n"); });
+  EXPECT_TRUE(startsWith(msg, "local.WARM_SANDBOXES: ")) << msg;
+  EXPECT_TRUE(Config().local.warmSandboxes);
   msg = errorOf([] { fromToml("[local]\nSLOT = 3\n"); });
   EXPECT_TRUE(startsWith(msg, "local.SLOT: ")) << msg;
   msg = errorOf([] { fromToml("[local.images]\nimg = \"relative/root\"\n"); });

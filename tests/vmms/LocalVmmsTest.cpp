@@ -221,16 +221,25 @@ TEST_F(LocalVmmsTest, AVmsSandboxWaitsForItsJobAndOnlyAFittingJobTakesIt) {
   EXPECT_FALSE(tango::processesOfUid(*uid + cfg_.local.slots).empty());
   EXPECT_TRUE(tango::processesOfUid(*uid).empty());
   std::this_thread::sleep_for(1500ms);
+  // The rest of a job's steps in a VM made above.
+  auto runIn = [&](const TangoMachine& vm, const std::string& text, const RunSpec& s) {
+    EXPECT_TRUE(vmms_->waitVM(vm, 10s).ok);
+    EXPECT_TRUE(vmms_->copyIn(vm, {makefile(text)}, 10s).ok);
+    RunResult result = vmms_->runJob(vm, s);
+    const fs::path out = base_ / ("out-" + std::to_string(vm.id));
+    EXPECT_TRUE(vmms_->copyOut(vm, out, 10s).ok);
+    return std::make_pair(result, readFile(out));
+  };
 
-  auto [r, out] = runMakefile(warm, age, spec());
+  auto [r, out] = runIn(warm, age, spec());
   EXPECT_EQ(r.status, 0) << r.error;
   ASSERT_TRUE(out.starts_with("Autodriver: Job exited with status 0\n")) << out;
   EXPECT_GE(std::stoi(out.substr(out.find('\n') + 1)), 12) << "not the warm sandbox: " << out;
 
   auto bigger = spec();
   bigger.diskLimitBytes = 8LL << 20;
-  auto [m, mout] = runMakefile(misfit, age + "\t@df -k /home/autograde | tail -1 | awk '{print $$2}'\n",
-                               bigger);
+  auto [m, mout] =
+      runIn(misfit, age + "\t@df -k /home/autograde | tail -1 | awk '{print $$2}'\n", bigger);
   EXPECT_EQ(m.status, 0) << m.error;
   ASSERT_TRUE(mout.starts_with("Autodriver: Job exited with status 0\n")) << mout;
   EXPECT_LT(std::stoi(mout.substr(mout.find('\n') + 1)), 10) << "not a fresh sandbox: " << mout;
@@ -247,6 +256,20 @@ TEST_F(LocalVmmsTest, AVmsSandboxWaitsForItsJobAndOnlyAFittingJobTakesIt) {
   for (const auto& vm : {warm, misfit}) EXPECT_TRUE(vmms_->safeDestroyVM(vm).ok);
   EXPECT_TRUE(noSandboxProcesses(*uid));
   EXPECT_TRUE(noSandboxProcesses(*misfitUid));
+}
+
+TEST_F(LocalVmmsTest, WithoutWarmSandboxesEachJobGetsASandboxMadeForIt) {
+  cfg_.local.warmSandboxes = false;
+  vmms_ = std::make_unique<LocalVmms>(cfg_);
+  auto idle = machine(1043);
+  ASSERT_TRUE(vmms_->initializeVM(idle, 10s).ok);
+  const auto uid = vmms_->vmUid(idle);
+  ASSERT_TRUE(uid);
+  EXPECT_TRUE(noSandboxProcesses(*uid));
+  EXPECT_TRUE(vmms_->safeDestroyVM(idle).ok);
+  auto [r, out] = runMakefile(machine(1044), "all:\n\t@echo cold\n", spec());
+  EXPECT_EQ(r.status, 0) << r.error;
+  EXPECT_EQ(out, "Autodriver: Job exited with status 0\ncold\n");
 }
 
 TEST_F(LocalVmmsTest, NameAndImages) {

@@ -587,6 +587,8 @@ void applyLocal(Config& c, const toml::node& node) {
       c.local.uidBase = static_cast<std::uint32_t>(asInt(key, raw, 1000, 0x7ffffffe));
     } else if (k == "SLOTS") {
       c.local.slots = static_cast<std::uint32_t>(asInt(key, raw, 1, 1000000));
+    } else if (k == "WARM_SANDBOXES") {
+      c.local.warmSandboxes = asBool(key, raw);
     } else if (k == "images") {
       const toml::table* imgs = v.as_table();
       if (!imgs) fail(key, "a table of image name = root directory", raw);

@@ -23,6 +23,9 @@ struct LocalVmmsConfig {
   // UID_BASE + SLOTS + slot for its bwrap and autodriver (LocalUserns.hpp).
   std::uint32_t uidBase = 200000;
   std::uint32_t slots = 1000;
+  // Each VM's sandbox is made with the VM and waits for its job
+  // (LocalWarm.cpp); false: every job's sandbox is made when it runs.
+  bool warmSandboxes = true;
 };
 
 // One machine of the tashiSSH VMMS ([[SSH_MACHINES]] in the config file).

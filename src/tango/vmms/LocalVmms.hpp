@@ -151,8 +151,8 @@ class LocalVmms : public Vmms {
   mutable std::mutex mu_;
   std::set<std::uint32_t> usedSlots_;                    // guarded by mu_
   std::map<std::uint32_t, std::pair<Fd, Fd>> uidLocks_;  // slot -> its uids' locks (mu_)
-  std::uint32_t nextSlot_ = 0;              // guarded by mu_; rotates so freed uids rest
-  std::map<std::string, Running> running_;  // instance -> run in progress; guarded by mu_
+  std::uint32_t nextSlot_ = 0;               // guarded by mu_; rotates so freed uids rest
+  std::map<std::string, Running> running_;   // instance -> run in progress; guarded by mu_
   std::map<std::string, WarmSandbox> warm_;  // instance -> its warm sandbox; guarded by mu_
   // Warm sandboxes outlive the thread that makes them (a pool's warmer):
   // they are spawned from one long-lived thread (PR_SET_PDEATHSIG).

@@ -27,8 +27,8 @@
 namespace tango {
 
 void LocalVmms::startWarm(const TangoMachine& vm, const std::string& inst, uid_t uid) {
-  if (bwrap_.empty()) return;  // runJob says why
-  const RunSpec defaults;      // the network off, the configured limits
+  if (!cfg_.local.warmSandboxes || bwrap_.empty()) return;  // runJob says why
+  const RunSpec defaults;  // the network off, the configured limits
   const SandboxLimits limits = limitsFor(defaults);
   const uid_t keeper = keeperUid(uid);
   const std::string group = cgroupName(inst, uid);
@@ -71,8 +71,8 @@ void LocalVmms::startWarm(const TangoMachine& vm, const std::string& inst, uid_t
   warm_[inst] = std::move(warm);
 }
 
-std::optional<Process> LocalVmms::handOver(const std::string& inst, uid_t uid,
-                                           const RunSpec& spec, const SandboxLimits& limits) {
+std::optional<Process> LocalVmms::handOver(const std::string& inst, uid_t uid, const RunSpec& spec,
+                                           const SandboxLimits& limits) {
   WarmSandbox warm;
   {
     std::lock_guard lock(mu_);
