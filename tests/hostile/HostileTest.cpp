@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "../service/Listener.hpp"
+#include "../service/WarmPool.hpp"
 #include "HostileCases.hpp"
 
 namespace tango::test {
@@ -82,8 +83,9 @@ class HostileTest : public HostileCases<ServiceTest> {
     return [this](const std::string& pid) { return sandboxProcess(pid); };
   }
 
-  // Live processes of the sandbox uids (real, effective or saved), zombies included.
-  std::vector<std::string> strayProcesses() const {
+  // Live processes of the sandbox uids (real, effective or saved), zombies
+  // included, beyond the free pool VMs' waiting sandboxes (`warm`).
+  std::vector<std::string> strayProcesses(WarmPool warm = {}) const {
     std::vector<std::string> found;
     std::error_code ec;
     for (const auto& e : fs::directory_iterator("/proc", ec)) {
@@ -95,16 +97,20 @@ class HostileTest : public HostileCases<ServiceTest> {
         if (line.starts_with("Name:")) name = line;
         if (!line.starts_with("Uid:")) continue;
         std::istringstream fields(line.substr(4));
-        uid_t u;
-        for (int i = 0; i < 3 && fields >> u; ++i)
-          if (sandboxUid(u)) found.push_back(pid + " " + name);
+        std::vector<uid_t> uids;
+        for (uid_t u = 0; uids.size() < 3 && fields >> u;) uids.push_back(u);
+        bool sandboxed = false;
+        for (uid_t u : uids) sandboxed = sandboxed || sandboxUid(u);
+        const bool oneUid = uids.size() == 3 && uids[0] == uids[1] && uids[1] == uids[2];
+        if (sandboxed && !(oneUid && warm.allowsProcess(uids[0])))
+          found.push_back(pid + " " + name);
         break;
       }
     }
     return found;
   }
 
-  std::vector<std::string> leftoverCgroups() const {
+  std::vector<std::string> leftoverCgroups(const WarmPool& warm = {}) const {
     std::vector<std::string> found;
     for (const char* c : {"memory", "pids", "cpu"}) {
       std::error_code ec;
@@ -114,7 +120,8 @@ class HostileTest : public HostileCases<ServiceTest> {
         if (dot == std::string::npos) continue;
         const std::string digits = n.substr(dot + 1);
         if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-        if (sandboxUid(static_cast<uid_t>(std::stoul(digits))) && !earlierGroups_.count(e.path()))
+        if (sandboxUid(static_cast<uid_t>(std::stoul(digits))) && !earlierGroups_.count(e.path()) &&
+            !warm.allowsGroup(n))
           found.push_back(e.path());
       }
     }
@@ -142,8 +149,9 @@ class HostileTest : public HostileCases<ServiceTest> {
     const auto deadline = Clock::now() + kCleanupBound;
     std::vector<std::string> procs, groups;
     while (Clock::now() < deadline) {
-      procs = strayProcesses();
-      groups = leftoverCgroups();
+      const WarmPool warm = warmPoolOf(http->get("/pool/test/").json(), *tangod);
+      procs = strayProcesses(warm);
+      groups = leftoverCgroups(warm);
       if (procs.empty() && groups.empty()) break;
       std::this_thread::sleep_for(50ms);
     }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "CrashStorm.hpp"
+#include "WarmPool.hpp"
 #include "tango/vmms/Cgroup.hpp"
 
 namespace tango::test {
@@ -49,28 +50,15 @@ class CrashStormTest : public CrashStorm<ServiceTest> {
 
   std::vector<std::string> leftovers() override {
     std::vector<std::string> left;
+    // Each free VM's directory, cgroup and waiting sandbox stay (WarmPool.hpp).
+    const auto pools = http->get("/pool/test/").json();
+    WarmPool warm = warmPoolOf(pools, *tangod);
     std::set<std::string> free;
-    auto pools = http->get("/pool/test/").json();
-    for (auto& [image, pool] : pools["pools"].as_object())
-      for (auto& v : pool.as_object().at("free").as_array())
-        free.insert("local-" + std::to_string(v.as_int64()) + "-" + std::string(image));
-    // A free VM has its sandbox waiting for a job (LocalWarm.cpp): its
-    // cgroup and its keeper uid's processes (bwrap, its PID 1, the
-    // autodriver), never a process of the job's own uid.
-    std::set<std::string> freeGroups;
-    std::map<unsigned long, int> warmKeepers;  // keeper uid -> processes seen
-    for (const auto& d : tangod->vmDirs()) {
-      if (!free.count(d)) {
-        left.push_back("VM directory " + d);
-        continue;
-      }
-      const std::string uid = readFile(tangod->sandboxDir() / d / "uid");
-      if (uid.empty()) continue;
-      freeGroups.insert(d + "." + std::to_string(std::stoul(uid)));
-      warmKeepers[std::stoul(uid) + kSlots / 2] = 0;
-    }
+    for (const auto& g : warm.groups) free.insert(g.substr(0, g.rfind('.')));
+    for (const auto& d : tangod->vmDirs())
+      if (!free.count(d)) left.push_back("VM directory " + d);
     for (const auto& g : groupsOfOurUids())
-      if (!earlierGroups_.count(g) && !freeGroups.count(g)) left.push_back("cgroup " + g);
+      if (!earlierGroups_.count(g) && !warm.allowsGroup(g)) left.push_back("cgroup " + g);
     std::error_code ec;
     for (const auto& e : fs::directory_iterator("/proc", ec)) {
       const std::string pid = e.path().filename().string();
@@ -80,7 +68,7 @@ class CrashStormTest : public CrashStorm<ServiceTest> {
         if (!line.starts_with("Uid:")) continue;
         std::istringstream f(line.substr(4));
         unsigned long u = 0;
-        if (f >> u && ourUid(u) && !(warmKeepers.count(u) && ++warmKeepers[u] <= 3))
+        if (f >> u && ourUid(u) && !warm.allowsProcess(u))
           left.push_back("process " + pid + " of uid " + std::to_string(u));
         break;
       }

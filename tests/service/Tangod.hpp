@@ -23,6 +23,9 @@
 
 namespace tango::test {
 
+// [local] SLOTS of every test service: a VM's keeper uid is its uid + this.
+inline constexpr unsigned kTangodSlots = 100;
+
 inline std::string readFile(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream ss;
@@ -66,7 +69,7 @@ class Tangod {
         << line("SANDBOX_DIR", quoted(dir_ / "sandboxes"))
         << (autodriver.empty() ? std::string() : "AUTODRIVER = \"" + autodriver + "\"\n")
         << line("LOG_LEVEL", "\"debug\"") << extraConfig << "\n"
-        << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = 100\n";
+        << "[local]\nUID_BASE = " << uidBase << "\nSLOTS = " << kTangodSlots << "\n";
     try {
       start();
     } catch (...) {
