@@ -245,6 +245,18 @@ TEST_F(LocalVmmsTest, AVmsSandboxWaitsForItsJobAndOnlyAFittingJobTakesIt) {
   EXPECT_LT(std::stoi(mout.substr(mout.find('\n') + 1)), 10) << "not a fresh sandbox: " << mout;
   EXPECT_TRUE(mout.ends_with("\n8192\n")) << mout;
 
+  // After a job that did not fit, the next VM gets no sandbox ahead (it
+  // would most likely be killed unused); a job that fits brings them back.
+  auto after = machine(1045);
+  ASSERT_TRUE(vmms_->initializeVM(after, 10s).ok);
+  const auto afterUid = vmms_->vmUid(after);
+  ASSERT_TRUE(afterUid);
+  EXPECT_TRUE(noSandboxProcesses(*afterUid));
+  auto [a, aout] = runIn(after, "all:\n\t@echo fits\n", spec());
+  EXPECT_EQ(a.status, 0) << a.error;
+  EXPECT_EQ(aout, "Autodriver: Job exited with status 0\nfits\n");
+  EXPECT_TRUE(vmms_->safeDestroyVM(after).ok);
+
   // A VM destroyed while its sandbox waits leaves no process behind.
   auto idle = machine(1042);
   ASSERT_TRUE(vmms_->initializeVM(idle, 10s).ok);

@@ -108,15 +108,27 @@ SandboxPlan LocalVmms::planFor(const std::string& inst, const fs::path& root, ui
                      .limits = limits};
 }
 
-SpawnOptions LocalVmms::spawnOptions(const SandboxPlan& plan,
-                                     const std::vector<Fd>& cgroupProcs) const {
+std::string LocalVmms::openSpawnFds(const std::string& group, uid_t uid, SpawnFds& fds) const {
+  std::string error;
+  fds.cgroupProcs = cgroups_.openProcs(group, error);
+  if (!error.empty()) return "cannot set up the VM's cgroups: " + error;
+  fds.seccomp = seccompFilterFd(error);
+  if (!fds.seccomp) return error;
+  fds.userns = makeSandboxUserns(keeperUid(uid), uid, error);
+  if (!fds.userns) return error;
+  return {};
+}
+
+SpawnOptions LocalVmms::spawnOptions(SandboxPlan plan, const SpawnFds& fds) const {
   // bwrap runs as the VM's keeper, inside the VM's cgroups from its start.
+  plan.seccompFd = fds.seccomp.get();
+  plan.usernsFd = fds.userns.get();
   const uid_t keeper = keeperUid(plan.jobUid);
   SpawnOptions opts;
   opts.argv = sandboxArgs(plan);
   opts.env = {"PATH=/usr/bin:/bin"};
   opts.credentials = std::make_pair(keeper, static_cast<gid_t>(keeper));
-  for (const Fd& fd : cgroupProcs) opts.joinCgroupFds.push_back(fd.get());
+  for (const Fd& fd : fds.cgroupProcs) opts.joinCgroupFds.push_back(fd.get());
   opts.inheritFds = {plan.seccompFd, plan.usernsFd};
   return opts;
 }
@@ -166,23 +178,14 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
 
   // The VM's warm sandbox takes the job if it fits (LocalWarm.cpp); else a
   // sandbox is made for it now.
+  lastJobFitWarm_ = fitsWarm(spec, limits);
   std::optional<Process> proc = handOver(*inst, *uid, spec, limits);
   std::optional<SandboxNetwork> network;
-  // What a cold spawn needs open until it returns.
-  std::vector<Fd> cgroupProcs;
-  Fd seccomp, userns;
+  SpawnFds fds;  // a cold spawn's, open until it returns
   SpawnOptions opts;
   if (!proc) {
-    std::string setupError;
-    cgroupProcs = cgroups_.openProcs(group, setupError);
-    if (!setupError.empty()) return fail("cannot set up the VM's cgroups: " + setupError);
-    seccomp = seccompFilterFd(setupError);
-    if (!seccomp) return fail(setupError);
-    userns = makeSandboxUserns(keeper, *uid, setupError);
-    if (!userns) return fail(setupError);
+    if (auto err = openSpawnFds(group, *uid, fds); !err.empty()) return fail(err);
     SandboxPlan plan = planFor(*inst, *root, *uid, spec, limits);
-    plan.seccompFd = seccomp.get();
-    plan.usernsFd = userns.get();
     if (!spec.disableNetwork) {
       try {
         network.emplace();
@@ -193,7 +196,7 @@ RunResult LocalVmms::runJob(const TangoMachine& vm, const RunSpec& spec) {
       plan.networkArgs = network->bwrapArgs();
       plan.resolvConf = dir / "resolv.conf";
     }
-    opts = spawnOptions(plan, cgroupProcs);
+    opts = spawnOptions(plan, fds);
     if (network)
       for (int fd : network->childFds()) opts.inheritFds.push_back(fd);
   }

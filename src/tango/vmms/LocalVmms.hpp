@@ -32,6 +32,7 @@
 // Seccomp.cpp (the filter), TreeRemoval.cpp (removing a job's files).
 #include <sys/types.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -104,8 +105,18 @@ class LocalVmms : public Vmms {
   // The sandbox of a run in VM `inst` (its seccomp and userns fds to fill in).
   SandboxPlan planFor(const std::string& inst, const std::filesystem::path& root, uid_t uid,
                       const RunSpec& spec, const SandboxLimits& limits) const;
-  // bwrap's spawn for `plan`: as the keeper, joining the VM's cgroups.
-  SpawnOptions spawnOptions(const SandboxPlan& plan, const std::vector<Fd>& cgroupProcs) const;
+  // What a sandbox's spawn needs open until it returns: the VM's
+  // cgroup.procs files, the seccomp filter, the run's user namespace.
+  struct SpawnFds {
+    std::vector<Fd> cgroupProcs;
+    Fd seccomp, userns;
+  };
+  // Opens them for VM uid `uid` in cgroup `group`; empty, else what failed.
+  std::string openSpawnFds(const std::string& group, uid_t uid, SpawnFds& fds) const;
+  // bwrap's spawn for `plan` (its fds from `fds`): as the keeper, joining the VM's cgroups.
+  SpawnOptions spawnOptions(SandboxPlan plan, const SpawnFds& fds) const;
+  // Whether a run of `spec` fits a sandbox made ahead of it (LocalWarm.cpp).
+  bool fitsWarm(const RunSpec& spec, const SandboxLimits& limits) const;
   static RunResult interpretExit(int waitStatus, bool writeFailed, const std::string& errText,
                                  RunResult result);
   std::string makeSandboxDir(const std::filesystem::path& dir);
@@ -157,6 +168,9 @@ class LocalVmms : public Vmms {
   // Warm sandboxes outlive the thread that makes them (a pool's warmer):
   // they are spawned from one long-lived thread (PR_SET_PDEATHSIG).
   std::unique_ptr<Spawner> spawner_;
+  // Whether the last job fitted a warm sandbox: while jobs do not (a lab
+  // whose jobs all ask for the network), none is made only to be killed.
+  std::atomic<bool> lastJobFitWarm_{true};
 };
 
 }  // namespace tango

@@ -20,19 +20,16 @@
 #include "tango/util/Spawner.hpp"
 #include "tango/vmms/AutodriverRun.hpp"
 #include "tango/vmms/LocalFiles.hpp"
-#include "tango/vmms/LocalUserns.hpp"
 #include "tango/vmms/LocalVmms.hpp"
-#include "tango/vmms/Seccomp.hpp"
 
 namespace tango {
 
 void LocalVmms::startWarm(const TangoMachine& vm, const std::string& inst, uid_t uid) {
   if (!cfg_.local.warmSandboxes || bwrap_.empty()) return;  // runJob says why
+  if (!lastJobFitWarm_) return;                             // it would most likely be killed unused
   const RunSpec defaults;  // the network off, the configured limits
   const SandboxLimits limits = limitsFor(defaults);
-  const uid_t keeper = keeperUid(uid);
   const std::string group = cgroupName(inst, uid);
-  std::string error;
   auto noWarm = [&](const std::string& why) {
     spdlog::warn("local VMMS: no warm sandbox for {} (its job runs cold): {}", inst, why);
   };
@@ -40,12 +37,8 @@ void LocalVmms::startWarm(const TangoMachine& vm, const std::string& inst, uid_t
   cgLimits.memoryBytes = limits.memoryBytes;
   cgLimits.cores = vm.cores.value_or(0);
   if (auto err = cgroups_.prepare(group, cgLimits); !err.empty()) return noWarm(err);
-  std::vector<Fd> cgroupProcs = cgroups_.openProcs(group, error);
-  if (!error.empty()) return noWarm(error);
-  Fd seccomp = seccompFilterFd(error);
-  if (!seccomp) return noWarm(error);
-  Fd userns = makeSandboxUserns(keeper, uid, error);
-  if (!userns) return noWarm(error);
+  SpawnFds fds;
+  if (auto err = openSpawnFds(group, uid, fds); !err.empty()) return noWarm(err);
   // A socket, not a pipe, for the autodriver's stdin: the handover's send
   // (MSG_NOSIGNAL) gets EPIPE, never SIGPIPE, if the sandbox has died.
   int sv[2];
@@ -54,10 +47,8 @@ void LocalVmms::startWarm(const TangoMachine& vm, const std::string& inst, uid_t
   Fd ours(sv[0]), theirs(sv[1]);
 
   SandboxPlan plan = planFor(inst, *imageRoot(vm), uid, defaults, limits);
-  plan.seccompFd = seccomp.get();
-  plan.usernsFd = userns.get();
   plan.stdinJob = true;
-  SpawnOptions opts = spawnOptions(plan, cgroupProcs);
+  SpawnOptions opts = spawnOptions(plan, fds);
   opts.stdinFd = theirs.get();
   WarmSandbox warm;
   try {
@@ -81,7 +72,7 @@ std::optional<Process> LocalVmms::handOver(const std::string& inst, uid_t uid, c
     warm = std::move(it->second);
     warm_.erase(it);
   }
-  const bool fits = spec.disableNetwork && limits.diskBytes == warm.diskBytes;
+  const bool fits = fitsWarm(spec, limits) && limits.diskBytes == warm.diskBytes;
   if (fits && !warm.process->waitExit(SteadyClock::now())) {
     const std::string stream = jobStream(autodriverJobFlags(spec, limits), {});
     const ssize_t n =
@@ -95,6 +86,11 @@ std::optional<Process> LocalVmms::handOver(const std::string& inst, uid_t uid, c
   warm.process.reset();
   killSandboxProcesses(uid);
   return std::nullopt;
+}
+
+bool LocalVmms::fitsWarm(const RunSpec& spec, const SandboxLimits& limits) const {
+  // Fixed when the sandbox is made: its network (none) and its tmpfs sizes.
+  return spec.disableNetwork && limits.diskBytes == limitsFor(RunSpec{}).diskBytes;
 }
 
 void LocalVmms::dropWarm(const std::string& inst) {
