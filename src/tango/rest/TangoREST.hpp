@@ -58,7 +58,7 @@ class TangoREST : public HttpHandler {
                    const std::string& outputFile, int waitSecs,
                    std::function<void(HttpResponse)> done);
   HttpResponse partialOutput(const std::string& key, const std::string& jobId);
-  HttpResponse info(const std::string& key);
+  HttpResponse info();
   HttpResponse jobs(const std::string& key, const std::string& dead);
   HttpResponse pool(const std::string& key, const std::string* image);
   std::unique_ptr<HttpExchange> prealloc(const std::string& key, const std::string& image,
