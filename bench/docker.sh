@@ -10,9 +10,10 @@
 #   backtoback median addJob-answer -> output-pollable of jobs submitted one
 #              right after the other's output, pool of 2, vs the same jobs
 #              spaced 2 s apart (the pool refilled before each); for the
-#              trivial job and for one that runs 0.25 s
+#              trivial job and for one that runs 0.25 s; SPARES=S sets
+#              POOL_SPARES (S containers ready, still 2 jobs at once)
 # Usage: bench/docker.sh [cold|warm|sustained|sustained_floor|backtoback|all]
-#   (env: BUILD, IMAGE, COLD_N, WARM_N, SUSTAINED_N, B2B_N)
+#   (env: BUILD, IMAGE, COLD_N, WARM_N, SUSTAINED_N, B2B_N, SPARES)
 # Needs a release build (./dev serve builds it) and dockerd. The default image,
 # tango-bench-minimal (Debian minbase + make), is built with this build's
 # autodriver, so jobs run it in place under a read-only root; IMAGE=another
@@ -173,7 +174,8 @@ def backtoback():
     # latency from the addJob answer to the output being pollable. Twice: the
     # trivial job, and one that runs 0.25 s, longer than a container start.
     n = int(os.environ["B2B_N"])
-    start(2)
+    spares = int(os.environ.get("SPARES") or 2)
+    start(2, f"POOL_SPARES = {spares}\n" if os.environ.get("SPARES") else "")
     http("POST", "/upload/test/bench/", b"all:\n\t@sleep 0.25; echo hi\n", {"Filename": "Makefile-slow"})
     http("POST", f"/prealloc/test/{IMAGE}/2/")
     def one(name, makefile):
@@ -183,15 +185,16 @@ def backtoback():
         return time.time() - t0
     ms = lambda xs: f"median {statistics.median(xs)*1000:.0f} ms (p90 {sorted(xs)[int(len(xs)*0.9)-1]*1000:.0f} ms)"
     for label, makefile in (("trivial job", "Makefile"), ("0.25 s job", "Makefile-slow")):
-        wait_pool(2)
+        wait_pool(spares)
         spaced = []
         for i in range(n):
             t0 = time.time()
             spaced.append(one(f"sp{makefile}{i}", makefile))
             time.sleep(max(0, 2 - (time.time() - t0)))
+        wait_pool(spares)  # the burst starts with every spare ready
         b2b = [one(f"bb{makefile}{i}", makefile) for i in range(n)]
         ratio = statistics.median(b2b) / statistics.median(spaced)
-        print(f"backtoback, {label}: {n} jobs, pool of 2: back to back {ms(b2b)}; spaced 2 s apart "
+        print(f"backtoback, {label}: {n} jobs, pool of 2, {spares} spares: back to back {ms(b2b)}; spaced 2 s apart "
               f"{ms(spaced)}; ratio {ratio:.2f} (target <= 1.5)", flush=True)
     stop()
     print(f"backtoback: containers left over: {left_over()}")

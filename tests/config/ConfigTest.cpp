@@ -210,6 +210,7 @@ TEST(Config, EachEnvironmentOverride) {
       {"VMMS_NAME", "localDocker", [](const Config& c) { return c.vmmsName == "localDocker"; }},
       {"REUSE_VMS", "True", [](const Config& c) { return c.reuseVms; }},
       {"POOL_SIZE", "0", [](const Config& c) { return c.poolSize == 0; }},
+      {"POOL_SPARES", "8", [](const Config& c) { return c.poolSpares == 8; }},
       {"JOB_RETRIES", "5", [](const Config& c) { return c.jobRetries == 5; }},
       {"MAX_OUTPUT_FILE_SIZE", "123", [](const Config& c) { return c.maxOutputFileSize == 123; }},
       {"MAX_INPUT_FILE_SIZE", "456", [](const Config& c) { return c.maxInputFileSize == 456; }},
@@ -312,6 +313,8 @@ TEST(Config, InvalidEnvironmentValuesNameTheKey) {
       {"JOB_RETRIES", "-1"},
       {"POOL_SIZE", "1001"},
       {"POOL_SIZE", "-1"},
+      {"POOL_SPARES", "-1"},
+      {"POOL_SPARES", "1001"},
       {"MAX_OUTPUT_FILE_SIZE", "0"},
       {"MAX_OUTPUT_FILE_SIZE", "1073741825"},  // over the autodriver's 1 GiB
       {"MAX_INPUT_FILE_SIZE", "-10"},

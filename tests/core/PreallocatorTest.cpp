@@ -35,6 +35,26 @@ TEST_F(CoreTest, AWarmVmServesTheNextJobAndIsReplaced) {
       << "its replacement is made";
 }
 
+TEST_F(CoreTest, PoolSparesKeepsThatManyReadyWhateverThePoolsSize) {
+  cfg_.poolSize = 1;
+  cfg_.poolSpares = 3;
+  start();
+  ASSERT_TRUE(server_->prealloc("autograding_image", 1, {}).ok);
+  EXPECT_TRUE(eventually([&] {
+    auto pools = server_->pools(std::string("autograding_image"));
+    return pools.found && pools.pools.at("autograding_image").at("free").as_array().size() == 3u;
+  })) << "three spares for a pool of one";
+  auto job = waitFinished(submit());
+  ASSERT_TRUE(job);
+  EXPECT_TRUE(traceHas(*job, "existing VM")) << "a spare ran it";
+  EXPECT_TRUE(eventually([&] { return vmms_->aliveCount() == 3 && vmms_->inits == 4; }))
+      << "its replacement is made, and no more";
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(vmms_->aliveCount(), 3u);
+  ASSERT_TRUE(server_->prealloc("autograding_image", 0, {}).ok);
+  EXPECT_TRUE(eventually([&] { return vmms_->aliveCount() == 0; })) << "a pool set to 0 has none";
+}
+
 TEST_F(CoreTest, AWarmingThatThrowsDoesNotStopThePool) {
   configure = [](FakeVmms& f) {
     f.initHook = [](int n) -> std::string {

@@ -433,6 +433,7 @@ const std::vector<Knob>& knobs() {
       {"OPERATOR_ROUTES_NEED_KEY",
        [](Config& c, std::string_view k, const Raw& r) { c.operatorRoutesNeedKey = asBool(k, r); }},
       {"POOL_SIZE", intIn(&Config::poolSize, 0, 1000)},
+      {"POOL_SPARES", intIn(&Config::poolSpares, 0, 1000)},
       {"POOL_MAX", intIn(&Config::poolMax, 0, 1000)},
       {"POOL_GROW_EVERY", intIn(&Config::poolGrowEvery, 1, 100000)},
       {"POOL_IDLE_SECS", intIn(&Config::poolIdleSecs, 1, 7 * 86400)},

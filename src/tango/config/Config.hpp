@@ -82,6 +82,10 @@ struct Config {
   bool operatorRoutesNeedKey = true;
   bool reuseVms = false;  // REUSE_VMS (a VM never runs two jobs: see README)
   int poolSize = 2;       // POOL_SIZE: default number of VMs per image
+  // POOL_SPARES: spare VMs kept ready per pool besides the running ones,
+  // whatever the pool's size (how many of its jobs run at once); -1 (unset):
+  // as many as the pool's size. A pool of size 0 keeps none.
+  int poolSpares = -1;
   // A pool of reused VMs (ec2SSH with REUSE_VMS) grows with its queue: one
   // more VM per POOL_GROW_EVERY queued jobs, up to POOL_MAX (0: never), and
   // shrinks back to its size after POOL_IDLE_SECS without a job.

@@ -50,6 +50,7 @@ Preallocator::Pool& Preallocator::poolFor(const std::string& vmms, const std::st
     p.image = image;
     p.reuse = v.reusesVms();
     p.target = cfg_.poolSize;
+    p.sparesSetting = cfg_.poolSpares;
     p.watchHosts = !v.hosts().empty();
   }
   return it->second;
@@ -224,7 +225,8 @@ void Preallocator::update(const std::string& vmms, const std::string& image, int
     if (memory) pool.memory = memory;
     // Shrink: free VMs above the target are destroyed by the warmer (and
     // those still being made, once they are: warmLoop).
-    while (pool.spares() > static_cast<std::size_t>(num) && !pool.free.empty()) {
+    const auto keep = pool.reuse ? static_cast<std::size_t>(num) : pool.sparesWanted();
+    while (pool.spares() > keep && !pool.free.empty()) {
       surplus_.push_back(pool.free.begin()->second);
       pool.free.erase(pool.free.begin());
     }
@@ -296,7 +298,7 @@ void Preallocator::warmLoop() {
     pool.warming.erase(vm.id);
     pool.lastWarmFailed = !init.ok;
     // Jobs waiting for this VM are woken however its making ended.
-    const auto room = static_cast<std::size_t>(pool.want());
+    const auto room = pool.reuse ? static_cast<std::size_t>(pool.want()) : pool.sparesWanted();
     const auto held = pool.reuse ? pool.size() : pool.spares();  // the VM itself left `warming`
     if (!init.ok || held >= room) {
       lock.unlock();

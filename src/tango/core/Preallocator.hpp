@@ -7,8 +7,9 @@
 //
 // A pool's size N (POOL_SIZE, or prealloc's num) means two things: N jobs of
 // the image may run at once, and N spare VMs are kept ready besides those
-// running. A VM's replacement starts warming when its job ends, or at once
-// when the job took the pool's last ready VM (wantsSpare): jobs that follow
+// running (or POOL_SPARES of them: a burst of jobs coming one after another
+// faster than the VMMS makes VMs finds that many ready). A VM's replacement starts warming when its
+// job ends, or at once when the job took the pool's last ready VM (wantsSpare): jobs that follow
 // one another find a ready VM without every warm job sharing the engine
 // with a container start.
 #include <chrono>
@@ -85,7 +86,8 @@ class Preallocator {
     std::string vmms, image;
     bool reuse = false;  // its VMMS reuses VMs (returnVM)
     int target = 0;
-    int grown = 0;  // VMs beyond target while its queue asks for them (demand)
+    int sparesSetting = -1;  // POOL_SPARES, -1: as many as want()
+    int grown = 0;           // VMs beyond target while its queue asks for them (demand)
     std::chrono::steady_clock::time_point lastBusy = std::chrono::steady_clock::now();
     std::optional<int> cores, memory;
     std::map<std::int64_t, TangoMachine> free, busy, warming;
@@ -97,6 +99,11 @@ class Preallocator {
     // Jobs of the image at once.
     std::size_t capacity() const { return static_cast<std::size_t>(std::max(want(), 1)); }
     int want() const { return target + grown; }
+    // Spare VMs of a pool whose VMs are not reused: none in a pool set to 0.
+    std::size_t sparesWanted() const {
+      if (target == 0) return 0;
+      return static_cast<std::size_t>(sparesSetting >= 0 ? sparesSetting : want());
+    }
     // Whether a warmer should make one more spare now. A job's replacement
     // is made when the job takes its VM if that left no VM ready (the next
     // job would wait for it); otherwise once the job has ended, since a
@@ -107,8 +114,8 @@ class Preallocator {
     // billed while it runs) are Tango's pool instead: `target` VMs in all,
     // busy or free, each back in the pool after its job.
     bool wantsSpare() const {
-      const auto want = static_cast<std::size_t>(this->want());
-      if (reuse) return size() < want;
+      if (reuse) return size() < static_cast<std::size_t>(want());
+      const auto want = sparesWanted();
       return spares() < want && (free.empty() || busy.size() + spares() < want);
     }
   };
