@@ -8,10 +8,10 @@
 // A pool's size N (POOL_SIZE, or prealloc's num) means two things: N jobs of
 // the image may run at once, and N spare VMs are kept ready besides those
 // running (or POOL_SPARES of them: a burst of jobs coming one after another
-// faster than the VMMS makes VMs finds that many ready). A VM's replacement starts warming when its
-// job ends, or at once when the job took the pool's last ready VM (wantsSpare): jobs that follow
-// one another find a ready VM without every warm job sharing the engine
-// with a container start.
+// faster than the VMMS makes VMs finds that many ready). A VM's replacement
+// starts warming when its job ends, or at once when the job took the pool's
+// last ready VM (wantsSpare): jobs that follow one another find a ready VM
+// without every warm job sharing the engine with a container start.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
